@@ -1,0 +1,361 @@
+"""The ``evoart`` command: a thin layer of click and rich over the library.
+
+It parses options, calls ``runner``/``data``/``store``, renders progress from the
+library's callbacks, and maps library errors to a message and exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from . import __version__
+
+console = Console()
+err_console = Console(stderr=True)
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _user_errors():
+    """Library errors whose message is meant for the user: shown without a traceback."""
+    from .config import ConfigError
+    from .data import DataError
+    from .genome import GenomeError
+    from .store import StoreError
+
+    return (ConfigError, DataError, GenomeError, StoreError, ValueError)
+
+
+class EvoartGroup(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except _user_errors() as exc:
+            err_console.print(f"[bold red]Error:[/] {exc}", highlight=False)
+            ctx.exit(EXIT_USAGE)
+
+
+@click.group(cls=EvoartGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="evoart")
+def main():
+    """evoart: evolve GAN genomes with a genetic algorithm and look at what they make.
+
+    \b
+    Start here:
+      evoart evolve                 evolve on the built-in 'shapes' set (a few minutes on a CPU)
+      evoart datasets list          the built-in datasets
+      evoart evolve ~/Pictures/ink  evolve on your own image folder
+    """
+
+
+# ---- evolve ------------------------------------------------------------------------------
+
+EVOLVE_HELP = """Evolve GAN genomes on DATA: an image folder or a built-in dataset
+(default: shapes).
+
+Each generation, every new individual is trained briefly as a GAN (starting from its
+parents' weights), scored by a perceptual distance (SWD) and judged by the other
+individuals' discriminators; the best survive and breed. Everything lands in a run
+folder under --out: a SQLite ledger, sample grids, a contact sheet per generation.
+
+\b
+Examples:
+  evoart evolve                                  # defaults: 32 px, ~5 minutes on 2 CPU cores
+  evoart evolve landscapes --generations 12 --population 12
+  evoart evolve ~/Pictures/moths --resolution 64 --steps 300 --device cuda
+  evoart evolve --config big.toml                # same names as the options: population = 16
+  evoart evolve --resume gallery/20261126-1405-shapes-s0 --generations 10
+"""
+
+
+def _explicit(ctx: click.Context, name: str) -> bool:
+    src = ctx.get_parameter_source(name)
+    return src is not None and src.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+@main.command(help=EVOLVE_HELP)
+@click.argument("data", required=False)
+@click.option("--population", type=int, help="Individuals kept each generation.  [default: 8]")
+@click.option("--children", type=int, help="New individuals each generation.  [default: population]")
+@click.option("--generations", type=int, help="Generations in all; with --resume, the new total.  [default: 6]")
+@click.option("--steps", type=int, help="Training steps per new individual.  [default: 120]")
+@click.option("--resolution", type=int, help="Image size in pixels: 16, 32, 64 or 128.  [default: 32]")
+@click.option("--samples", type=int, help="Generated images scored per individual.  [default: 128]")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), help="Where to train.  [default: auto]")
+@click.option("--workers", type=int, help="Parallel evaluations (processes).  [default: 2]")
+@click.option("--seed", type=int, help="Makes a run reproducible on the CPU.  [default: 0]")
+@click.option("--budget-seconds", type=float,
+              help="Stop each individual's training after this many seconds (not reproducible).")
+@click.option("--no-inherit", is_flag=True, default=None, help="Children train from scratch.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("gallery"),
+              show_default=True, help="Output root: one folder per run.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="A TOML file with the same names as these options.")
+@click.option("--resume", "resume", metavar="RUN", help="Continue or extend a run (a name under --out or a path).")
+@click.option("--dry-run", is_flag=True, help="Print the resolved configuration and exit.")
+@click.pass_context
+def evolve(ctx, data, config_file, resume, dry_run, out, no_inherit, **options):
+    from .config import ConfigError, EvolveConfig, load_toml
+    from .runner import RunInterrupted, resume_run, start_run
+
+    given = {k: v for k, v in options.items() if v is not None and _explicit(ctx, k)}
+    if no_inherit:
+        given["inherit"] = False
+    if data is not None:
+        given["data"] = data
+
+    if resume:
+        if config_file or data is not None:
+            raise ConfigError("--resume continues a run with its own data and configuration; "
+                              "drop DATA and --config")
+        if dry_run:
+            from .store import opened, resolve_run
+
+            with opened(resolve_run(resume, out)) as store:
+                console.print_json(json.dumps(store.config))
+            return
+        view = EvolveView(resumed=True)
+        try:
+            with view:
+                outcome = resume_run(resume, out, overrides=given, progress=view.event,
+                                     step_progress=view.step, data_progress=view.data_step)
+        except RunInterrupted as exc:
+            _interrupted(exc)
+        view.finish(outcome)
+        return
+
+    settings = load_toml(config_file) if config_file else {}
+    settings.update(given)
+    cfg = EvolveConfig.from_dict(settings, source=str(config_file) if config_file else "options")
+    if dry_run:
+        console.print_json(json.dumps(cfg.to_dict()))
+        return
+    view = EvolveView(resumed=False)
+    try:
+        with view:
+            outcome = start_run(cfg, out, progress=view.event, step_progress=view.step,
+                                data_progress=view.data_step)
+    except RunInterrupted as exc:
+        _interrupted(exc)
+    view.finish(outcome)
+
+
+def _interrupted(exc) -> None:
+    err_console.print(f"\n[yellow]Stopped.[/] Everything evaluated so far is saved in {exc.run_dir}")
+    err_console.print(f"Resume with:  evoart evolve --resume {exc.run_dir}", highlight=False)
+    sys.exit(EXIT_INTERRUPTED)
+
+
+class EvolveView:
+    """Renders the library's progress events: rich bars on a terminal, plain lines
+    otherwise (logs, CI, pipes)."""
+
+    def __init__(self, resumed: bool):
+        self.live = console.is_terminal
+        self.resumed = resumed
+        self.progress = None
+        self.gen_task = self.ind_task = None
+        self.train_tasks: dict[str, int] = {}
+        self.t0 = time.perf_counter()
+        self.last_plain: dict[str, float] = {}
+        self.cfg = None
+
+    def __enter__(self):
+        if self.live:
+            self.progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TaskProgressColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                console=console, transient=False,
+            )
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress is not None:
+            self.progress.stop()
+
+    def print(self, *args, **kw):
+        console.print(*args, **kw)
+
+    # -- callbacks from the library (may come from a worker-reader thread) --
+    def data_step(self, done: int, total: int) -> None:
+        if not self.live and done == total:
+            self.print(f"decoded {total} images")
+
+    def step(self, ind_id: str, step: int, total: int) -> None:
+        if self.progress is None:
+            return
+        task = self.train_tasks.get(ind_id)
+        if task is None:
+            task = self.progress.add_task(f"  training {ind_id}", total=total)
+            self.train_tasks[ind_id] = task
+        self.progress.update(task, completed=step)
+
+    def event(self, kind: str, info: dict) -> None:
+        getattr(self, f"on_{kind}", lambda info: None)(info)
+
+    def on_data(self, info):
+        skipped = info["skipped"]
+        self.print(f"Data: {info['name']} ({info['kind']}), {info['count']} images: "
+                   f"{info['train']} to train on, {info['holdout']} held out for judging", highlight=False)
+        if skipped:
+            shown = "; ".join(f"{p} ({r})" for p, r in skipped[:10])
+            more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
+            err_console.print(f"[yellow]Warning:[/] skipped {len(skipped)} unreadable files: {shown}{more}",
+                              highlight=False)
+
+    def on_run(self, info):
+        self.cfg = info["config"]
+        c = self.cfg
+        verb = "Resuming" if info.get("resumed") else "Run"
+        self.print(f"{verb}: {info['run_dir']}  (device {info['device']}, {c.workers} workers, "
+                   f"population {c.population}, {c.generations} generations, {c.steps} steps, "
+                   f"{c.resolution} px)", highlight=False)
+
+    def on_generation_start(self, info):
+        gen, total = info["generation"], info["generations"]
+        if self.progress is not None:
+            if self.gen_task is None:
+                self.gen_task = self.progress.add_task("generations", total=total, completed=gen)
+            self.progress.update(self.gen_task, total=total, completed=gen)
+            if self.ind_task is not None:
+                self.progress.remove_task(self.ind_task)
+            self.ind_task = self.progress.add_task(f"generation {gen}", total=info["children"])
+        else:
+            self.print(f"generation {gen}/{total - 1}: evaluating {info['children']} new individuals")
+
+    def on_evaluating(self, info):
+        if self.progress is not None and self.ind_task is not None:
+            self.progress.update(self.ind_task, completed=info["done"])
+
+    def on_evaluated(self, info):
+        m, ev = info["member"], info["evaluation"]
+        if self.progress is not None:
+            self.progress.advance(self.ind_task)
+            task = self.train_tasks.pop(m.id, None)
+            if task is not None:
+                self.progress.remove_task(task)
+        st = ev.stats or {}
+        extra = f"  ({ev.reason})" if ev.reason else ""
+        swd = ev.metrics.get("swd")
+        self.print(f"  {m.id} {ev.status:<8} swd {swd:7.1f}  {st.get('steps_per_second', 0):5.1f} steps/s  "
+                   f"{ev.timings.get('total_s', 0):5.1f} s  from {'+'.join(m.parents) or m.origin}{extra}",
+                   highlight=False)
+
+    def on_judging(self, info):
+        if self.progress is None:
+            self.print("  judging: every discriminator against every other generator")
+
+    def on_generation_end(self, info):
+        gen, ranked, s = info["generation"], info["ranked"], info["summary"]
+        if self.progress is not None:
+            self.progress.update(self.gen_task, completed=gen + 1)
+        table = Table(title=f"Generation {gen}: population in rank order", title_justify="left")
+        for col, just in (("#", "right"), ("individual", "left"), ("front", "right"), ("realism ↑", "right"),
+                          ("swd ↓", "right"), ("diversity", "right"), ("born of", "left")):
+            table.add_column(col, justify=just, no_wrap=True)
+        table.add_column("genome", no_wrap=True, overflow="ellipsis", ratio=1)
+        from .genome import describe
+
+        for rank, m in enumerate(ranked, 1):
+            o = m.metrics
+            table.add_row(str(rank), m.id, str(m.front), f"{o.get('realism', 0):.3f}", f"{o.get('swd', 0):.1f}",
+                          f"{o.get('diversity', 0):.2f}", "+".join(m.parents) or m.origin,
+                          describe(m.genome))
+        self.print(table)
+        self.print(f"  best realism {s['best_realism']:.3f} (median {s['median_realism']:.3f}), "
+                   f"best swd {s['best_swd']:.1f} (median {s['median_swd']:.1f})"
+                   + (f", {s['diverged']} diverged" if s["diverged"] else "")
+                   + (f", {s['failed']} failed" if s["failed"] else ""), highlight=False)
+
+    def finish(self, outcome) -> None:
+        r = outcome.result
+        best = r.population[0] if r.population else None
+        self.print(f"\nDone in {outcome.seconds:.0f} s: {r.evaluated} individuals trained.", highlight=False)
+        if r.history:
+            first, last = r.history[0], r.history[-1]
+            self.print(f"Best swd {first['best_swd']:.1f} -> {last['best_swd']:.1f}, best realism "
+                       f"{first['best_realism']:.3f} -> {last['best_realism']:.3f} "
+                       f"(generation {first['generation']} -> {last['generation']})", highlight=False)
+        self.print(f"Run folder: {outcome.run_dir}", highlight=False)
+        if best is not None:
+            from .store import generation_dir, individual_dir
+
+            self.print(f"Best of the last generation: {best.id}  "
+                       f"{individual_dir(outcome.run_dir, best.id) / 'samples.png'}", highlight=False)
+            self.print(f"Contact sheets: {generation_dir(outcome.run_dir, 0) / 'contact.png'} ... "
+                       f"{generation_dir(outcome.run_dir, r.generations - 1) / 'contact.png'}", highlight=False)
+
+
+# ---- datasets ----------------------------------------------------------------------------
+
+@main.group()
+def datasets():
+    """The built-in procedural datasets (generated on the fly, nothing downloaded)."""
+
+
+@datasets.command("list")
+def datasets_list():
+    """List the built-in datasets."""
+    from .data import DEFAULT_DATASET, list_datasets
+
+    table = Table(title="Built-in datasets")
+    table.add_column("name")
+    table.add_column("description")
+    for d in list_datasets():
+        table.add_row(d.name + (" (default)" if d.name == DEFAULT_DATASET else ""), d.description)
+    console.print(table)
+
+
+@datasets.command("preview")
+@click.argument("name")
+@click.option("--resolution", type=int, default=32, show_default=True)
+@click.option("--count", type=int, default=64, show_default=True, help="Images in the grid.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="PNG file to write (never overwritten without --force).")
+@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
+def datasets_preview(name, resolution, count, output, force):
+    """Write a grid of a dataset's images (built-in name or folder) to a PNG."""
+    from .data import preview
+
+    if output.exists() and not force:
+        raise click.ClickException(f"{output} exists; pass --force to overwrite it")
+    img = preview(name, resolution, n=count)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    img.save(output)
+    console.print(f"Wrote {output}", highlight=False)
+
+
+# ---- prune -------------------------------------------------------------------------------
+
+@main.command()
+@click.argument("run")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("gallery"), show_default=True)
+def prune(run, out):
+    """Delete training state that no child can inherit any more (keeps generator weights,
+    samples and the ledger)."""
+    from .runner import prune_run
+
+    removed, freed = prune_run(run, out)
+    console.print(f"Removed {removed} training-state files, freed {freed / 1e6:.1f} MB.", highlight=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,106 @@
+"""The configuration of a run: one typed dataclass, stored with the run.
+
+The command-line options and the keys of a ``--config FILE.toml`` share these names
+(``population = 16``); ``config.json`` in the run folder records every field.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class ConfigError(ValueError):
+    """A configuration a run cannot use; the message is meant for the user."""
+
+
+@dataclass
+class EvolveConfig:
+    data: str = "shapes"            # a built-in dataset name or an image folder
+    population: int = 8             # individuals kept each generation (mu)
+    children: int | None = None     # new individuals each generation (lambda); None = population
+    generations: int = 6            # generations in all, generation 0 included
+    steps: int = 120                # training steps per new individual
+    resolution: int = 32
+    samples: int = 128              # generated images scored per individual (fixed latents)
+    judge_samples: int = 64         # images per generator and real images per D in the judging pass
+    holdout: int = 256              # real images no individual trains on, used for judging and scoring
+    device: str = "auto"
+    workers: int = 2                # parallel evaluations (processes); 1 = in this process
+    seed: int = 0
+    inherit: bool = True            # children start from their parents' trained tensors
+    mutation_strength: float = 1.0
+    crossover_rate: float = 0.3     # share of children made by crossover (then mutated)
+    budget_seconds: float | None = None  # per-individual time limit; makes a run not reproducible
+    from_presets: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def lam(self) -> int:
+        return self.children if self.children is not None else self.population
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> "EvolveConfig":
+        known = {f.name for f in fields(cls)}
+        data = {k.replace("-", "_"): v for k, v in data.items()}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown option {unknown[0]!r} (known: {', '.join(sorted(known))})")
+        cfg = cls(**data)
+        cfg.validate(source=source)
+        return cfg
+
+    def validate(self, *, source: str = "config") -> "EvolveConfig":
+        def need(cond: bool, msg: str) -> None:
+            if not cond:
+                raise ConfigError(f"{source}: {msg}")
+
+        ints = ["population", "generations", "steps", "resolution", "samples", "judge_samples",
+                "holdout", "workers", "seed"]
+        for name in ints:
+            v = getattr(self, name)
+            need(isinstance(v, int) and not isinstance(v, bool), f"{name} must be an integer, got {v!r}")
+        need(self.population >= 2, "population must be at least 2 (the judging pass compares individuals)")
+        need(self.children is None or (isinstance(self.children, int) and self.children >= 1),
+             "children must be a positive integer")
+        need(self.generations >= 1, "generations must be at least 1")
+        need(self.steps >= 1, "steps must be at least 1")
+        need(self.resolution in (16, 32, 64, 128), "resolution must be 16, 32, 64 or 128")
+        need(self.samples >= 16, "samples must be at least 16")
+        need(2 <= self.judge_samples <= self.samples, "judge_samples must be between 2 and samples")
+        need(self.holdout >= self.judge_samples, "holdout must be at least judge_samples")
+        need(self.workers >= 1, "workers must be at least 1")
+        need(self.device in ("auto", "cpu", "cuda", "mps") or str(self.device).startswith("cuda:"),
+             f"device must be auto, cpu, cuda or mps, got {self.device!r}")
+        need(isinstance(self.inherit, bool), "inherit must be true or false")
+        need(isinstance(self.mutation_strength, (int, float)) and 0 < self.mutation_strength <= 5,
+             "mutation_strength must be in (0, 5]")
+        need(isinstance(self.crossover_rate, (int, float)) and 0 <= self.crossover_rate <= 1,
+             "crossover_rate must be in [0, 1]")
+        need(self.budget_seconds is None or (isinstance(self.budget_seconds, (int, float)) and self.budget_seconds > 0),
+             "budget_seconds must be a positive number")
+        need(isinstance(self.from_presets, list), "from_presets must be a list of preset names")
+        return self
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    # Allow either top-level keys or an [evolve] table.
+    if "evolve" in data and isinstance(data["evolve"], dict):
+        data = {**{k: v for k, v in data.items() if k != "evolve"}, **data["evolve"]}
+    return data

@@ -1,0 +1,228 @@
+"""``map`` implementations for evaluating a generation: in this process, or in a pool of
+worker processes (one torch thread each on the CPU).
+
+An executor's ``map(tasks)`` yields ``Evaluation`` results as they finish, so the driver
+can commit each individual the moment it is done. A worker that dies (out of memory, a
+segfault) marks its individual failed; the pool is rebuilt and the rest go on. Workers
+die with the driver: nothing is left running after a kill.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+import os
+import queue
+import signal
+import sys
+import threading
+from typing import Callable, Iterable, Iterator
+
+from .fitness import EvalContext, EvalTask, Evaluation, evaluate, failed
+
+# progress(individual id, step, total steps)
+StepProgress = Callable[[str, int, int], None]
+
+_FAULT_ENV = "EVOART_FAULT"  # test hook: "crash:<individual id>" kills the worker evaluating it
+
+
+def set_torch_threads(device: str, threads: int = 1) -> None:
+    """On these small CPUs torch's default of one thread per core collapses as soon as a
+    second process is busy (measured 5-30x slower), so each worker uses one thread."""
+    import torch
+
+    if device == "cpu" or device == "auto":
+        torch.set_num_threads(threads)
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:
+            pass  # already set in this process
+
+
+def _maybe_inject_fault(ind_id: str) -> None:
+    fault = os.environ.get(_FAULT_ENV, "")
+    if fault.startswith("crash:") and fault.split(":", 1)[1] == ind_id:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class SerialExecutor:
+    """Evaluates in this process, in order. Simple and debuggable; the default on GPUs
+    with one worker."""
+
+    def __init__(self, ctx: EvalContext, progress: StepProgress | None = None, threads: int | None = None):
+        self.ctx = ctx
+        self.progress = progress
+        if threads is not None:
+            set_torch_threads(ctx.device, threads)
+
+    def map(self, tasks: Iterable[EvalTask]) -> Iterator[Evaluation]:
+        for task in tasks:
+            cb = (lambda s, t, _id=task.id: self.progress(_id, s, t)) if self.progress else None
+            yield evaluate(task, self.ctx, cb)
+
+    def close(self) -> None:
+        pass
+
+
+# ---- process pool ------------------------------------------------------------------------
+
+_WORKER_CTX: EvalContext | None = None
+_WORKER_QUEUE = None
+
+
+def _die_with_parent() -> None:
+    """Linux: ask the kernel to SIGKILL this worker when the driver dies. Elsewhere, a
+    watchdog thread notices the parent is gone."""
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            PR_SET_PDEATHSIG = 1
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except OSError:
+            pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch():
+        import time
+
+        while True:
+            if os.getppid() != parent:
+                os._exit(1)
+            time.sleep(1.0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _worker_init(ctx: EvalContext, progress_queue, threads: int) -> None:
+    global _WORKER_CTX, _WORKER_QUEUE
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    _die_with_parent()
+    set_torch_threads(ctx.device, threads)
+    _WORKER_CTX = ctx
+    _WORKER_QUEUE = progress_queue
+
+
+def _worker_evaluate(task: EvalTask) -> Evaluation:
+    q = _WORKER_QUEUE
+    if q is not None:
+        q.put(("start", task.id, os.getpid()))
+    _maybe_inject_fault(task.id)
+
+    def report(step: int, total: int) -> None:
+        if q is not None:
+            q.put(("step", task.id, step, total))
+
+    return evaluate(task, _WORKER_CTX, report)
+
+
+class ProcessExecutor:
+    """A pool of ``workers`` processes, each with its own copy of the context."""
+
+    def __init__(self, ctx: EvalContext, workers: int, progress: StepProgress | None = None, threads: int = 1):
+        self.ctx = ctx
+        self.workers = workers
+        self.threads = threads
+        self.progress = progress
+        self._mp = mp.get_context("spawn")
+        self._queue = self._mp.Queue()
+        self._started: dict[str, int] = {}
+        self._pool: cf.ProcessPoolExecutor | None = None
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._read_progress, daemon=True)
+        self._reader.start()
+
+    def _read_progress(self) -> None:
+        while not self._stop.is_set():
+            try:
+                msg = self._queue.get(timeout=0.2)
+            except (queue.Empty, OSError, EOFError, ValueError):
+                continue
+            if msg[0] == "start":
+                self._started[msg[1]] = msg[2]
+            elif msg[0] == "step" and self.progress is not None:
+                try:
+                    self.progress(msg[1], msg[2], msg[3])
+                except Exception:
+                    pass  # a display problem must never stop evaluation
+
+    def _new_pool(self, workers: int) -> cf.ProcessPoolExecutor:
+        return cf.ProcessPoolExecutor(
+            max_workers=workers, mp_context=self._mp,
+            initializer=_worker_init, initargs=(self.ctx, self._queue, self.threads),
+        )
+
+    def _pool_or_new(self) -> cf.ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = self._new_pool(self.workers)
+        return self._pool
+
+    def map(self, tasks: Iterable[EvalTask]) -> Iterator[Evaluation]:
+        """Yield results as they complete. When a worker dies, the individuals that were
+        running are retried one at a time in a fresh pool; one that kills its worker again
+        is marked failed (so an innocent neighbour is never blamed)."""
+        pending = list(tasks)
+        suspects: list[EvalTask] = []
+        breaks: dict[str, int] = {}
+        while pending:
+            pool = self._pool_or_new()
+            self._started.clear()
+            futures = {pool.submit(_worker_evaluate, t): t for t in pending}
+            pending = []
+            broken = False
+            for fut in cf.as_completed(futures):
+                task = futures[fut]
+                try:
+                    yield fut.result()
+                except cf.process.BrokenProcessPool:
+                    broken = True
+                    breaks[task.id] = breaks.get(task.id, 0) + 1
+                    if task.id in self._started or breaks[task.id] >= 2:
+                        suspects.append(task)
+                    else:
+                        pending.append(task)
+            if broken:
+                self._shutdown_pool()
+                for task in suspects:
+                    yield self._run_alone(task)
+                suspects = []
+
+    def _run_alone(self, task: EvalTask) -> Evaluation:
+        pool = self._new_pool(1)
+        try:
+            return pool.submit(_worker_evaluate, task).result()
+        except cf.process.BrokenProcessPool:
+            return failed(task.id, "its worker process died (out of memory or a crash) twice")
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _shutdown_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def terminate(self) -> None:
+        """Stop now (Ctrl-C): kill the workers rather than wait for their individuals."""
+        if self._pool is not None:
+            for p in list(getattr(self._pool, "_processes", {}).values()):
+                try:
+                    p.kill()
+                except Exception:
+                    pass
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def close(self) -> None:
+        self._shutdown_pool()
+        self._stop.set()
+        self._reader.join(timeout=2)
+        self._queue.close()
+
+
+def make_executor(ctx: EvalContext, workers: int, progress: StepProgress | None = None):
+    if workers <= 1:
+        return SerialExecutor(ctx, progress, threads=1 if ctx.device == "cpu" else None)
+    return ProcessExecutor(ctx, workers, progress)

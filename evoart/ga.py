@@ -1,0 +1,339 @@
+"""The genetic algorithm: DEAP types and toolbox, the (mu + lambda) generation loop, the
+hall of fame and lineage. The only module that imports deap.
+
+The loop never touches files: it reports through a ``Ledger`` (which the run folder
+implements in ``runner``) and ``progress`` callbacks, and evaluates through the
+toolbox's ``map`` (serial, a process pool, or later Ray). Every random choice comes from
+one ``random.Random`` whose state is checkpointed with each generation, so a killed run
+resumes to exactly the same genomes as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Protocol
+
+import numpy as np
+from deap import base, creator, tools
+
+from . import variation
+from .config import EvolveConfig
+from .fitness import WORST, EvalContext, EvalTask, Evaluation, judge, LATENT_MAX
+from .genome import Genome
+
+# Objectives, in the order of the DEAP fitness weights: realism (from the population's
+# discriminators) up, perceptual distance (SWD) down.
+OBJECTIVES = ("realism", "swd")
+WEIGHTS = (1.0, -1.0)
+
+
+class Member:
+    """One individual of the population: a genome, where it came from and how it scored."""
+
+    def __init__(self, id: str, genome: Genome, *, parents: list[str], born: int, seed: int,
+                 origin: str, inheritance: variation.Inheritance | None):
+        self.id = id
+        self.genome = genome
+        self.parents = parents
+        self.born = born
+        self.seed = seed
+        self.origin = origin              # "random", "mutation", "crossover", "preset:NAME"
+        self.inheritance = inheritance
+        self.status = "pending"
+        self.reason = ""
+        self.metrics: dict[str, float] = {}
+        self.front = 0
+        self.crowding = 0.0
+
+    def objectives(self) -> dict[str, float]:
+        return {k: self.metrics.get(k, WORST[k]) for k in OBJECTIVES}
+
+    def row(self) -> dict[str, Any]:
+        return {"id": self.id, "genome": self.genome.to_dict(), "genome_hash": self.genome.content_hash(),
+                "parents": self.parents, "origin": self.origin, "seed": self.seed,
+                "inheritance": self.inheritance.to_dict() if self.inheritance else None}
+
+    def __repr__(self) -> str:
+        return f"Member({self.id}, {self.status}, {self.objectives()})"
+
+
+# DEAP's creator is global: create the classes once, at import of this one module.
+if not hasattr(creator, "EvoartFitness"):
+    creator.create("EvoartFitness", base.Fitness, weights=WEIGHTS)
+if not hasattr(creator, "EvoartIndividual"):
+    creator.create("EvoartIndividual", Member, fitness=creator.EvoartFitness)
+
+
+def new_member(**kwargs) -> Member:
+    return creator.EvoartIndividual(**kwargs)
+
+
+def individual_id(generation: int, index: int) -> str:
+    return f"g{generation:03d}-i{index:02d}"
+
+
+def individual_seed(run_seed: int, ind_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{run_seed}:{ind_id}".encode()).digest()[:4], "little") & 0x7FFFFFFF
+
+
+def _rng_to_json(state) -> list:
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def _rng_from_json(data) -> tuple:
+    return (data[0], tuple(data[1]), data[2])
+
+
+# ---- the ledger the loop reports to -----------------------------------------------------
+
+@dataclass
+class ResumePoint:
+    """Where a run stopped: the last finished generation's population (with metrics) and
+    RNG states, plus the children of an unfinished generation and those already done."""
+
+    next_generation: int
+    population: list[Member]
+    rng_state: list
+    global_rng_state: list
+    hall_of_fame: list[str]
+    begun: list[Member] | None = None          # children of next_generation, if it was begun
+    begun_state: dict | None = None
+
+
+class Ledger(Protocol):
+    def resume_point(self, cfg: EvolveConfig) -> ResumePoint | None: ...
+    def begin_generation(self, generation: int, children: list[Member], state: dict) -> None: ...
+    def commit(self, member: Member, evaluation: Evaluation) -> None: ...
+    def end_generation(self, generation: int, ranked: list[Member], pool: list[Member],
+                       judged_matrix: dict, state: dict, samples: dict[str, np.ndarray]) -> None: ...
+    def load_train_state(self, ind_id: str) -> dict | None: ...
+    def load_generator_state(self, ind_id: str) -> dict | None: ...
+
+
+Progress = Callable[[str, dict], None]
+
+
+@dataclass
+class EvolveResult:
+    generations: int
+    population: list[Member]                 # the last generation, best first
+    hall_of_fame: list[Member]               # the Pareto front over the whole run
+    evaluated: int                           # individuals trained in this call
+    history: list[dict] = field(default_factory=list)
+
+
+# ---- toolbox -----------------------------------------------------------------------------
+
+def make_toolbox(cfg: EvolveConfig, executor) -> base.Toolbox:
+    tb = base.Toolbox()
+    tb.register("map", executor.map)
+    tb.register("random_genome", variation.random_genome, resolution=cfg.resolution)
+    tb.register("mutate", variation.mutate, strength=cfg.mutation_strength)
+    tb.register("mate", variation.crossover)
+    tb.register("select", tools.selNSGA2)
+    return tb
+
+
+def _tournament(population: list[Member], rng: random.Random) -> Member:
+    """Binary tournament on (Pareto front, crowding distance), as in NSGA-II."""
+    a, b = rng.sample(population, 2) if len(population) >= 2 else (population[0], population[0])
+    if (a.front, -a.crowding) <= (b.front, -b.crowding):
+        return a
+    return b
+
+
+def _rank(pool: list[Member]) -> list[Member]:
+    """Sort best first: by Pareto front, then crowding distance (spread), then SWD."""
+    fronts = tools.sortNondominated(pool, len(pool))
+    for f_index, front in enumerate(fronts):
+        tools.emo.assignCrowdingDist(front)
+        for m in front:
+            m.front = f_index
+            m.crowding = float(m.fitness.crowding_dist)
+    return sorted(pool, key=lambda m: (m.front, -m.crowding, m.objectives()["swd"], m.id))
+
+
+def make_children(tb, generation: int, population: list[Member], cfg: EvolveConfig,
+                  rng: random.Random) -> list[Member]:
+    children = []
+    for k in range(cfg.lam):
+        cid = individual_id(generation, k)
+        if rng.random() < cfg.crossover_rate and len(population) >= 2:
+            p1 = _tournament(population, rng)
+            p2 = _tournament([m for m in population if m is not p1], rng)
+            genome, inh = tb.mate(p1.genome, p2.genome, rng)
+            parents, origin = [p1.id, p2.id], "crossover"
+        else:
+            p1 = _tournament(population, rng)
+            genome, inh = tb.mutate(p1.genome, rng)
+            parents, origin = [p1.id], "mutation"
+        children.append(new_member(
+            id=cid, genome=genome, parents=parents, born=generation, seed=individual_seed(cfg.seed, cid),
+            origin=origin, inheritance=inh if cfg.inherit else None,
+        ))
+    return children
+
+
+def initial_members(tb, cfg: EvolveConfig, rng: random.Random, seeds: list[tuple[str, Genome]] = ()) -> list[Member]:
+    """Generation 0: the given seed genomes (presets) and their mutants, filled up with
+    random genomes."""
+    out = []
+    seeds = list(seeds)
+    for k in range(cfg.lam):
+        cid = individual_id(0, k)
+        if seeds and k < len(seeds):
+            name, genome = seeds[k]
+            origin = f"preset:{name}"
+        elif seeds and k < 2 * len(seeds):
+            name, base_genome = seeds[k - len(seeds)]
+            genome, _ = tb.mutate(base_genome, rng)
+            origin = f"mutant:{name}"
+        else:
+            genome = tb.random_genome(rng)
+            origin = "random"
+        out.append(new_member(id=cid, genome=genome, parents=[], born=0,
+                              seed=individual_seed(cfg.seed, cid), origin=origin, inheritance=None))
+    return out
+
+
+# ---- the loop ----------------------------------------------------------------------------
+
+def evolve(
+    cfg: EvolveConfig,
+    ctx: EvalContext,
+    executor,
+    *,
+    ledger: Ledger | None = None,
+    progress: Progress | None = None,
+    seed_genomes: list[tuple[str, Genome]] = (),
+    judge_device: str = "cpu",
+) -> EvolveResult:
+    """Run (mu + lambda) evolution for ``cfg.generations`` generations in all, resuming
+    from ``ledger`` when it holds an unfinished run."""
+    emit = progress or (lambda kind, info: None)
+    tb = make_toolbox(cfg, executor)
+    rng = random.Random(cfg.seed)
+    random.seed(cfg.seed)  # DEAP's built-ins use the global RNG: seeded and checkpointed
+    hof = tools.ParetoFront(similar=lambda a, b: a.id == b.id)
+    population: list[Member] = []
+    start_gen = 0
+    resume = ledger.resume_point(cfg) if ledger is not None else None
+    begun: list[Member] | None = None
+    if resume is not None:
+        start_gen = resume.next_generation
+        population = resume.population
+        rng.setstate(_rng_from_json(resume.rng_state))
+        random.setstate(_rng_from_json(resume.global_rng_state))
+        for m in population:
+            m.fitness.values = tuple(m.objectives()[k] for k in OBJECTIVES)
+        population = _rank(population)
+        by_id = {m.id: m for m in population}
+        hof.update([by_id[i] for i in resume.hall_of_fame if i in by_id] or population)
+        begun = resume.begun
+        if begun is not None and resume.begun_state:
+            rng.setstate(_rng_from_json(resume.begun_state["rng"]))
+            random.setstate(_rng_from_json(resume.begun_state["global_rng"]))
+
+    # In-memory state of the current population: training states (for inheritance) and
+    # generator states (for judging). Reloaded from the ledger after a resume.
+    train_states: dict[str, dict | None] = {}
+    gen_states: dict[str, dict | None] = {}
+
+    def train_state(ind_id: str) -> dict | None:
+        if ind_id not in train_states and ledger is not None:
+            train_states[ind_id] = ledger.load_train_state(ind_id)
+        return train_states.get(ind_id)
+
+    def gen_state(ind_id: str) -> dict | None:
+        if ind_id not in gen_states and ledger is not None:
+            gen_states[ind_id] = ledger.load_generator_state(ind_id)
+        return gen_states.get(ind_id)
+
+    evaluated = 0
+    history = []
+    for gen in range(start_gen, cfg.generations):
+        if begun is not None:
+            children, begun = begun, None
+        else:
+            children = (initial_members(tb, cfg, rng, seed_genomes) if gen == 0
+                        else make_children(tb, gen, population, cfg, rng))
+            if ledger is not None:
+                ledger.begin_generation(gen, children, {
+                    "rng": _rng_to_json(rng.getstate()), "global_rng": _rng_to_json(random.getstate())})
+        emit("generation_start", {"generation": gen, "generations": cfg.generations,
+                                  "children": len(children), "population": population})
+
+        todo = [c for c in children if c.status == "pending"]
+        by_id = {c.id: c for c in children}
+        tasks = [
+            EvalTask(
+                id=c.id, genome=c.genome.to_dict(), seed=c.seed, steps=cfg.steps,
+                parents=[train_state(p) for p in c.parents] if c.inheritance is not None else [],
+                inheritance=c.inheritance.to_dict() if c.inheritance is not None else None,
+                budget_seconds=cfg.budget_seconds,
+            )
+            for c in todo
+        ]
+        emit("evaluating", {"generation": gen, "todo": len(todo), "done": len(children) - len(todo)})
+        for ev in tb.map(tasks):
+            m = by_id[ev.id]
+            m.status, m.reason, m.metrics = ev.status, ev.reason, dict(ev.metrics)
+            if ev.status == "ok":
+                train_states[m.id] = ev.train_state if cfg.inherit else None
+                gen_states[m.id] = ev.generator_state
+            if ledger is not None:
+                ledger.commit(m, ev)
+            evaluated += 1
+            emit("evaluated", {"generation": gen, "member": m, "evaluation": ev})
+
+        # The judging pass: every D of the population judges every other G.
+        emit("judging", {"generation": gen})
+        pool = population + children
+        samples = {}
+        entries = []
+        from .fitness import generate_samples  # local: keeps torch out of DEAP-only imports
+        for m in pool:
+            ok = m.status == "ok"
+            ts = train_state(m.id) if ok else None
+            gs = gen_state(m.id) if ok else None
+            s = generate_samples(m.genome, gs, ctx, n=cfg.judge_samples) if gs is not None else None
+            if s is not None:
+                samples[m.id] = s
+            entries.append((m.id, m.genome, ts["d"] if ts else None, s))
+        judged = judge(entries, ctx.holdout_images, n=cfg.judge_samples, device=judge_device)
+        for m in pool:
+            if m.status == "ok":
+                m.metrics["realism"] = judged.realism[m.id]
+            else:
+                m.metrics.update(WORST)
+            m.fitness.values = tuple(m.objectives()[k] for k in OBJECTIVES)
+
+        selected = tb.select(pool, cfg.population)
+        ranked = _rank(selected)
+        hof.update(ranked)
+        state = {"rng": _rng_to_json(rng.getstate()), "global_rng": _rng_to_json(random.getstate()),
+                 "population": [m.id for m in ranked], "hall_of_fame": [m.id for m in hof]}
+        if ledger is not None:
+            ledger.end_generation(gen, ranked, pool, judged.matrix, state, samples)
+        survivors = {m.id for m in ranked}
+        for d in (train_states, gen_states):
+            for k in [k for k in d if k not in survivors]:
+                del d[k]
+        population = ranked
+        summary = {
+            "generation": gen,
+            "best_realism": max(m.metrics["realism"] for m in ranked),
+            "median_realism": float(np.median([m.metrics["realism"] for m in ranked])),
+            "best_swd": min(m.metrics["swd"] for m in ranked),
+            "median_swd": float(np.median([m.metrics["swd"] for m in ranked])),
+            "diverged": sum(1 for m in children if m.status == "diverged"),
+            "failed": sum(1 for m in children if m.status == "failed"),
+        }
+        history.append(summary)
+        emit("generation_end", {"generation": gen, "generations": cfg.generations, "ranked": ranked,
+                                "pool": pool, "summary": summary})
+
+    return EvolveResult(cfg.generations, population, list(hof), evaluated, history)

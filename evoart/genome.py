@@ -1,0 +1,446 @@
+"""The genome: what evolution changes.
+
+A genome is a tree of typed dataclasses: a generator (latent size, a variable-length list
+of blocks, an output activation), a discriminator family, loss weightings and training
+settings. It round-trips through JSON with a ``schema_version``, has a content hash, and
+``validate`` names the offending field. This module never imports torch or deap, so a
+genome can be read, shown and checked anywhere.
+
+Gene ranges are part of the contract: they cap the compute of one individual so that a run
+fits its budget (see ``estimate_cost``), and ``variation.repair`` keeps every genome
+inside them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+# ---- Gene vocabularies and ranges --------------------------------------------------------
+
+UPSAMPLE_KINDS = ("transposed", "nearest", "bilinear", "pixelshuffle", "none")
+KERNEL_SIZES = (1, 3, 5)
+G_NORMS = ("none", "batch", "instance", "group")
+ACTIVATIONS = ("relu", "lrelu", "elu", "gelu", "silu", "tanh", "sin")
+OUTPUT_ACTIVATIONS = ("tanh", "sigmoid", "clamp", "sin")
+D_FAMILIES = ("dcgan", "resnet")
+D_NORMS = ("none", "batch", "instance", "layer", "spectral")
+LOSS_TERMS = ("nonsaturating", "hinge", "leastsquares")
+BATCH_SIZES = (16, 32, 64)
+D_STEPS = (1, 2, 3)
+
+CHANNELS = (8, 256)        # per generator block, multiples of 8
+STEM_CHANNELS = (16, 256)  # the 4x4 map the latent is projected to, multiples of 8
+LATENT = (8, 256)
+BLOCKS = (1, 8)
+D_WIDTH = (8, 128)         # channels of the first discriminator layer, multiples of 8
+LR = (1e-5, 1e-2)          # Adam learning rates, evolved on a log scale
+BETA1 = (0.0, 0.95)
+BETA2 = (0.9, 0.9999)
+EMA = (0.0, 0.9999)        # 0 disables the generator EMA
+LOSS_WEIGHT = (0.0, 1.0)
+R1 = (0.0, 100.0)
+FEATURE_MATCHING = (0.0, 10.0)
+MODE_SEEKING = (0.0, 1.0)
+
+# Compute cap: multiply-accumulates of one generator forward pass of one image at 32 px.
+# The reference DCGAN scaled into these ranges costs about 13 M; the cap leaves room to
+# grow while keeping one CPU training step under ~0.2 s at batch 32.
+MAX_G_MACS_32 = 60e6
+# The same for one discriminator forward pass at 32 px (the D runs on real and fake
+# images, d_steps times per generator step, so its cost counts as much as G's).
+MAX_D_MACS_32 = 12e6
+# And for a whole training step (G and D, forward and backward, all D steps, the batch):
+# at most about 150 ms on one core of this project's 2-core CI machine, so that brief training of a population fits minutes.
+MAX_STEP_MACS_32 = 3.0e9
+
+
+class GenomeError(ValueError):
+    """A genome that does not satisfy the schema. The message names the field."""
+
+
+@dataclass(frozen=True)
+class Block:
+    """One generator block: (upsample) -> conv -> norm -> activation (+ noise, + skip)."""
+
+    channels: int = 64
+    upsample: str = "nearest"
+    kernel: int = 3
+    norm: str = "batch"
+    activation: str = "relu"
+    residual: bool = False
+    noise: bool = False
+
+
+@dataclass(frozen=True)
+class GeneratorGenes:
+    latent: int = 64
+    stem_channels: int = 128
+    blocks: tuple[Block, ...] = (
+        Block(channels=64, upsample="transposed"),
+        Block(channels=32, upsample="transposed"),
+        Block(channels=16, upsample="transposed"),
+    )
+    output: str = "tanh"
+
+
+@dataclass(frozen=True)
+class DiscriminatorGenes:
+    family: str = "dcgan"
+    width: int = 32
+    norm: str = "spectral"
+
+
+@dataclass(frozen=True)
+class LossGenes:
+    """Weights of the adversarial variants (normalised to sum 1 when training) and of the
+    regularisers. A discrete loss choice, as in E-GAN, is the case of one non-zero weight."""
+
+    nonsaturating: float = 1.0
+    hinge: float = 0.0
+    leastsquares: float = 0.0
+    r1: float = 0.0
+    feature_matching: float = 0.0
+    mode_seeking: float = 0.0
+
+    def adversarial(self) -> dict[str, float]:
+        total = sum(getattr(self, t) for t in LOSS_TERMS)
+        if total <= 0:
+            return {"nonsaturating": 1.0}
+        return {t: getattr(self, t) / total for t in LOSS_TERMS if getattr(self, t) > 0}
+
+
+@dataclass(frozen=True)
+class TrainingGenes:
+    lr_g: float = 1e-3
+    lr_d: float = 1e-3
+    beta1: float = 0.5
+    beta2: float = 0.99
+    d_steps: int = 1
+    batch_size: int = 32
+    ema: float = 0.99
+
+
+@dataclass(frozen=True)
+class Genome:
+    generator: GeneratorGenes = field(default_factory=GeneratorGenes)
+    discriminator: DiscriminatorGenes = field(default_factory=DiscriminatorGenes)
+    loss: LossGenes = field(default_factory=LossGenes)
+    training: TrainingGenes = field(default_factory=TrainingGenes)
+
+    # ---- serialisation ---------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["generator"]["blocks"] = [dict(b) for b in d["generator"]["blocks"]]
+        return {"schema_version": SCHEMA_VERSION, **d}
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "Genome":
+        return genome_from_dict(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Genome":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise GenomeError(f"genome is not valid JSON: {exc}") from None
+        return genome_from_dict(data)
+
+    def content_hash(self) -> str:
+        """A short, stable id of the genes (not of trained weights)."""
+        canon = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canon.encode()).hexdigest()[:12]
+
+    def replace(self, **changes: Any) -> "Genome":
+        return replace(self, **changes)
+
+
+# ---- Construction from untrusted data ----------------------------------------------------
+
+def _build(cls, data: Any, where: str):
+    if not isinstance(data, dict):
+        raise GenomeError(f"{where}: expected an object, got {type(data).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise GenomeError(f"{where}.{unknown[0]}: unknown field")
+    kwargs = {}
+    for name, f in known.items():
+        if name not in data:
+            continue  # the dataclass default applies
+        value = data[name]
+        path = f"{where}.{name}"
+        default = getattr(cls(), name) if name != "blocks" else None
+        if name == "blocks":
+            if not isinstance(value, list):
+                raise GenomeError(f"{path}: expected a list of blocks")
+            value = tuple(_build(Block, b, f"{path}[{i}]") for i, b in enumerate(value))
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise GenomeError(f"{path}: expected true or false, got {value!r}")
+        elif isinstance(default, int):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise GenomeError(f"{path}: expected an integer, got {value!r}")
+        elif isinstance(default, float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise GenomeError(f"{path}: expected a number, got {value!r}")
+            value = float(value)
+        elif isinstance(default, str):
+            if not isinstance(value, str):
+                raise GenomeError(f"{path}: expected a string, got {value!r}")
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def genome_from_dict(data: Any) -> Genome:
+    """Build and validate a genome from parsed JSON; raises GenomeError naming the field."""
+    if not isinstance(data, dict):
+        raise GenomeError("genome: expected a JSON object")
+    data = dict(data)
+    version = data.pop("schema_version", None)
+    if version is None:
+        raise GenomeError("genome.schema_version: missing")
+    if version != SCHEMA_VERSION:
+        raise GenomeError(
+            f"genome.schema_version: {version!r} is not supported (this evoart reads {SCHEMA_VERSION})"
+        )
+    parts = {
+        "generator": GeneratorGenes,
+        "discriminator": DiscriminatorGenes,
+        "loss": LossGenes,
+        "training": TrainingGenes,
+    }
+    unknown = sorted(set(data) - set(parts))
+    if unknown:
+        raise GenomeError(f"genome.{unknown[0]}: unknown field")
+    kwargs = {k: _build(cls, data[k], f"genome.{k}") for k, cls in parts.items() if k in data}
+    genome = Genome(**kwargs)
+    validate(genome)
+    return genome
+
+
+# ---- Validation --------------------------------------------------------------------------
+
+def _check_range(path: str, value: float, lo: float, hi: float) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and lo <= value <= hi):
+        raise GenomeError(f"{path}: {value!r} is outside [{lo:g}, {hi:g}]")
+
+
+def _check_choice(path: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        options = ", ".join(str(c) for c in choices)
+        raise GenomeError(f"{path}: {value!r} is not one of {options}")
+
+
+def _check_multiple(path: str, value: int, lo: int, hi: int, step: int = 8) -> None:
+    _check_range(path, value, lo, hi)
+    if value % step:
+        raise GenomeError(f"{path}: {value} is not a multiple of {step}")
+
+
+def validate(genome: Genome) -> Genome:
+    """Raise GenomeError naming the first gene outside the schema; return the genome."""
+    g = genome.generator
+    _check_range("genome.generator.latent", g.latent, *LATENT)
+    _check_multiple("genome.generator.stem_channels", g.stem_channels, *STEM_CHANNELS)
+    _check_choice("genome.generator.output", g.output, OUTPUT_ACTIVATIONS)
+    if not BLOCKS[0] <= len(g.blocks) <= BLOCKS[1]:
+        raise GenomeError(
+            f"genome.generator.blocks: {len(g.blocks)} blocks, expected {BLOCKS[0]} to {BLOCKS[1]}"
+        )
+    for i, b in enumerate(g.blocks):
+        p = f"genome.generator.blocks[{i}]"
+        _check_multiple(f"{p}.channels", b.channels, *CHANNELS)
+        _check_choice(f"{p}.upsample", b.upsample, UPSAMPLE_KINDS)
+        _check_choice(f"{p}.kernel", b.kernel, KERNEL_SIZES)
+        _check_choice(f"{p}.norm", b.norm, G_NORMS)
+        _check_choice(f"{p}.activation", b.activation, ACTIVATIONS)
+        _check_choice(f"{p}.residual", b.residual, (True, False))
+        _check_choice(f"{p}.noise", b.noise, (True, False))
+    d = genome.discriminator
+    _check_choice("genome.discriminator.family", d.family, D_FAMILIES)
+    _check_multiple("genome.discriminator.width", d.width, *D_WIDTH)
+    _check_choice("genome.discriminator.norm", d.norm, D_NORMS)
+    lo = genome.loss
+    for term in LOSS_TERMS:
+        _check_range(f"genome.loss.{term}", getattr(lo, term), *LOSS_WEIGHT)
+    if sum(getattr(lo, t) for t in LOSS_TERMS) <= 0:
+        raise GenomeError("genome.loss: at least one adversarial weight must be above 0")
+    _check_range("genome.loss.r1", lo.r1, *R1)
+    _check_range("genome.loss.feature_matching", lo.feature_matching, *FEATURE_MATCHING)
+    _check_range("genome.loss.mode_seeking", lo.mode_seeking, *MODE_SEEKING)
+    t = genome.training
+    _check_range("genome.training.lr_g", t.lr_g, *LR)
+    _check_range("genome.training.lr_d", t.lr_d, *LR)
+    _check_range("genome.training.beta1", t.beta1, *BETA1)
+    _check_range("genome.training.beta2", t.beta2, *BETA2)
+    _check_choice("genome.training.d_steps", t.d_steps, D_STEPS)
+    _check_choice("genome.training.batch_size", t.batch_size, BATCH_SIZES)
+    _check_range("genome.training.ema", t.ema, *EMA)
+    if t.ema != 0 and t.ema < 0.9:
+        raise GenomeError(f"genome.training.ema: {t.ema!r} must be 0 (off) or at least 0.9")
+    cost = estimate_g_macs(genome, 32)
+    if cost > MAX_G_MACS_32 * 1.0001:
+        raise GenomeError(
+            f"genome.generator: {cost / 1e6:.0f} M multiply-adds per image at 32 px exceeds "
+            f"the cap of {MAX_G_MACS_32 / 1e6:.0f} M; use fewer or narrower blocks"
+        )
+    d_cost = estimate_d_macs(genome, 32)
+    if d_cost > MAX_D_MACS_32 * 1.0001:
+        raise GenomeError(
+            f"genome.discriminator.width: {d_cost / 1e6:.0f} M multiply-adds per image at 32 px "
+            f"exceeds the cap of {MAX_D_MACS_32 / 1e6:.0f} M; use a narrower discriminator"
+        )
+    step = estimate_step_macs(genome, 32)
+    if step > MAX_STEP_MACS_32 * 1.0001:
+        raise GenomeError(
+            f"genome.training: one training step costs {step / 1e9:.1f} G multiply-adds at 32 px, "
+            f"over the cap of {MAX_STEP_MACS_32 / 1e9:.1f} G; lower batch_size or d_steps, or narrow the nets"
+        )
+    return genome
+
+
+# ---- Layout at a resolution --------------------------------------------------------------
+
+def upsamplings_needed(resolution: int) -> int:
+    """The generator starts from a 4x4 map; each upsampling doubles it."""
+    if resolution < 8 or resolution & (resolution - 1):
+        raise GenomeError(f"resolution: {resolution} must be a power of two, 8 or more")
+    return int(math.log2(resolution)) - 2
+
+
+@dataclass(frozen=True)
+class BlockLayout:
+    index: int
+    in_channels: int
+    out_channels: int
+    upsample: str        # the kind actually used at this resolution ("none" for refine)
+    in_size: int
+    out_size: int
+
+
+def layout(genome: Genome, resolution: int) -> tuple[int, list[BlockLayout]]:
+    """Which blocks upsample at ``resolution`` and the sizes of every map.
+
+    The first k upsampling blocks upsample (k = log2(resolution / 4)); any later ones act as
+    refine blocks. When a genome has fewer than k, the stem starts on a larger map
+    (4 * 2**missing), so every genome builds at every supported resolution.
+    Returns (stem size, block layouts).
+    """
+    k = upsamplings_needed(resolution)
+    ups = sum(1 for b in genome.generator.blocks if b.upsample != "none")
+    stem = 4 * 2 ** max(0, k - ups)
+    size, used, c_in = stem, 0, genome.generator.stem_channels
+    out = []
+    for i, b in enumerate(genome.generator.blocks):
+        kind = b.upsample if (b.upsample != "none" and used < k) else "none"
+        if kind != "none":
+            used += 1
+        new_size = size * 2 if kind != "none" else size
+        out.append(BlockLayout(i, c_in, b.channels, kind, size, new_size))
+        size, c_in = new_size, b.channels
+    return stem, out
+
+
+def estimate_g_macs(genome: Genome, resolution: int) -> float:
+    """Multiply-accumulates of one generator forward pass for one image (approximate)."""
+    stem, blocks = layout(genome, resolution)
+    g = genome.generator
+    macs = g.latent * g.stem_channels * stem * stem
+    for bl, b in zip(blocks, g.blocks):
+        area = bl.out_size ** 2
+        k = b.kernel
+        if bl.upsample == "pixelshuffle":
+            macs += bl.in_channels * bl.out_channels * 4 * k * k * bl.in_size ** 2
+        elif bl.upsample == "transposed":
+            macs += bl.in_channels * bl.out_channels * (k + 1) ** 2 * bl.in_size ** 2
+        else:
+            macs += bl.in_channels * bl.out_channels * k * k * area
+        if b.residual and bl.in_channels != bl.out_channels:
+            macs += bl.in_channels * bl.out_channels * area
+    last = blocks[-1]
+    macs += last.out_channels * 3 * 9 * last.out_size ** 2  # to-RGB 3x3 conv
+    return float(macs)
+
+
+def d_widths(genome: Genome, resolution: int) -> list[int]:
+    """Channel widths of the discriminator's levels, from full resolution down to 4x4."""
+    d = genome.discriminator
+    return [min(256, d.width * 2 ** i) for i in range(upsamplings_needed(resolution) + 1)]
+
+
+def estimate_d_macs(genome: Genome, resolution: int) -> float:
+    """Multiply-accumulates of one discriminator forward pass for one image (approximate)."""
+    w = d_widths(genome, resolution)
+    k = len(w) - 1
+    macs = 0.0
+    if genome.discriminator.family == "dcgan":
+        c = 3
+        for i in range(k):
+            macs += c * w[i] * 16 * (resolution // 2 ** (i + 1)) ** 2
+            c = w[i]
+        return macs + c * 16
+    macs += 3 * w[0] * 9 * resolution ** 2
+    for i in range(k):
+        area = (resolution // 2 ** (i + 1)) ** 2
+        macs += (w[i] * w[i + 1] * 9 + w[i + 1] * w[i + 1] * 9 + w[i] * w[i + 1]) * area
+    return macs + w[-1] * 16
+
+
+def estimate_step_macs(genome: Genome, resolution: int) -> float:
+    """Multiply-accumulates of one training step (backward counted as twice the forward):
+    each D step runs G once and D on real and fake; the G step runs G and D once."""
+    t = genome.training
+    g = estimate_g_macs(genome, resolution)
+    d = estimate_d_macs(genome, resolution)
+    return t.batch_size * 3 * (g * (t.d_steps + 1) + d * (2 * t.d_steps + 1))
+
+
+def describe(genome: Genome) -> str:
+    """One line a person can read: the shape of the generator and the training choice."""
+    g = genome.generator
+    chans = "-".join(str(b.channels) for b in g.blocks)
+    ups = "".join(b.upsample[0] if b.upsample != "none" else "." for b in g.blocks)
+    acts = ",".join(sorted({b.activation for b in g.blocks}))
+    adv = "+".join(f"{k[:2]}{v:.1f}" for k, v in genome.loss.adversarial().items())
+    return (
+        f"z{g.latent} {g.stem_channels}>{chans} [{ups}] {acts}; D {genome.discriminator.family}"
+        f"/{genome.discriminator.width}/{genome.discriminator.norm}; {adv}; "
+        f"lr {genome.training.lr_g:.1e}/{genome.training.lr_d:.1e} b{genome.training.batch_size}"
+    )
+
+
+def dcgan_genome() -> Genome:
+    """The DCGAN of Radford et al. 2015 as a genome, widths scaled into the gene ranges.
+
+    DCGAN at 32 px (ngf = 64) maps z to 512 channels at 4x4, then 256, 128 and 64; here
+    the stem has 128 and the blocks 64-32-16 (a quarter of each), with latent 100,
+    transposed convolutions (kernel gene 3 = DCGAN's 4x4, stride 2), batch norm, ReLU,
+    tanh output, non-saturating loss, Adam 2e-4 / (0.5, 0.999), batch 32 (the paper used
+    128; 32 keeps one step within the compute cap), no EMA, and a
+    DCGAN discriminator of width 16 (a quarter of ndf = 64) with batch norm.
+    """
+    return Genome(
+        generator=GeneratorGenes(
+            latent=100,
+            stem_channels=128,
+            blocks=(
+                Block(64, "transposed", 3, "batch", "relu"),
+                Block(32, "transposed", 3, "batch", "relu"),
+                Block(16, "transposed", 3, "batch", "relu"),
+            ),
+            output="tanh",
+        ),
+        discriminator=DiscriminatorGenes(family="dcgan", width=16, norm="batch"),
+        loss=LossGenes(nonsaturating=1.0),
+        training=TrainingGenes(lr_g=2e-4, lr_d=2e-4, beta1=0.5, beta2=0.999, d_steps=1,
+                               batch_size=32, ema=0.0),
+    )

@@ -1,0 +1,269 @@
+"""Running evolution into a run folder: data, evaluation context, executor, ledger.
+
+``start_run`` and ``resume_run`` are what ``evoart evolve`` calls; a notebook can call
+them too. The GA (``ga.evolve``) stays free of files: ``RunLedger`` adapts the run
+folder (``store``) to the GA's ledger protocol and is the only writer.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import __version__, data, ga
+from .config import ConfigError, EvolveConfig
+from .executors import make_executor, set_torch_threads
+from .fitness import EvalContext, Evaluation, make_latents
+from .genome import BATCH_SIZES, Genome
+from .imaging import contact_sheet, png_bytes, to_float_tensor
+from .store import RunStore, StoreError, new_run_dir, resolve_run
+from .train import resolve_device
+from .variation import Inheritance
+
+_FAULT_ENV = "EVOART_FAULT"  # test hook: "kill-after:N" SIGKILLs the driver after N commits
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C: the run stopped cleanly and can be resumed."""
+
+    def __init__(self, run_dir: Path):
+        super().__init__(f"interrupted; resume with: evoart evolve --resume {run_dir}")
+        self.run_dir = run_dir
+
+
+@dataclass
+class RunOutcome:
+    run_dir: Path
+    result: ga.EvolveResult
+    seconds: float
+
+
+def versions() -> dict[str, str]:
+    import deap
+    import torch
+
+    return {"evoart": __version__, "torch": torch.__version__, "deap": deap.__version__,
+            "numpy": np.__version__, "python": platform.python_version()}
+
+
+# ---- data and context --------------------------------------------------------------------
+
+def load_data(cfg: EvolveConfig, progress: Callable[[int, int], None] | None = None):
+    """The run's images split into a training set and a held-out set nobody trains on."""
+    images = data.load_images(cfg.data, cfg.resolution, progress=progress)
+    needed = max(BATCH_SIZES) + cfg.holdout
+    data.require_count(images, needed,
+                       f"the largest batch ({max(BATCH_SIZES)}) plus the held-out split ({cfg.holdout})")
+    train_idx, hold_idx = data.holdout_split(len(images.images), cfg.holdout, seed=cfg.seed)
+    return images, images.images[train_idx], images.images[hold_idx]
+
+
+def make_context(cfg: EvolveConfig, train_u8: np.ndarray, holdout_u8: np.ndarray, device: str) -> EvalContext:
+    return EvalContext(
+        train_images=to_float_tensor(train_u8),
+        holdout_images=to_float_tensor(holdout_u8),
+        latents=make_latents(cfg.samples, seed=cfg.seed + 1),
+        noise_seed=cfg.seed + 2,
+        metric_seed=cfg.seed + 3,
+        device=device,
+    )
+
+
+# ---- the ledger adapter ------------------------------------------------------------------
+
+class RunLedger:
+    """The GA's ledger, written to a run folder through ``RunStore``."""
+
+    def __init__(self, store: RunStore, cfg: EvolveConfig):
+        self.store = store
+        self.cfg = cfg
+        self.commits = 0
+        fault = os.environ.get(_FAULT_ENV, "")
+        self.kill_after = int(fault.split(":", 1)[1]) if fault.startswith("kill-after:") else None
+
+    def _member(self, row, generation: int | None) -> ga.Member:
+        m = ga.new_member(
+            id=row.id, genome=Genome.from_dict(row.genome), parents=row.parents, born=row.born,
+            seed=row.seed, origin=row.origin,
+            inheritance=Inheritance.from_dict(row.inheritance) if row.inheritance else None,
+        )
+        m.status, m.reason = row.status, row.reason
+        m.metrics = self.store.scores(row.id, generation)
+        return m
+
+    def resume_point(self, cfg: EvolveConfig) -> ga.ResumePoint | None:
+        gens = self.store.generations()
+        if not gens:
+            return None
+        last = self.store.last_finished_generation()
+        if last is None:
+            population, end, nxt = [], gens[0]["begin_state"], 0
+            hof: list[str] = []
+        else:
+            end = gens[last]["end_state"]
+            ids = [i for i, _ in self.store.members(last)]
+            population = [self._member(r, last) for r in self.store.individuals(ids=ids)]
+            nxt, hof = last + 1, end.get("hall_of_fame", [])
+        begun = begun_state = None
+        if nxt < len(gens) and gens[nxt]["generation"] == nxt:
+            begun_state = gens[nxt]["begin_state"]
+            begun = [self._member(r, nxt) for r in self.store.individuals(born=nxt)]
+        return ga.ResumePoint(nxt, population, end["rng"], end["global_rng"], hof, begun, begun_state)
+
+    def begin_generation(self, generation: int, children: list[ga.Member], state: dict) -> None:
+        self.store.begin_generation(generation, [c.row() for c in children], state)
+
+    def commit(self, member: ga.Member, ev: Evaluation) -> None:
+        self.store.commit_evaluation(
+            member.id, status=ev.status, reason=ev.reason, metrics=ev.metrics, stats=ev.stats,
+            timings=ev.timings, samples_png=ev.samples_png(), generator_state=ev.generator_state,
+            train_state=ev.train_state if self.cfg.inherit else None,
+        )
+        self.commits += 1
+        if self.kill_after is not None and self.commits >= self.kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def end_generation(self, generation, ranked, pool, judged_matrix, state, samples) -> None:
+        rows = []
+        for rank, m in enumerate(ranked, 1):
+            o = m.metrics
+            label = f"#{rank} {m.id}  realism {o.get('realism', 0):.2f}  swd {o.get('swd', 0):.0f}"
+            if m.id in samples:
+                rows.append((label, samples[m.id][:8]))
+        sheet = None
+        if rows:
+            sheet = png_bytes(contact_sheet(rows, per_row=8, scale=2,
+                                            title=f"generation {generation}: population in rank order"))
+        self.store.end_generation(
+            generation,
+            members=[(m.id, r) for r, m in enumerate(ranked, 1)],
+            scores={m.id: dict(m.metrics) for m in pool},
+            judge=[(d, g, v) for (d, g), v in judged_matrix.items()],
+            state=state,
+            contact_sheet_png=sheet,
+        )
+
+    def load_train_state(self, ind_id: str) -> dict | None:
+        return self.store.load_train_state(ind_id)
+
+    def load_generator_state(self, ind_id: str) -> dict | None:
+        return self.store.load_generator_state(ind_id)
+
+
+# ---- start and resume --------------------------------------------------------------------
+
+def run_name(cfg: EvolveConfig, images: data.ImageSet) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M")
+    base = "".join(c if c.isalnum() or c in "-_" else "-" for c in images.name.lower())[:32] or "images"
+    return f"{stamp}-{base}-s{cfg.seed}"
+
+
+def _evolve_into(store: RunStore, cfg: EvolveConfig, ctx: EvalContext, *, progress, step_progress,
+                 seed_genomes=()) -> RunOutcome:
+    t0 = time.perf_counter()
+    executor = make_executor(ctx, cfg.workers, step_progress)
+    # The driver judges between generations, while the workers wait: give it the cores.
+    set_torch_threads(ctx.device, max(1, min(2, os.cpu_count() or 1)))
+    ledger = RunLedger(store, cfg)
+    try:
+        store.set_status("running")
+        result = ga.evolve(cfg, ctx, executor, ledger=ledger, progress=progress,
+                           seed_genomes=seed_genomes, judge_device=ctx.device)
+        store.set_status("finished")
+    except KeyboardInterrupt:
+        if hasattr(executor, "terminate"):
+            executor.terminate()
+        store.set_status("interrupted")
+        raise RunInterrupted(store.run_dir) from None
+    finally:
+        executor.close()
+    return RunOutcome(store.run_dir, result, time.perf_counter() - t0)
+
+
+def start_run(cfg: EvolveConfig, out_root: Path, *, progress=None, step_progress=None,
+              data_progress=None, name: str | None = None, seed_genomes=()) -> RunOutcome:
+    cfg.validate()
+    device = resolve_device(cfg.device)
+    images, train_u8, holdout_u8 = load_data(cfg, data_progress)
+    if progress:
+        progress("data", {"name": images.name, "kind": images.kind, "count": len(images.images),
+                          "skipped": images.skipped, "train": len(train_u8), "holdout": len(holdout_u8)})
+    run_dir = new_run_dir(Path(out_root), name or run_name(cfg, images))
+    record = {
+        "evolve": cfg.to_dict(),
+        "dataset": {"name": images.name, "kind": images.kind, "source": images.source,
+                    "fingerprint": images.fingerprint, "images": len(images.images),
+                    "skipped": len(images.skipped)},
+        "device": device,
+    }
+    store = RunStore.create(run_dir, name=run_dir.name, config=record, versions=versions())
+    try:
+        store.lock()
+        if progress:
+            progress("run", {"run_dir": run_dir, "device": device, "config": cfg})
+        ctx = make_context(cfg, train_u8, holdout_u8, device)
+        return _evolve_into(store, cfg, ctx, progress=progress, step_progress=step_progress,
+                            seed_genomes=seed_genomes)
+    finally:
+        store.close()
+
+
+RESUME_OVERRIDABLE = ("generations", "workers", "device")
+
+
+def resume_run(ref: str | Path, out_root: Path | None = None, *, overrides: dict | None = None,
+               progress=None, step_progress=None, data_progress=None) -> RunOutcome:
+    """Continue a killed or interrupted run from its last committed individual, or extend a
+    finished one (``overrides={"generations": N}``)."""
+    run_dir = resolve_run(ref, out_root)
+    store = RunStore.open(run_dir)
+    try:
+        store.lock()
+        record = store.config
+        cfg_dict = dict(record["evolve"])
+        for key, value in (overrides or {}).items():
+            if key not in RESUME_OVERRIDABLE:
+                raise ConfigError(f"--{key} cannot change when resuming (only "
+                                  f"{', '.join('--' + k for k in RESUME_OVERRIDABLE)} can)")
+            if value is not None:
+                cfg_dict[key] = value
+        cfg = EvolveConfig.from_dict(cfg_dict, source=f"run {run_dir.name}")
+        last = store.last_finished_generation()
+        if last is not None and cfg.generations <= last + 1 and len(store.generations()) == last + 1:
+            if overrides and overrides.get("generations") is not None:
+                raise ConfigError(
+                    f"run {run_dir.name} already has {last + 1} generations; pass --generations "
+                    f"above {last + 1} to extend it")
+        device = resolve_device(cfg.device)
+        images, train_u8, holdout_u8 = load_data(cfg, data_progress)
+        if images.fingerprint != record["dataset"]["fingerprint"]:
+            raise StoreError(
+                f"the images of {cfg.data} changed since run {run_dir.name} started; resuming would "
+                "train on different data. Restore them, or start a new run.")
+        if cfg.to_dict() != record["evolve"]:
+            store.update_config({**record, "evolve": cfg.to_dict(), "device": device})
+        if progress:
+            progress("data", {"name": images.name, "kind": images.kind, "count": len(images.images),
+                              "skipped": images.skipped, "train": len(train_u8), "holdout": len(holdout_u8)})
+            progress("run", {"run_dir": run_dir, "device": device, "config": cfg, "resumed": True})
+        ctx = make_context(cfg, train_u8, holdout_u8, device)
+        return _evolve_into(store, cfg, ctx, progress=progress, step_progress=step_progress)
+    finally:
+        store.close()
+
+
+def prune_run(ref: str | Path, out_root: Path | None = None) -> tuple[int, int]:
+    run_dir = resolve_run(ref, out_root)
+    store = RunStore.open(run_dir)
+    try:
+        store.lock()
+        return store.prune()
+    finally:
+        store.close()

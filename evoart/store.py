@@ -1,0 +1,559 @@
+"""The run ledger: one folder per run, a SQLite database and the files beside it.
+
+This is the only module that writes a run. The database (stdlib ``sqlite3``, WAL, a busy
+timeout) holds the resolved configuration and every individual: genome, parents,
+generation born, status, seed, timings, metrics per generation, judge matrices,
+generation membership and the GA's checkpoint. Files hold pictures and tensors:
+
+    <run>/run.db, config.json, run.lock
+    <run>/gen-003/contact.png
+    <run>/gen-003/g003-i07/samples.png, genome.json, generator.pt, train_state.pt
+
+Files are written atomically (temporary file + rename) before the database row that
+refers to them is committed, so a killed run never points at a half-written file.
+Tensors are saved as state_dicts and loaded with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+SCHEMA_VERSION = 1
+DB_NAME = "run.db"
+LOCK_NAME = "run.lock"
+
+
+class StoreError(Exception):
+    """A run folder that cannot be used; the message is meant for the user."""
+
+
+class RunLocked(StoreError):
+    pass
+
+
+# Each migration takes the database from version i to i + 1. Version 0 is an empty file.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE run (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        name TEXT NOT NULL,
+        config TEXT NOT NULL,
+        versions TEXT NOT NULL,
+        created REAL NOT NULL,
+        status TEXT NOT NULL DEFAULT 'running'
+    );
+    CREATE TABLE individual (
+        id TEXT PRIMARY KEY,
+        born INTEGER NOT NULL,
+        genome TEXT NOT NULL,
+        genome_hash TEXT NOT NULL,
+        parents TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        inheritance TEXT,
+        seed INTEGER NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        reason TEXT NOT NULL DEFAULT '',
+        stats TEXT,
+        timings TEXT,
+        evaluated REAL
+    );
+    CREATE INDEX individual_born ON individual (born);
+    CREATE TABLE score (
+        individual TEXT NOT NULL REFERENCES individual (id),
+        generation INTEGER NOT NULL,
+        metric TEXT NOT NULL,
+        value REAL NOT NULL,
+        PRIMARY KEY (individual, generation, metric)
+    );
+    CREATE TABLE judge (
+        generation INTEGER NOT NULL,
+        d_individual TEXT NOT NULL,
+        g_individual TEXT NOT NULL,
+        value REAL NOT NULL,
+        PRIMARY KEY (generation, d_individual, g_individual)
+    );
+    CREATE TABLE member (
+        generation INTEGER NOT NULL,
+        individual TEXT NOT NULL REFERENCES individual (id),
+        rank INTEGER NOT NULL,
+        PRIMARY KEY (generation, individual)
+    );
+    CREATE TABLE generation (
+        generation INTEGER PRIMARY KEY,
+        started REAL NOT NULL,
+        finished REAL,
+        begin_state TEXT NOT NULL,
+        end_state TEXT
+    );
+    CREATE TABLE favourite (
+        individual TEXT PRIMARY KEY REFERENCES individual (id),
+        created REAL NOT NULL
+    );
+    """,
+]
+
+
+@dataclass
+class IndividualRow:
+    id: str
+    born: int
+    genome: dict
+    genome_hash: str
+    parents: list[str]
+    origin: str
+    inheritance: dict | None
+    seed: int
+    status: str
+    reason: str
+    stats: dict | None
+    timings: dict | None
+
+    @classmethod
+    def from_sql(cls, row: sqlite3.Row) -> "IndividualRow":
+        return cls(
+            id=row["id"], born=row["born"], genome=json.loads(row["genome"]),
+            genome_hash=row["genome_hash"], parents=json.loads(row["parents"]),
+            origin=row["origin"],
+            inheritance=json.loads(row["inheritance"]) if row["inheritance"] else None,
+            seed=row["seed"], status=row["status"], reason=row["reason"],
+            stats=json.loads(row["stats"]) if row["stats"] else None,
+            timings=json.loads(row["timings"]) if row["timings"] else None,
+        )
+
+
+# ---- atomic files ------------------------------------------------------------------------
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_torch_save(path: Path, obj: Any) -> None:
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def generation_dir(run_dir: Path, generation: int) -> Path:
+    return run_dir / f"gen-{generation:03d}"
+
+
+def individual_dir(run_dir: Path, ind_id: str) -> Path:
+    born = int(ind_id[1:4])
+    return generation_dir(run_dir, born) / ind_id
+
+
+# ---- run folders -------------------------------------------------------------------------
+
+def new_run_dir(out_root: Path, name: str) -> Path:
+    """A fresh folder ``out_root/name`` (``-2``, ``-3``, ... if taken); never reuses one."""
+    out_root.mkdir(parents=True, exist_ok=True)
+    for i in range(1, 1000):
+        candidate = out_root / (name if i == 1 else f"{name}-{i}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise StoreError(f"could not find a free run folder name for {name} in {out_root}")
+
+
+def resolve_run(ref: str | Path, out_root: Path | None = None) -> Path:
+    """A run given by folder path or by name under ``out_root``."""
+    candidates = [Path(ref)]
+    if out_root is not None:
+        candidates.append(Path(out_root) / str(ref))
+    for c in candidates:
+        if (c / DB_NAME).is_file():
+            return c
+    where = f" (looked in {out_root})" if out_root is not None else ""
+    raise StoreError(f"no run named {ref}{where}: a run is a folder with a {DB_NAME} in it")
+
+
+def list_runs(out_root: Path) -> list[Path]:
+    if not out_root.is_dir():
+        return []
+    return sorted(p for p in out_root.iterdir() if (p / DB_NAME).is_file())
+
+
+class RunStore:
+    """The ledger of one run. Open with ``create`` or ``open``; ``lock()`` before writing."""
+
+    def __init__(self, run_dir: Path, conn: sqlite3.Connection):
+        self.run_dir = Path(run_dir)
+        self.conn = conn
+        self._lock_fd: int | None = None
+
+    # ---- opening ---------------------------------------------------------------------
+    @staticmethod
+    def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
+        if readonly:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30, check_same_thread=False)
+        else:
+            conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    @classmethod
+    def create(cls, run_dir: Path, *, name: str, config: dict, versions: dict) -> "RunStore":
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        db = run_dir / DB_NAME
+        if db.exists():
+            raise StoreError(f"{run_dir} already holds a run; use --resume to continue it")
+        conn = cls._connect(db)
+        store = cls(run_dir, conn)
+        store._migrate()
+        with store.conn:
+            store.conn.execute(
+                "INSERT INTO run (id, name, config, versions, created) VALUES (1, ?, ?, ?, ?)",
+                (name, json.dumps(config, sort_keys=True), json.dumps(versions, sort_keys=True), time.time()),
+            )
+        store._write_config_json()
+        return store
+
+    @classmethod
+    def open(cls, run_dir: Path, *, readonly: bool = False) -> "RunStore":
+        run_dir = Path(run_dir)
+        db = run_dir / DB_NAME
+        if not db.is_file():
+            raise StoreError(f"{run_dir} is not a run folder (no {DB_NAME})")
+        try:
+            conn = cls._connect(db, readonly=readonly)
+            version = cls._schema_version(conn)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{db} is not a readable evoart ledger: {exc}") from None
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{run_dir} was written by a newer evoart (ledger schema {version}, this one reads "
+                f"up to {SCHEMA_VERSION}); upgrade evoart to open it"
+            )
+        store = cls(run_dir, conn)
+        if version < SCHEMA_VERSION:
+            if readonly:
+                raise StoreError(f"{run_dir} uses an older ledger schema; open it once without read-only to migrate")
+            store._migrate()
+        return store
+
+    @staticmethod
+    def _schema_version(conn: sqlite3.Connection) -> int:
+        has_meta = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        ).fetchone()
+        if not has_meta:
+            return 0
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _migrate(self) -> None:
+        version = self._schema_version(self.conn)
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            with self.conn:
+                for statement in MIGRATIONS[target - 1].split(";"):
+                    if statement.strip():
+                        self.conn.execute(statement)
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(target),)
+                )
+
+    def close(self) -> None:
+        self.unlock()
+        self.conn.close()
+
+    def __enter__(self) -> "RunStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- the writer's lock ---------------------------------------------------------------
+    def lock(self) -> None:
+        """Take the run's writer lock or raise RunLocked: two processes must never evolve
+        the same run at once. The lock dies with the process (flock), so a killed run
+        can be resumed at once."""
+        import fcntl
+
+        path = self.run_dir / LOCK_NAME
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
+            finally:
+                os.close(fd)
+            who = f" (process {holder})" if holder else ""
+            raise RunLocked(f"run {self.run_dir.name} is being written by another evoart{who}; "
+                            "wait for it to finish or stop it first") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # ---- run -------------------------------------------------------------------------
+    def _run_row(self) -> sqlite3.Row:
+        return self.conn.execute("SELECT * FROM run WHERE id = 1").fetchone()
+
+    @property
+    def name(self) -> str:
+        return self._run_row()["name"]
+
+    @property
+    def config(self) -> dict:
+        return json.loads(self._run_row()["config"])
+
+    @property
+    def versions(self) -> dict:
+        return json.loads(self._run_row()["versions"])
+
+    @property
+    def created(self) -> float:
+        return self._run_row()["created"]
+
+    @property
+    def status(self) -> str:
+        return self._run_row()["status"]
+
+    def update_config(self, config: dict) -> None:
+        with self.conn:
+            self.conn.execute("UPDATE run SET config = ? WHERE id = 1", (json.dumps(config, sort_keys=True),))
+        self._write_config_json()
+
+    def set_status(self, status: str) -> None:
+        with self.conn:
+            self.conn.execute("UPDATE run SET status = ? WHERE id = 1", (status,))
+
+    def _write_config_json(self) -> None:
+        atomic_write_text(
+            self.run_dir / "config.json",
+            json.dumps({"name": self.name, "config": self.config, "versions": self.versions},
+                       indent=2, sort_keys=True) + "\n",
+        )
+
+    # ---- generations -----------------------------------------------------------------
+    def begin_generation(self, generation: int, children: list[dict], state: dict) -> None:
+        """Record a generation's children (status pending) and the GA state they came from,
+        in one transaction: a resumed run evaluates exactly these children."""
+        now = time.time()
+        with self.conn:
+            self.conn.execute(
+                "INSERT INTO generation (generation, started, begin_state) VALUES (?, ?, ?)",
+                (generation, now, json.dumps(state)),
+            )
+            for c in children:
+                self.conn.execute(
+                    "INSERT INTO individual (id, born, genome, genome_hash, parents, origin, inheritance, seed)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (c["id"], generation, json.dumps(c["genome"], sort_keys=True), c["genome_hash"],
+                     json.dumps(c["parents"]), c["origin"],
+                     json.dumps(c["inheritance"]) if c.get("inheritance") else None, c["seed"]),
+                )
+
+    def commit_evaluation(
+        self,
+        ind_id: str,
+        *,
+        status: str,
+        reason: str = "",
+        metrics: dict[str, float],
+        stats: dict,
+        timings: dict,
+        samples_png: bytes | None,
+        generator_state: dict | None,
+        train_state: dict | None,
+    ) -> None:
+        """Files first (atomically), then the row: an individual counts as evaluated only
+        once everything it refers to is on disk."""
+        folder = individual_dir(self.run_dir, ind_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        row = self.conn.execute("SELECT genome, born FROM individual WHERE id = ?", (ind_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"unknown individual {ind_id}")
+        atomic_write_text(folder / "genome.json", json.dumps(json.loads(row["genome"]), indent=2, sort_keys=True) + "\n")
+        if samples_png is not None:
+            atomic_write_bytes(folder / "samples.png", samples_png)
+        if generator_state is not None:
+            atomic_torch_save(folder / "generator.pt", generator_state)
+        if train_state is not None:
+            atomic_torch_save(folder / "train_state.pt", train_state)
+        with self.conn:
+            self.conn.execute(
+                "UPDATE individual SET status = ?, reason = ?, stats = ?, timings = ?, evaluated = ? WHERE id = ?",
+                (status, reason, json.dumps(stats), json.dumps(timings), time.time(), ind_id),
+            )
+            for metric, value in metrics.items():
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO score (individual, generation, metric, value) VALUES (?, ?, ?, ?)",
+                    (ind_id, row["born"], metric, float(value)),
+                )
+
+    def end_generation(
+        self,
+        generation: int,
+        *,
+        members: list[tuple[str, int]],
+        scores: dict[str, dict[str, float]],
+        judge: list[tuple[str, str, float]],
+        state: dict,
+        contact_sheet_png: bytes | None = None,
+    ) -> None:
+        """Close a generation: who survived in which rank, this generation's scores of
+        every member (realism changes with the population), the judge matrix and the GA
+        checkpoint the next generation starts from."""
+        if contact_sheet_png is not None:
+            atomic_write_bytes(generation_dir(self.run_dir, generation) / "contact.png", contact_sheet_png)
+        with self.conn:
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO member (generation, individual, rank) VALUES (?, ?, ?)",
+                [(generation, i, r) for i, r in members],
+            )
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO score (individual, generation, metric, value) VALUES (?, ?, ?, ?)",
+                [(i, generation, m, float(v)) for i, ms in scores.items() for m, v in ms.items()],
+            )
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO judge (generation, d_individual, g_individual, value) VALUES (?, ?, ?, ?)",
+                [(generation, d, g, float(v)) for d, g, v in judge],
+            )
+            self.conn.execute(
+                "UPDATE generation SET finished = ?, end_state = ? WHERE generation = ?",
+                (time.time(), json.dumps(state), generation),
+            )
+
+    # ---- reading ---------------------------------------------------------------------
+    def generations(self) -> list[dict]:
+        rows = self.conn.execute("SELECT * FROM generation ORDER BY generation").fetchall()
+        return [
+            {"generation": r["generation"], "started": r["started"], "finished": r["finished"],
+             "begin_state": json.loads(r["begin_state"]),
+             "end_state": json.loads(r["end_state"]) if r["end_state"] else None}
+            for r in rows
+        ]
+
+    def last_finished_generation(self) -> int | None:
+        row = self.conn.execute("SELECT MAX(generation) FROM generation WHERE finished IS NOT NULL").fetchone()
+        return row[0]
+
+    def individuals(self, *, born: int | None = None, ids: list[str] | None = None) -> list[IndividualRow]:
+        if ids is not None:
+            out = []
+            for i in ids:
+                r = self.conn.execute("SELECT * FROM individual WHERE id = ?", (i,)).fetchone()
+                if r is None:
+                    raise StoreError(f"no individual {i} in run {self.run_dir.name}")
+                out.append(IndividualRow.from_sql(r))
+            return out
+        if born is None:
+            rows = self.conn.execute("SELECT * FROM individual ORDER BY id").fetchall()
+        else:
+            rows = self.conn.execute("SELECT * FROM individual WHERE born = ? ORDER BY id", (born,)).fetchall()
+        return [IndividualRow.from_sql(r) for r in rows]
+
+    def individual(self, ind_id: str) -> IndividualRow:
+        return self.individuals(ids=[ind_id])[0]
+
+    def members(self, generation: int) -> list[tuple[str, int]]:
+        rows = self.conn.execute(
+            "SELECT individual, rank FROM member WHERE generation = ? ORDER BY rank", (generation,)
+        ).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    def scores(self, ind_id: str, generation: int | None = None) -> dict[str, float]:
+        """Metrics of an individual: those it was given when evaluated, overlaid by the
+        ones of ``generation`` (or its latest), since realism is judged anew each time."""
+        rows = self.conn.execute(
+            "SELECT generation, metric, value FROM score WHERE individual = ? ORDER BY generation", (ind_id,)
+        ).fetchall()
+        out: dict[str, float] = {}
+        for r in rows:
+            if generation is None or r["generation"] <= generation:
+                out[r["metric"]] = r["value"]
+        return out
+
+    def judge_matrix(self, generation: int) -> list[tuple[str, str, float]]:
+        rows = self.conn.execute(
+            "SELECT d_individual, g_individual, value FROM judge WHERE generation = ? ORDER BY 1, 2",
+            (generation,),
+        ).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    # ---- tensors ---------------------------------------------------------------------
+    def _load(self, path: Path) -> dict | None:
+        import torch
+
+        if not path.is_file():
+            return None
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+    def load_train_state(self, ind_id: str) -> dict | None:
+        return self._load(individual_dir(self.run_dir, ind_id) / "train_state.pt")
+
+    def load_generator_state(self, ind_id: str) -> dict | None:
+        return self._load(individual_dir(self.run_dir, ind_id) / "generator.pt")
+
+    def samples_path(self, ind_id: str) -> Path:
+        return individual_dir(self.run_dir, ind_id) / "samples.png"
+
+    # ---- pruning ---------------------------------------------------------------------
+    def inheritable(self) -> set[str]:
+        """Individuals whose training state a child may still need: the members of the
+        last finished generation, and every child of an unfinished generation's parents."""
+        keep: set[str] = set()
+        last = self.last_finished_generation()
+        if last is not None:
+            keep |= {i for i, _ in self.members(last)}
+        for g in self.generations():
+            if g["finished"] is None:
+                for row in self.individuals(born=g["generation"]):
+                    keep |= set(row.parents)
+                    keep.add(row.id)
+        return keep
+
+    def prune(self) -> tuple[int, int]:
+        """Delete training states nothing can inherit any more; generator weights stay.
+        Returns (files removed, bytes freed)."""
+        keep = self.inheritable()
+        removed = freed = 0
+        for path in sorted(self.run_dir.glob("gen-*/*/train_state.pt")):
+            if path.parent.name not in keep:
+                freed += path.stat().st_size
+                path.unlink()
+                removed += 1
+        return removed, freed
+
+
+@contextmanager
+def opened(run_dir: Path, readonly: bool = True) -> Iterator[RunStore]:
+    store = RunStore.open(run_dir, readonly=readonly)
+    try:
+        yield store
+    finally:
+        store.close()

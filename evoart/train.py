@@ -1,0 +1,288 @@
+"""Brief GAN training of one genome: ``train_briefly``.
+
+Trains a generator and discriminator built from a genome for a budget of steps (or,
+not reproducibly, of seconds), optionally starting from parents' trained tensors,
+optimiser state and EMA (Lamarckian inheritance), and records loss curves, speed and
+divergence. No files, no fitness: the caller decides what to keep.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from . import losses
+from .genome import Genome
+from .nets import (
+    Discriminator,
+    Generator,
+    build_discriminator,
+    build_generator,
+    generator_source_name,
+    inherit_tensors,
+)
+from .variation import Inheritance
+
+# A loss beyond this (in absolute value) counts as exploding: every adversarial variant
+# stays within a few tens while training is healthy.
+EXPLODING_LOSS = 1e3
+R1_INTERVAL = 4  # lazy R1 (StyleGAN2): every 4th D step, scaled up by 4
+CURVE_POINTS = 50
+
+
+def resolve_device(name: str = "auto") -> str:
+    """``auto`` picks CUDA, then Apple's MPS, then the CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return "mps"
+        return "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but torch sees no CUDA device")
+    if name == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError("--device mps was asked for, but this torch has no MPS support")
+    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
+        raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda or mps")
+    return name
+
+
+@dataclass
+class Init:
+    """Where a child starts: its parents' training states and the map of what came from
+    which parent. ``parents[i]`` is a state from ``Trained.state`` or None."""
+
+    parents: list[dict | None]
+    inheritance: Inheritance
+
+
+@dataclass
+class TrainStats:
+    status: str = "ok"            # "ok" or "diverged"
+    reason: str = ""
+    steps: int = 0                # generator steps taken now
+    lineage_steps: int = 0        # generator steps including every ancestor's
+    seconds: float = 0.0
+    steps_per_second: float = 0.0
+    curves: dict[str, list[float]] = field(default_factory=dict)
+    inherited: dict[str, list[int]] = field(default_factory=dict)  # part -> [inherited, total]
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Trained:
+    generator: Generator          # the EMA generator when the genome uses EMA
+    discriminator: Discriminator
+    state: dict                   # everything a child needs to continue training
+    stats: TrainStats
+
+
+def _adam_state_by_name(opt: torch.optim.Optimizer, module: torch.nn.Module) -> dict:
+    """Adam state keyed by parameter name, so it survives architecture changes."""
+    out = {}
+    for name, p in module.named_parameters():
+        st = opt.state.get(p)
+        if st:
+            out[name] = {k: (v.detach().cpu().clone() if torch.is_tensor(v) else v) for k, v in st.items()}
+    return out
+
+
+def _load_adam_state(opt, module, parent_states, source, key: str) -> None:
+    for name, p in module.named_parameters():
+        src = source(name)
+        if src is None:
+            continue
+        parent = parent_states[src[0]] if src[0] < len(parent_states) else None
+        st = (parent or {}).get(key, {}).get(src[1])
+        if st and st["exp_avg"].shape == p.shape:
+            opt.state[p] = {k: (v.clone().to(p.device) if torch.is_tensor(v) else v) for k, v in st.items()}
+            if "step" in opt.state[p] and torch.is_tensor(opt.state[p]["step"]):
+                opt.state[p]["step"] = opt.state[p]["step"].cpu()
+
+
+def _downsample_curve(values: list[float], points: int = CURVE_POINTS) -> list[float]:
+    if len(values) <= points:
+        return [round(v, 5) for v in values]
+    step = len(values) / points
+    return [
+        round(sum(values[int(i * step): int((i + 1) * step)]) / max(1, int((i + 1) * step) - int(i * step)), 5)
+        for i in range(points)
+    ]
+
+
+def train_briefly(
+    genome: Genome,
+    data: torch.Tensor,
+    *,
+    steps: int,
+    device: str = "cpu",
+    seed: int = 0,
+    init: Init | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    budget_seconds: float | None = None,
+) -> Trained:
+    """Train ``genome`` as a GAN on ``data`` ((N,3,R,R) in [-1,1]) for ``steps`` generator
+    steps (each preceded by ``d_steps`` discriminator steps).
+
+    Deterministic on the CPU for a fixed seed and inputs. ``budget_seconds`` stops early
+    when the time is up, which makes the result depend on the machine: documented as not
+    reproducible. Divergence (a non-finite or exploding loss) stops training and marks
+    the stats ``diverged``; the nets are returned as they were.
+    """
+    resolution = data.shape[-1]
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    G = build_generator(genome, resolution)
+    D = build_discriminator(genome, resolution)
+    t = genome.training
+    stats = TrainStats()
+
+    g_source = lambda name: generator_source_name(name, init.inheritance)  # noqa: E731
+    d_source = lambda name: (init.inheritance.discriminator, name) if init.inheritance.discriminator is not None else None  # noqa: E731
+    ema_steps = 0
+    if init is not None:
+        gsd = [p["g"] if p else None for p in init.parents]
+        dsd = [p["d"] if p else None for p in init.parents]
+        stats.inherited["g"] = list(inherit_tensors(G, gsd, g_source))
+        stats.inherited["d"] = list(inherit_tensors(D, dsd, d_source))
+        stem_parent = init.parents[init.inheritance.stem] if init.inheritance.stem is not None else None
+        if stem_parent:
+            stats.lineage_steps = int(stem_parent.get("meta", {}).get("lineage_steps", 0))
+            ema_steps = int(stem_parent.get("meta", {}).get("ema_steps", 0))
+
+    G.to(device).train()
+    D.to(device).train()
+    G_ema = None
+    if t.ema > 0:
+        G_ema = copy.deepcopy(G).eval()
+        for p in G_ema.parameters():
+            p.requires_grad_(False)
+        if init is not None:
+            esd = [(p.get("g_ema") or p["g"]) if p else None for p in init.parents]
+            inherit_tensors(G_ema, esd, g_source)
+            G_ema.to(device)
+
+    opt_g = torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=(t.beta1, t.beta2))
+    opt_d = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=(t.beta1, t.beta2))
+    if init is not None:
+        _load_adam_state(opt_g, G, init.parents, g_source, "opt_g")
+        _load_adam_state(opt_d, D, init.parents, d_source, "opt_d")
+
+    data = data.to(device)
+    n = data.shape[0]
+    b = min(t.batch_size, n)
+    lg = genome.loss
+    d_curve: list[float] = []
+    g_curve: list[float] = []
+    d_step_count = 0
+    report_every = max(1, steps // 50)
+    start = time.perf_counter()
+
+    def batch_real():
+        idx = torch.randint(n, (b,), generator=gen)
+        return data[idx.to(data.device)] if data.device.type != "cpu" else data[idx]
+
+    def latents():
+        return torch.randn(b, G.latent, generator=gen).to(device)
+
+    step = 0
+    for step in range(1, steps + 1):
+        # (1) Update D: maximise realism of real images, minimise it for generated ones
+        for _ in range(t.d_steps):
+            real = batch_real()
+            with torch.no_grad():
+                fake = G(latents())
+            d_loss = losses.d_adversarial(lg, D(real), D(fake))
+            d_step_count += 1
+            if lg.r1 > 0 and d_step_count % R1_INTERVAL == 0:
+                d_loss = d_loss + (lg.r1 / 2) * R1_INTERVAL * losses.r1_penalty(D, real)
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+
+        # (2) Update G: make D score generated images as real
+        z = latents()
+        fake = G(z)
+        if lg.feature_matching > 0:
+            fake_logits, fake_feat = D(fake, return_features=True)
+            with torch.no_grad():
+                _, real_feat = D(batch_real(), return_features=True)
+        else:
+            fake_logits = D(fake)
+        g_loss = losses.g_adversarial(lg, fake_logits)
+        if lg.feature_matching > 0:
+            g_loss = g_loss + lg.feature_matching * losses.feature_matching(real_feat, fake_feat)
+        if lg.mode_seeking > 0:
+            g_loss = g_loss + lg.mode_seeking * losses.mode_seeking(z, fake)
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+
+        if G_ema is not None:
+            # Ramp the EMA decay in (as in many GAN codebases) so a fresh lineage is not
+            # stuck near its random initialisation for hundreds of steps.
+            ema_steps += 1
+            beta = min(t.ema, (1 + ema_steps) / (10 + ema_steps))
+            with torch.no_grad():
+                for pe, p in zip(G_ema.parameters(), G.parameters()):
+                    pe.lerp_(p, 1 - beta)
+                for be, bsrc in zip(G_ema.buffers(), G.buffers()):
+                    be.copy_(bsrc)
+
+        dl, gl = float(d_loss.detach()), float(g_loss.detach())
+        d_curve.append(dl)
+        g_curve.append(gl)
+        if not (math.isfinite(dl) and math.isfinite(gl)):
+            stats.status, stats.reason = "diverged", f"loss became {'NaN' if dl != dl or gl != gl else 'infinite'} at step {step}"
+            break
+        if abs(dl) > EXPLODING_LOSS or abs(gl) > EXPLODING_LOSS:
+            stats.status, stats.reason = "diverged", f"loss exploded at step {step} (D {dl:.3g}, G {gl:.3g})"
+            break
+        if progress is not None and (step % report_every == 0 or step == steps):
+            progress(step, steps)
+        if budget_seconds is not None and time.perf_counter() - start > budget_seconds:
+            break
+
+    stats.seconds = time.perf_counter() - start
+    stats.steps = step if steps > 0 else 0
+    stats.lineage_steps += stats.steps
+    stats.steps_per_second = stats.steps / stats.seconds if stats.seconds > 0 else 0.0
+    stats.curves = {"d_loss": _downsample_curve(d_curve), "g_loss": _downsample_curve(g_curve)}
+
+    G.eval()
+    D.eval()
+    state = {
+        "g": {k: v.detach().cpu().clone() for k, v in G.state_dict().items()},
+        "d": {k: v.detach().cpu().clone() for k, v in D.state_dict().items()},
+        "g_ema": {k: v.detach().cpu().clone() for k, v in G_ema.state_dict().items()} if G_ema is not None else None,
+        "opt_g": _adam_state_by_name(opt_g, G),
+        "opt_d": _adam_state_by_name(opt_d, D),
+        "meta": {"lineage_steps": stats.lineage_steps, "ema_steps": ema_steps},
+    }
+    return Trained(G_ema if G_ema is not None else G, D, state, stats)
+
+
+@torch.no_grad()
+def generate(generator: Generator, latents: torch.Tensor, *, noise_seed: int = 0, batch: int = 64) -> torch.Tensor:
+    """Images (N,3,R,R) in [-1,1] on the CPU from fixed latents; noise injection is seeded
+    so that the same generator always draws the same images."""
+    generator.eval()
+    device = next(generator.parameters()).device
+    out = []
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(noise_seed)
+        for i in range(0, latents.shape[0], batch):
+            z = latents[i: i + batch, : generator.latent].to(device)
+            out.append(generator(z).float().cpu())
+    return torch.cat(out)

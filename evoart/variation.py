@@ -1,0 +1,377 @@
+"""Variation: random genomes, Sims-style mutation, crossover and repair.
+
+Every operator takes an explicit ``random.Random`` so that a run is reproducible and its
+RNG state can be checkpointed. Every operator returns a genome that builds (``repair``
+runs last) together with an ``Inheritance`` map that says which parent each part of the
+child came from, so the child can start from its parents' trained tensors.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field, replace
+
+from . import genome as G
+from .genome import Block, DiscriminatorGenes, Genome, GeneratorGenes, LossGenes, TrainingGenes
+
+
+@dataclass
+class Inheritance:
+    """Where each part of a child came from: indices into the child's parent list.
+
+    ``blocks[i]`` is (parent, block index in that parent) or None for a new block;
+    ``stem`` is the parent whose latent projection (and output layer) the child keeps;
+    ``discriminator`` the parent whose D, optimiser and judge the child continues.
+    """
+
+    blocks: list[tuple[int, int] | None] = field(default_factory=list)
+    stem: int | None = 0
+    discriminator: int | None = 0
+
+    def to_dict(self) -> dict:
+        return {"blocks": [list(b) if b else None for b in self.blocks],
+                "stem": self.stem, "discriminator": self.discriminator}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Inheritance":
+        return cls([tuple(b) if b else None for b in d["blocks"]], d["stem"], d["discriminator"])
+
+    @classmethod
+    def identity(cls, genome: Genome) -> "Inheritance":
+        return cls([(0, i) for i in range(len(genome.generator.blocks))], 0, 0)
+
+
+# ---- helpers -----------------------------------------------------------------------------
+
+def _round8(x: float, lo: int, hi: int) -> int:
+    return int(min(hi, max(lo, 8 * round(x / 8))))
+
+
+def _narrower(c: int, lo: int, hi: int) -> int:
+    """About 20% fewer channels, and at least 8 fewer while above the minimum."""
+    return min(_round8(c * 0.8, lo, hi), max(lo, c - 8))
+
+
+def _clamp(x: float, lo: float, hi: float) -> float:
+    return float(min(hi, max(lo, x)))
+
+
+def _log_uniform(rng: random.Random, lo: float, hi: float) -> float:
+    return math.exp(rng.uniform(math.log(lo), math.log(hi)))
+
+
+def _weighted(rng: random.Random, options: dict):
+    return rng.choices(list(options), weights=list(options.values()))[0]
+
+
+def _scale(rng: random.Random, x: float, sigma: float) -> float:
+    """Multiplicative perturbation: x * exp(N(0, sigma))."""
+    return x * math.exp(rng.gauss(0.0, sigma))
+
+
+# ---- random genomes ----------------------------------------------------------------------
+
+def random_block(rng: random.Random, channels: int, upsample: str | None = None) -> Block:
+    return Block(
+        channels=_round8(channels, *G.CHANNELS),
+        upsample=upsample or _weighted(rng, {"nearest": 3, "transposed": 3, "bilinear": 2,
+                                             "pixelshuffle": 2}),
+        kernel=_weighted(rng, {3: 8, 5: 1, 1: 1}),
+        norm=_weighted(rng, {"batch": 4, "none": 2, "instance": 1, "group": 2}),
+        activation=_weighted(rng, {"relu": 4, "lrelu": 4, "silu": 1, "elu": 1, "gelu": 1,
+                                   "sin": 1, "tanh": 0.5}),
+        residual=rng.random() < 0.2,
+        noise=rng.random() < 0.15,
+    )
+
+
+# Random genomes start cheaper than the cap allows (half of it): evolution may grow them.
+INITIAL_STEP_MACS_32 = G.MAX_STEP_MACS_32 / 2
+
+
+def random_genome(rng: random.Random, resolution: int = 32) -> Genome:
+    """A genome drawn from a distribution that favours cheap, trainable designs: three or
+    four blocks with channels halving, learning rates near 1e-3, batch 32 mostly, and a
+    training step costing at most half the compute cap."""
+    for _ in range(50):
+        genome = _draw_genome(rng, resolution)
+        if G.estimate_step_macs(genome, 32) <= INITIAL_STEP_MACS_32:
+            break
+    return genome
+
+
+def _draw_genome(rng: random.Random, resolution: int) -> Genome:
+    n_up = G.upsamplings_needed(resolution)
+    stem = rng.choice([64, 96, 128, 128, 160])
+    blocks = []
+    c = stem
+    for _ in range(n_up):
+        c = max(16, c // 2 if rng.random() < 0.8 else c)
+        blocks.append(random_block(rng, c))
+    if rng.random() < 0.3:
+        blocks.append(random_block(rng, max(8, c // 2), upsample="none"))
+    gen = GeneratorGenes(
+        latent=rng.choice([32, 64, 64, 100, 128]),
+        stem_channels=stem,
+        blocks=tuple(blocks),
+        output=_weighted(rng, {"tanh": 6, "sigmoid": 1, "clamp": 1, "sin": 1}),
+    )
+    disc = DiscriminatorGenes(
+        family=_weighted(rng, {"dcgan": 2, "resnet": 1}),
+        width=rng.choice([16, 16, 24, 32, 32, 48]),
+        norm=_weighted(rng, {"spectral": 3, "none": 2, "batch": 2, "layer": 1, "instance": 1}),
+    )
+    weights = {t: 0.0 for t in G.LOSS_TERMS}
+    if rng.random() < 0.6:
+        weights[rng.choice(G.LOSS_TERMS)] = 1.0
+    else:
+        for t in G.LOSS_TERMS:
+            weights[t] = round(rng.random(), 3)
+    loss = LossGenes(
+        **weights,
+        r1=_log_uniform(rng, 0.01, 10.0) if rng.random() < 0.3 else 0.0,
+        feature_matching=_log_uniform(rng, 0.01, 1.0) if rng.random() < 0.25 else 0.0,
+        mode_seeking=_log_uniform(rng, 0.01, 0.3) if rng.random() < 0.2 else 0.0,
+    )
+    training = TrainingGenes(
+        lr_g=_log_uniform(rng, 4e-4, 3e-3),
+        lr_d=_log_uniform(rng, 4e-4, 3e-3),
+        beta1=_clamp(rng.choice([0.0, 0.5, 0.5]) + rng.gauss(0, 0.05), *G.BETA1),
+        beta2=rng.choice([0.99, 0.99, 0.999]),
+        d_steps=_weighted(rng, {1: 6, 2: 2, 3: 1}),
+        batch_size=_weighted(rng, {32: 6, 16: 2, 64: 1}),
+        ema=rng.choice([0.0, 0.99, 0.99, 0.995, 0.999]),
+    )
+    return repair(Genome(gen, disc, loss, training))
+
+
+# ---- repair ------------------------------------------------------------------------------
+
+def repair(genome: Genome) -> Genome:
+    """Bring any genome back inside the schema: clamp and round numbers, fix the block
+    count, make sure some adversarial loss is on, and shrink channels until the compute
+    cap holds. Never rejects: every genome builds afterwards."""
+    g = genome.generator
+    blocks = list(g.blocks)[: G.BLOCKS[1]] or [Block(channels=32)]
+    blocks = [
+        replace(
+            b,
+            channels=_round8(b.channels, *G.CHANNELS),
+            upsample=b.upsample if b.upsample in G.UPSAMPLE_KINDS else "nearest",
+            kernel=b.kernel if b.kernel in G.KERNEL_SIZES else 3,
+            norm=b.norm if b.norm in G.G_NORMS else "none",
+            activation=b.activation if b.activation in G.ACTIVATIONS else "relu",
+            residual=bool(b.residual),
+            noise=bool(b.noise),
+        )
+        for b in blocks
+    ]
+    gen = GeneratorGenes(
+        latent=int(min(G.LATENT[1], max(G.LATENT[0], round(g.latent)))),
+        stem_channels=_round8(g.stem_channels, *G.STEM_CHANNELS),
+        blocks=tuple(blocks),
+        output=g.output if g.output in G.OUTPUT_ACTIVATIONS else "tanh",
+    )
+    d = genome.discriminator
+    disc = DiscriminatorGenes(
+        family=d.family if d.family in G.D_FAMILIES else "dcgan",
+        width=_round8(d.width, *G.D_WIDTH),
+        norm=d.norm if d.norm in G.D_NORMS else "spectral",
+    )
+    lo = genome.loss
+    adv = {t: _clamp(getattr(lo, t), *G.LOSS_WEIGHT) for t in G.LOSS_TERMS}
+    if sum(adv.values()) <= 0:
+        adv["nonsaturating"] = 1.0
+    loss = LossGenes(
+        **{t: round(v, 6) for t, v in adv.items()},
+        r1=_clamp(lo.r1, *G.R1),
+        feature_matching=_clamp(lo.feature_matching, *G.FEATURE_MATCHING),
+        mode_seeking=_clamp(lo.mode_seeking, *G.MODE_SEEKING),
+    )
+    t = genome.training
+    ema = _clamp(t.ema, *G.EMA)
+    training = TrainingGenes(
+        lr_g=_clamp(t.lr_g, *G.LR),
+        lr_d=_clamp(t.lr_d, *G.LR),
+        beta1=_clamp(t.beta1, *G.BETA1),
+        beta2=_clamp(t.beta2, *G.BETA2),
+        d_steps=t.d_steps if t.d_steps in G.D_STEPS else 1,
+        batch_size=min(G.BATCH_SIZES, key=lambda b: abs(b - t.batch_size)),
+        ema=0.0 if ema < 0.9 else ema,
+    )
+    out = Genome(gen, disc, loss, training)
+    # Shrink the widest layers until the generator fits the compute cap.
+    while G.estimate_g_macs(out, 32) > G.MAX_G_MACS_32:
+        gg = out.generator
+        widest = max([gg.stem_channels] + [b.channels for b in gg.blocks])
+        new_blocks = tuple(
+            replace(b, channels=_narrower(b.channels, *G.CHANNELS)) if b.channels == widest else b
+            for b in gg.blocks
+        )
+        stem = _narrower(gg.stem_channels, *G.STEM_CHANNELS) if gg.stem_channels == widest else gg.stem_channels
+        if new_blocks == gg.blocks and stem == gg.stem_channels:
+            # Already at minimum widths: drop the last block (the most expensive map).
+            new_blocks = gg.blocks[:-1] if len(gg.blocks) > 1 else gg.blocks
+            if new_blocks == gg.blocks:
+                break
+        out = replace(out, generator=replace(gg, blocks=new_blocks, stem_channels=stem))
+    while G.estimate_d_macs(out, 32) > G.MAX_D_MACS_32 and out.discriminator.width > G.D_WIDTH[0]:
+        out = replace(out, discriminator=replace(out.discriminator, width=out.discriminator.width - 8))
+    # A whole step over the cap: first fewer D steps, then a smaller batch, then narrower nets.
+    while G.estimate_step_macs(out, 32) > G.MAX_STEP_MACS_32:
+        tr = out.training
+        if tr.d_steps > 1:
+            out = replace(out, training=replace(tr, d_steps=tr.d_steps - 1))
+        elif tr.batch_size > G.BATCH_SIZES[0]:
+            out = replace(out, training=replace(tr, batch_size=tr.batch_size // 2))
+        else:
+            gg, dd = out.generator, out.discriminator
+            new_blocks = tuple(replace(b, channels=_narrower(b.channels, *G.CHANNELS)) for b in gg.blocks)
+            stem = _narrower(gg.stem_channels, *G.STEM_CHANNELS)
+            width = _narrower(dd.width, *G.D_WIDTH)
+            if new_blocks == gg.blocks and stem == gg.stem_channels and width == dd.width:
+                break
+            out = replace(out, generator=replace(gg, blocks=new_blocks, stem_channels=stem),
+                          discriminator=replace(dd, width=width))
+    return G.validate(out)
+
+
+# ---- mutation ----------------------------------------------------------------------------
+
+def _mutate_block(rng: random.Random, b: Block, p: float, strength: float) -> Block:
+    changes = {}
+    if rng.random() < p:
+        changes["channels"] = _round8(_scale(rng, b.channels, 0.35 * strength), *G.CHANNELS)
+    if rng.random() < p * 0.5:
+        changes["upsample"] = rng.choice(G.UPSAMPLE_KINDS)
+    if rng.random() < p * 0.5:
+        changes["kernel"] = rng.choice(G.KERNEL_SIZES)
+    if rng.random() < p * 0.5:
+        changes["norm"] = rng.choice(G.G_NORMS)
+    if rng.random() < p * 0.5:
+        changes["activation"] = rng.choice(G.ACTIVATIONS)
+    if rng.random() < p * 0.3:
+        changes["residual"] = not b.residual
+    if rng.random() < p * 0.3:
+        changes["noise"] = not b.noise
+    return replace(b, **changes)
+
+
+def mutate(genome: Genome, rng: random.Random, strength: float = 1.0) -> tuple[Genome, Inheritance]:
+    """Sims-style mutation: perturb numbers multiplicatively, swap categories, and add,
+    remove, duplicate or re-type whole blocks. ``strength`` scales both how many genes
+    change and by how much (1.0 = a few genes, gently)."""
+    p = min(1.0, 0.15 * strength)
+    g = genome.generator
+    blocks = list(g.blocks)
+    origin: list[tuple[int, int] | None] = [(0, i) for i in range(len(blocks))]
+
+    # Structural changes to the block list (at most one per mutation, as in Sims' nested
+    # mutation: the structure changes rarely, the parameters often).
+    r = rng.random()
+    structural = min(0.6, 0.25 * strength)
+    if r < structural:
+        op = rng.choice(["add", "remove", "duplicate", "retype"])
+        i = rng.randrange(len(blocks))
+        if op == "add" and len(blocks) < G.BLOCKS[1]:
+            c = blocks[i].channels
+            blocks.insert(i + 1, random_block(rng, c, upsample="none"))
+            origin.insert(i + 1, None)
+        elif op == "remove" and len(blocks) > G.BLOCKS[0]:
+            del blocks[i], origin[i]
+        elif op == "duplicate" and len(blocks) < G.BLOCKS[1]:
+            blocks.insert(i + 1, replace(blocks[i], upsample="none"))
+            origin.insert(i + 1, None)  # new tensors: input channels differ from the copy's
+        elif op == "retype":
+            blocks[i] = random_block(rng, blocks[i].channels, upsample=blocks[i].upsample)
+            origin[i] = None
+    blocks = [_mutate_block(rng, b, p, strength) for b in blocks]
+
+    latent = g.latent
+    stem_c = g.stem_channels
+    output = g.output
+    if rng.random() < p:
+        latent = int(round(_scale(rng, latent, 0.3 * strength)))
+    if rng.random() < p:
+        stem_c = _round8(_scale(rng, stem_c, 0.3 * strength), *G.STEM_CHANNELS)
+    if rng.random() < p * 0.3:
+        output = rng.choice(G.OUTPUT_ACTIVATIONS)
+
+    d = genome.discriminator
+    disc = d
+    if rng.random() < p * 0.5:
+        disc = replace(disc, family=rng.choice(G.D_FAMILIES))
+    if rng.random() < p:
+        disc = replace(disc, width=_round8(_scale(rng, d.width, 0.3 * strength), *G.D_WIDTH))
+    if rng.random() < p * 0.5:
+        disc = replace(disc, norm=rng.choice(G.D_NORMS))
+
+    lo = genome.loss
+    loss = {}
+    for term in G.LOSS_TERMS:
+        w = getattr(lo, term)
+        if rng.random() < p:
+            w = _scale(rng, w, 0.5 * strength) if w > 0 else rng.random() * 0.5
+        if rng.random() < p * 0.2:
+            w = 0.0
+        loss[term] = w
+    for term, hi in (("r1", 10.0), ("feature_matching", 1.0), ("mode_seeking", 0.3)):
+        w = getattr(lo, term)
+        if rng.random() < p:
+            w = _scale(rng, w, 0.6 * strength) if w > 0 else _log_uniform(rng, hi / 1000, hi)
+        if rng.random() < p * 0.3:
+            w = 0.0
+        loss[term] = w
+
+    t = genome.training
+    tr = {
+        "lr_g": _scale(rng, t.lr_g, 0.5 * strength) if rng.random() < p * 2 else t.lr_g,
+        "lr_d": _scale(rng, t.lr_d, 0.5 * strength) if rng.random() < p * 2 else t.lr_d,
+        "beta1": t.beta1 + rng.gauss(0, 0.15 * strength) if rng.random() < p else t.beta1,
+        # beta2 and EMA live close to 1: perturb 1 - x multiplicatively.
+        "beta2": 1 - _scale(rng, 1 - t.beta2, 0.5 * strength) if rng.random() < p else t.beta2,
+        "d_steps": rng.choice(G.D_STEPS) if rng.random() < p * 0.5 else t.d_steps,
+        "batch_size": rng.choice(G.BATCH_SIZES) if rng.random() < p * 0.5 else t.batch_size,
+        "ema": t.ema,
+    }
+    if rng.random() < p:
+        tr["ema"] = 0.0 if t.ema > 0 and rng.random() < 0.3 else 1 - _scale(rng, 1 - (t.ema or 0.99), 0.5 * strength)
+
+    child = Genome(
+        GeneratorGenes(latent=latent, stem_channels=stem_c, blocks=tuple(blocks), output=output),
+        disc, LossGenes(**loss), TrainingGenes(**tr),
+    )
+    child = repair(child)
+    # repair may drop trailing blocks to meet the compute cap
+    return child, Inheritance(origin[: len(child.generator.blocks)], 0, 0)
+
+
+# ---- crossover ---------------------------------------------------------------------------
+
+def crossover(a: Genome, b: Genome, rng: random.Random) -> tuple[Genome, Inheritance]:
+    """Mate two genomes: graft the tail of one block list onto the head of the other
+    (one cut point in each parent), blend the loss weights, take each training gene from
+    either parent, and take the discriminator whole from one of them."""
+    ba, bb = a.generator.blocks, b.generator.blocks
+    cut_a = rng.randint(1, len(ba))
+    cut_b = rng.randint(0, len(bb) - 1) if len(bb) > 1 else rng.randint(0, 1)
+    blocks = list(ba[:cut_a]) + list(bb[cut_b:])
+    origin = [(0, i) for i in range(cut_a)] + [(1, j) for j in range(cut_b, len(bb))]
+    blocks, origin = blocks[: G.BLOCKS[1]], origin[: G.BLOCKS[1]]
+    gen = replace(a.generator, blocks=tuple(blocks))
+
+    d_from = rng.randrange(2)
+    disc = (a, b)[d_from].discriminator
+
+    alpha = rng.random()
+    loss = LossGenes(**{
+        f: alpha * getattr(a.loss, f) + (1 - alpha) * getattr(b.loss, f)
+        for f in ("nonsaturating", "hinge", "leastsquares", "r1", "feature_matching", "mode_seeking")
+    })
+    training = TrainingGenes(**{
+        f: getattr((a, b)[rng.randrange(2)].training, f)
+        for f in ("lr_g", "lr_d", "beta1", "beta2", "d_steps", "batch_size", "ema")
+    })
+    child = repair(Genome(gen, disc, loss, training))
+    return child, Inheritance(origin[: len(child.generator.blocks)], 0, d_from)

@@ -1,0 +1,348 @@
+"""Behaviour of evoart.metrics that a user of the GA would notice.
+
+Image sets are random coloured rectangles and discs on flat backgrounds,
+drawn with torch from fixed seeds, in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from evoart.metrics import (
+    MetricInfo,
+    get_metric,
+    get_metric_info,
+    laplacian_pyramid,
+    list_metrics,
+    make_diversity,
+    make_swd,
+    pairwise_realism,
+    register_metric,
+    swd_floor,
+    wasserstein_1d_sorted,
+)
+
+torch.set_num_threads(1)
+
+
+# ---------------------------------------------------------------------------
+# Test images
+# ---------------------------------------------------------------------------
+
+
+def make_shapes(n: int, size: int, seed: int, max_shapes: int = 3) -> torch.Tensor:
+    """n images of 1-3 coloured rectangles/discs on a flat background, (n, 3, size, size)."""
+    g = torch.Generator().manual_seed(seed)
+    coords = (torch.arange(size, dtype=torch.float32) + 0.5) / size
+    yy, xx = coords[:, None], coords[None, :]
+    img = ((torch.rand(n, 3, 1, 1, generator=g) * 2 - 1) * 0.6).expand(n, 3, size, size)
+    for s in range(max_shapes):
+        present = torch.rand(n, generator=g) < (1.0 if s == 0 else 0.6)
+        cx, cy = torch.rand(n, generator=g), torch.rand(n, generator=g)
+        rw = 0.1 + 0.25 * torch.rand(n, generator=g)
+        rh = 0.1 + 0.25 * torch.rand(n, generator=g)
+        is_disc = torch.rand(n, generator=g) < 0.5
+        colour = torch.rand(n, 3, generator=g) * 2 - 1
+        dx = xx[None] - cx[:, None, None]
+        dy = yy[None] - cy[:, None, None]
+        rect = (dx.abs() <= rw[:, None, None]) & (dy.abs() <= rh[:, None, None])
+        disc = dx**2 + dy**2 <= rw[:, None, None] ** 2
+        mask = torch.where(is_disc[:, None, None], disc, rect) & present[:, None, None]
+        img = torch.where(mask[:, None], colour[:, :, None, None], img)
+    return img.contiguous()
+
+
+def add_noise(images: torch.Tensor, sigma: float, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return (images + sigma * torch.randn(images.shape, generator=g)).clamp(-1, 1)
+
+
+def blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    r = int(math.ceil(3 * sigma))
+    t = torch.arange(-r, r + 1, dtype=torch.float32)
+    k = torch.exp(-(t**2) / (2 * sigma**2))
+    k = k / k.sum()
+    x = F.pad(images, (r, r, r, r), mode="reflect")
+    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(3, 1, 1, -1), groups=3)
+    return F.conv2d(x, k.view(1, 1, -1, 1).expand(3, 1, -1, 1), groups=3)
+
+
+@pytest.fixture(scope="module")
+def real() -> torch.Tensor:
+    return make_shapes(768, 32, seed=0)
+
+
+@pytest.fixture(scope="module")
+def swd_scorer(real):
+    return make_swd(real[:256], seed=0)
+
+
+@pytest.fixture(scope="module")
+def held_out(real) -> torch.Tensor:
+    """Real-distribution images the scorer has not seen."""
+    return real[256:512]
+
+
+# ---------------------------------------------------------------------------
+# Registry
+# ---------------------------------------------------------------------------
+
+
+def test_registry_lists_swd_and_diversity_with_directions():
+    infos = {info.name: info for info in list_metrics()}
+    assert infos["swd"].direction == "lower"
+    assert infos["diversity"].direction == "higher"
+    for info in infos.values():
+        assert isinstance(info, MetricInfo)
+        assert isinstance(info.version, int) and info.description
+    assert get_metric("swd") is make_swd
+    assert get_metric("diversity") is make_diversity
+    assert get_metric_info("swd") == infos["swd"]
+
+
+def test_registry_refuses_unknown_duplicate_and_bad_direction():
+    with pytest.raises(KeyError, match="swd"):  # the message lists known names
+        get_metric("no-such-metric")
+    with pytest.raises(ValueError, match="already registered"):
+        register_metric("swd", direction="lower", version=1, description="x")(lambda r, *, seed: r)
+    with pytest.raises(ValueError, match="direction"):
+        register_metric("sideways", direction="up", version=1, description="x")  # type: ignore[arg-type]
+    assert "sideways" not in {i.name for i in list_metrics()}
+
+
+# ---------------------------------------------------------------------------
+# SWD: agreement with the reference recipe
+# ---------------------------------------------------------------------------
+
+
+def _np_mirror_convolve(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """scipy.ndimage.convolve(..., mode='mirror') for a symmetric 5x5 kernel, in plain numpy."""
+    p = np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2)), mode="reflect")
+    out = np.zeros_like(x)
+    h, w = x.shape[-2:]
+    for i in range(5):
+        for j in range(5):
+            out += kernel[i, j] * p[:, :, i : i + h, j : j + w]
+    return out
+
+
+def _np_reference_pyramid(x: np.ndarray, num_levels: int) -> list[np.ndarray]:
+    """Transcription of the Progressive GAN reference's generate_laplacian_pyramid."""
+    g = np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1]).astype(np.float64) / 256.0
+
+    def down(a):
+        return _np_mirror_convolve(a, g)[:, :, ::2, ::2]
+
+    def up(a):
+        n, c, h, w = a.shape
+        res = np.zeros((n, c, 2 * h, 2 * w))
+        res[:, :, ::2, ::2] = a
+        return _np_mirror_convolve(res, g * 4.0)
+
+    pyr = [x.astype(np.float64)]
+    for _ in range(1, num_levels):
+        pyr.append(down(pyr[-1]))
+        pyr[-2] = pyr[-2] - up(pyr[-1])
+    return pyr
+
+
+def test_laplacian_pyramid_matches_reference_recipe():
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    ours = laplacian_pyramid(x, num_levels=3)
+    ref = _np_reference_pyramid(x.double().numpy(), 3)
+    assert [tuple(level.shape[-2:]) for level in ours] == [(32, 32), (16, 16), (8, 8)]
+    for a, b in zip(ours, ref):
+        np.testing.assert_allclose(a.numpy(), b, atol=1e-5)
+
+
+@settings(deadline=None, max_examples=60)
+@given(
+    a=st.lists(st.integers(-5, 5), min_size=1, max_size=12),
+    b=st.lists(st.integers(-5, 5), min_size=1, max_size=12),
+)
+def test_wasserstein_1d_is_exact_for_any_sample_sizes(a, b):
+    """Equal counts: the reference's mean|sort(A)-sort(B)|; unequal: the same after
+    replicating both samples to a common size (which leaves the distributions unchanged)."""
+    n, m = len(a), len(b)
+    lcm = n * m // math.gcd(n, m)
+    a_rep = np.sort(np.repeat(np.asarray(a, dtype=np.float64), lcm // n))
+    b_rep = np.sort(np.repeat(np.asarray(b, dtype=np.float64), lcm // m))
+    expected = np.abs(a_rep - b_rep).mean()
+    got = wasserstein_1d_sorted(
+        torch.tensor(sorted(a), dtype=torch.float32)[None],
+        torch.tensor(sorted(b), dtype=torch.float32)[None],
+    )
+    assert got.shape == (1,)
+    assert float(got[0]) == pytest.approx(expected, rel=1e-5, abs=1e-5)
+
+
+# ---------------------------------------------------------------------------
+# SWD: behaviour
+# ---------------------------------------------------------------------------
+
+
+def test_swd_reports_levels_and_mean(swd_scorer, held_out):
+    result = swd_scorer.score(held_out[:128])
+    assert set(result) == {"swd", "swd_32", "swd_16"}
+    assert result["swd"] == pytest.approx((result["swd_32"] + result["swd_16"]) / 2)
+    assert all(math.isfinite(v) and v > 0 for v in result.values())
+
+
+def test_swd_same_distribution_is_small_next_to_disturbed_sets(swd_scorer, held_out):
+    same = swd_scorer.score(held_out)["swd"]
+    disturbed = [swd_scorer.score(add_noise(held_out, 0.05, seed=1))["swd"]]
+    disturbed += [swd_scorer.score(blur(held_out, 1.0))["swd"]]
+    grey = held_out.mean(dim=1, keepdim=True).expand(-1, 3, -1, -1)
+    disturbed += [swd_scorer.score(grey)["swd"]]
+    assert same < 0.7 * min(disturbed), (same, disturbed)
+
+
+def test_swd_ignores_global_contrast_like_the_reference(swd_scorer, held_out):
+    """Each descriptor set is normalised per channel by its own mean/std (as the
+    reference's finalize_descriptors), so a uniformly dimmer generator is not
+    penalised by SWD; diversity does see it."""
+    fakes = held_out[:128]
+    assert swd_scorer.score(0.5 * fakes)["swd"] == pytest.approx(
+        swd_scorer.score(fakes)["swd"], rel=1e-3
+    )
+
+
+def test_swd_grows_strictly_with_noise(swd_scorer, held_out):
+    fakes = held_out[:128]
+    values = [swd_scorer.score(add_noise(fakes, s, seed=1))["swd"] for s in (0.03, 0.1, 0.3)]
+    base = swd_scorer.score(fakes)["swd"]
+    assert base < values[0] < values[1] < values[2], (base, values)
+
+
+def test_swd_grows_strictly_with_blur(swd_scorer, held_out):
+    fakes = held_out[:128]
+    values = [swd_scorer.score(blur(fakes, s))["swd"] for s in (0.7, 1.4, 2.8)]
+    base = swd_scorer.score(fakes)["swd"]
+    assert base < values[0] < values[1] < values[2], (base, values)
+
+
+def test_swd_of_pure_noise_is_far_above_the_floor(real, swd_scorer):
+    floor_mean, floor_std = swd_floor(real, 128, 0, repeats=3)
+    assert 0 < floor_mean and floor_std >= 0
+    noise = torch.rand(128, 3, 32, 32, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    value = swd_scorer.score(noise)["swd"]
+    assert value > 3 * floor_mean and value > floor_mean + 10 * floor_std, (
+        value,
+        floor_mean,
+        floor_std,
+    )
+
+
+def test_swd_floor_needs_disjoint_subsets(real):
+    with pytest.raises(ValueError, match="disjoint"):
+        swd_floor(real[:100], 64, 0)
+
+
+def test_swd_is_deterministic_and_leaves_inputs_alone(real, held_out):
+    reals, fakes = real[:64].clone(), held_out[:48].clone()
+    reals_before, fakes_before = reals.clone(), fakes.clone()
+    a = make_swd(reals, seed=7, nhoods_per_image=32)
+    b = make_swd(reals, seed=7, nhoods_per_image=32)
+    first = a.score(fakes)
+    assert a.score(fakes) == first  # scoring twice: identical
+    assert b.score(fakes) == first  # a second scorer with the same seed: identical
+    assert make_swd(reals, seed=8, nhoods_per_image=32).score(fakes) != first
+    assert torch.equal(reals, reals_before) and torch.equal(fakes, fakes_before)
+
+
+@pytest.mark.parametrize(
+    "size, levels", [(16, ["swd_16"]), (32, ["swd_32", "swd_16"]), (64, ["swd_64", "swd_32", "swd_16"])]
+)
+def test_swd_works_at_16_32_64_pixels(size, levels):
+    reals = make_shapes(96, size, seed=10)
+    same = make_shapes(48, size, seed=11)
+    noise = torch.rand(48, 3, size, size, generator=torch.Generator().manual_seed(12)) * 2 - 1
+    scorer = make_swd(reals, seed=0, nhoods_per_image=32, dirs_per_repeat=64)
+    good, bad = scorer.score(same), scorer.score(noise)
+    assert set(good) == {"swd", *levels}
+    assert good["swd"] < bad["swd"]
+
+
+def test_swd_refuses_mismatched_sizes_and_nan(swd_scorer):
+    with pytest.raises(ValueError, match="real images are"):
+        swd_scorer.score(torch.zeros(8, 3, 16, 16))
+    with pytest.raises(ValueError, match="NaN"):
+        swd_scorer.score(torch.full((8, 3, 32, 32), float("nan")))
+    with pytest.raises(ValueError, match="min_resolution"):
+        make_swd(torch.zeros(4, 3, 8, 8), seed=0)
+
+
+def test_swd_of_a_constant_generator_is_finite_and_bad(swd_scorer, held_out):
+    """A collapsed GA individual emitting one flat colour must get a poor number, not NaN."""
+    flat = swd_scorer.score(torch.zeros(64, 3, 32, 32))["swd"]
+    assert math.isfinite(flat)
+    assert flat > 3 * swd_scorer.score(held_out[:64])["swd"]
+
+
+# ---------------------------------------------------------------------------
+# Pairwise realism
+# ---------------------------------------------------------------------------
+
+
+@settings(deadline=None, max_examples=150)
+@given(
+    fake=st.lists(st.integers(-4, 4) | st.floats(-3, 3, width=32), min_size=1, max_size=40),
+    real=st.lists(st.integers(-4, 4) | st.floats(-3, 3, width=32), min_size=1, max_size=40),
+)
+def test_pairwise_realism_equals_brute_force_including_ties(fake, real):
+    f = torch.tensor(fake, dtype=torch.float32)
+    r = torch.tensor(real, dtype=torch.float32)
+    wins = int((f[:, None] >= r[None, :]).sum())
+    assert pairwise_realism(f, r) == wins / (len(fake) * len(real))
+
+
+def test_pairwise_realism_is_half_when_d_cannot_tell():
+    g = torch.Generator().manual_seed(0)
+    fake, real = torch.randn(3000, generator=g), torch.randn(2000, generator=g)
+    assert abs(pairwise_realism(fake, real) - 0.5) < 0.03
+
+
+def test_pairwise_realism_extremes_and_shapes():
+    real = torch.linspace(0, 1, 50)
+    assert pairwise_realism(real - 2, real) == 0.0  # D separates perfectly
+    assert pairwise_realism(real + 2, real) == 1.0
+    assert pairwise_realism(torch.ones(7), torch.ones(9)) == 1.0  # ties count for the fake
+    assert pairwise_realism((real - 2)[:, None], real[:, None]) == 0.0  # (N, 1) D outputs
+    with pytest.raises(ValueError):
+        pairwise_realism(torch.tensor([float("nan")]), real)
+    with pytest.raises(ValueError):
+        pairwise_realism(torch.tensor([]), real)
+
+
+# ---------------------------------------------------------------------------
+# Diversity
+# ---------------------------------------------------------------------------
+
+
+def test_diversity_of_a_collapsed_generator_is_near_zero(real):
+    scorer = make_diversity(real[:512], seed=0)
+    collapsed = real[600:601].expand(128, -1, -1, -1)
+    assert scorer.score(collapsed)["diversity"] < 0.05
+    slightly_varied = add_noise(collapsed, 0.02, seed=3)
+    assert scorer.score(slightly_varied)["diversity"] < 0.1
+
+
+def test_diversity_of_another_real_sample_is_near_one(real):
+    scorer = make_diversity(real[:512], seed=0)
+    result = scorer.score(real[512:])
+    assert 0.9 < result["diversity"] < 1.1
+    assert set(result) == {"diversity", "diversity_fake", "diversity_real"}
+    other = make_shapes(256, 32, seed=99)
+    assert 0.9 < scorer.score(other)["diversity"] < 1.1
+
+
+def test_diversity_refuses_a_real_set_without_variation():
+    with pytest.raises(ValueError, match="no variation"):
+        make_diversity(torch.zeros(10, 3, 32, 32), seed=0)
