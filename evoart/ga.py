@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
@@ -263,6 +264,7 @@ def evolve(
             if ledger is not None:
                 ledger.begin_generation(gen, children, {
                     "rng": _rng_to_json(rng.getstate()), "global_rng": _rng_to_json(random.getstate())})
+        t_gen = time.perf_counter()
         emit("generation_start", {"generation": gen, "generations": cfg.generations,
                                   "children": len(children), "population": population})
 
@@ -291,6 +293,7 @@ def evolve(
 
         # The judging pass: every D of the population judges every other G.
         emit("judging", {"generation": gen})
+        t_judge = time.perf_counter()
         pool = population + children
         samples = {}
         entries = []
@@ -311,6 +314,7 @@ def evolve(
                 m.metrics.update(WORST)
             m.fitness.values = tuple(m.objectives()[k] for k in OBJECTIVES)
 
+        judge_seconds = time.perf_counter() - t_judge
         selected = tb.select(pool, cfg.population)
         ranked = _rank(selected)
         hof.update(ranked)
@@ -331,6 +335,8 @@ def evolve(
             "median_swd": float(np.median([m.metrics["swd"] for m in ranked])),
             "diverged": sum(1 for m in children if m.status == "diverged"),
             "failed": sum(1 for m in children if m.status == "failed"),
+            "judge_seconds": round(judge_seconds, 2),
+            "seconds": round(time.perf_counter() - t_gen, 2),
         }
         history.append(summary)
         emit("generation_end", {"generation": gen, "generations": cfg.generations, "ranked": ranked,

@@ -208,7 +208,7 @@ def genome_from_dict(data: Any) -> Genome:
     version = data.pop("schema_version", None)
     if version is None:
         raise GenomeError("genome.schema_version: missing")
-    if version != SCHEMA_VERSION:
+    if isinstance(version, bool) or version != SCHEMA_VERSION:
         raise GenomeError(
             f"genome.schema_version: {version!r} is not supported (this evoart reads {SCHEMA_VERSION})"
         )
@@ -235,7 +235,9 @@ def _check_range(path: str, value: float, lo: float, hi: float) -> None:
 
 
 def _check_choice(path: str, value: Any, choices: tuple) -> None:
-    if value not in choices:
+    # True == 1 in Python: a bool is a choice only among booleans, and 1 is not True,
+    # or a genome could validate and then fail to load from its own JSON.
+    if value not in choices or isinstance(value, bool) != isinstance(choices[0], bool):
         options = ", ".join(str(c) for c in choices)
         raise GenomeError(f"{path}: {value!r} is not one of {options}")
 
@@ -330,18 +332,24 @@ class BlockLayout:
 def layout(genome: Genome, resolution: int) -> tuple[int, list[BlockLayout]]:
     """Which blocks upsample at ``resolution`` and the sizes of every map.
 
-    The first k upsampling blocks upsample (k = log2(resolution / 4)); any later ones act as
-    refine blocks. When a genome has fewer than k, the stem starts on a larger map
-    (4 * 2**missing), so every genome builds at every supported resolution.
-    Returns (stem size, block layouts).
+    The latent is always projected to a 4x4 map. The first k upsampling blocks upsample
+    (k = log2(resolution / 4)); any later ones act as refine blocks. When a genome has
+    fewer than k, its first refine blocks upsample (nearest) instead, and whatever is
+    still missing is made up by parameter-free nearest upsampling of the 4x4 map before
+    the first block, so every genome builds at every supported resolution with the same
+    number of parameters. Returns (size of the map entering the first block, layouts).
     """
     k = upsamplings_needed(resolution)
-    ups = sum(1 for b in genome.generator.blocks if b.upsample != "none")
-    stem = 4 * 2 ** max(0, k - ups)
+    blocks = genome.generator.blocks
+    missing = max(0, k - sum(1 for b in blocks if b.upsample != "none"))
+    promote = set([i for i, b in enumerate(blocks) if b.upsample == "none"][:missing])
+    stem = 4 * 2 ** (missing - len(promote))
     size, used, c_in = stem, 0, genome.generator.stem_channels
     out = []
-    for i, b in enumerate(genome.generator.blocks):
-        kind = b.upsample if (b.upsample != "none" and used < k) else "none"
+    for i, b in enumerate(blocks):
+        kind = "nearest" if i in promote else b.upsample
+        if kind != "none" and used >= k:
+            kind = "none"
         if kind != "none":
             used += 1
         new_size = size * 2 if kind != "none" else size
@@ -354,7 +362,7 @@ def estimate_g_macs(genome: Genome, resolution: int) -> float:
     """Multiply-accumulates of one generator forward pass for one image (approximate)."""
     stem, blocks = layout(genome, resolution)
     g = genome.generator
-    macs = g.latent * g.stem_channels * stem * stem
+    macs = g.latent * g.stem_channels * 16  # the 4x4 projection
     for bl, b in zip(blocks, g.blocks):
         area = bl.out_size ** 2
         k = b.kernel

@@ -111,7 +111,7 @@ class Generator(nn.Module):
         self.resolution = resolution
         self.stem_size = stem_size
         self.stem_channels = g.stem_channels
-        self.stem = nn.Linear(g.latent, g.stem_channels * stem_size * stem_size)
+        self.stem = nn.Linear(g.latent, g.stem_channels * 4 * 4)  # (stem_channels) x 4 x 4
         self.stem_act = nn.LeakyReLU(0.2)
         self.blocks = nn.ModuleList(
             GBlock(gene, bl.in_channels, bl.out_channels, bl.upsample)
@@ -121,8 +121,10 @@ class Generator(nn.Module):
         self.output = g.output
 
     def forward(self, z):
-        x = self.stem(z).view(z.shape[0], self.stem_channels, self.stem_size, self.stem_size)
+        x = self.stem(z).view(z.shape[0], self.stem_channels, 4, 4)
         x = self.stem_act(x)
+        if self.stem_size > 4:  # too few upsampling blocks for this resolution
+            x = F.interpolate(x, size=self.stem_size, mode="nearest")
         for block in self.blocks:
             x = block(x)
         x = self.to_rgb(x)

@@ -123,8 +123,10 @@ class RunLedger:
     def commit(self, member: ga.Member, ev: Evaluation) -> None:
         self.store.commit_evaluation(
             member.id, status=ev.status, reason=ev.reason, metrics=ev.metrics, stats=ev.stats,
-            timings=ev.timings, samples_png=ev.samples_png(), generator_state=ev.generator_state,
-            train_state=ev.train_state if self.cfg.inherit else None,
+            timings=ev.timings, samples_png=ev.samples_png(),
+            # a diverged individual's tensors may hold NaN: never offer them to a child
+            generator_state=ev.generator_state if ev.status == "ok" else None,
+            train_state=ev.train_state if self.cfg.inherit and ev.status == "ok" else None,
         )
         self.commits += 1
         if self.kill_after is not None and self.commits >= self.kill_after:

@@ -273,6 +273,10 @@ class RunStore:
         version = self._schema_version(self.conn)
         for target in range(version + 1, SCHEMA_VERSION + 1):
             with self.conn:
+                # sqlite3 runs DDL outside a transaction unless one is begun explicitly: without
+                # this, a migration killed (or failing) half way leaves tables behind at the old
+                # version, and every later open fails with "table ... already exists".
+                self.conn.execute("BEGIN")
                 for statement in MIGRATIONS[target - 1].split(";"):
                     if statement.strip():
                         self.conn.execute(statement)
@@ -320,7 +324,10 @@ class RunStore:
 
     # ---- run -------------------------------------------------------------------------
     def _run_row(self) -> sqlite3.Row:
-        return self.conn.execute("SELECT * FROM run WHERE id = 1").fetchone()
+        row = self.conn.execute("SELECT * FROM run WHERE id = 1").fetchone()
+        if row is None:  # e.g. a run whose creation was killed between migration and insert
+            raise StoreError(f"{self.run_dir} holds no run record: it was never fully created")
+        return row
 
     @property
     def name(self) -> str:

@@ -137,8 +137,17 @@ def train_briefly(
     Deterministic on the CPU for a fixed seed and inputs. ``budget_seconds`` stops early
     when the time is up, which makes the result depend on the machine: documented as not
     reproducible. Divergence (a non-finite or exploding loss) stops training and marks
-    the stats ``diverged``; the nets are returned as they were.
+    the stats ``diverged``; the nets are returned as they are then (possibly holding NaN),
+    and callers must not let a child inherit them. The caller's torch RNG state is left
+    untouched.
     """
+    devices = [torch.device(device)] if str(device).startswith("cuda") else []
+    with torch.random.fork_rng(devices=devices):
+        return _train(genome, data, steps=steps, device=device, seed=seed, init=init,
+                      progress=progress, budget_seconds=budget_seconds)
+
+
+def _train(genome, data, *, steps, device, seed, init, progress, budget_seconds) -> Trained:
     resolution = data.shape[-1]
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)

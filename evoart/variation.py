@@ -53,6 +53,11 @@ def _narrower(c: int, lo: int, hi: int) -> int:
     return min(_round8(c * 0.8, lo, hi), max(lo, c - 8))
 
 
+def _choice(value, choices: tuple, default):
+    """``value`` if it is one of ``choices`` (True is not taken for 1), else ``default``."""
+    return value if value in choices and not isinstance(value, bool) else default
+
+
 def _clamp(x: float, lo: float, hi: float) -> float:
     return float(min(hi, max(lo, x)))
 
@@ -94,11 +99,15 @@ def random_genome(rng: random.Random, resolution: int = 32) -> Genome:
     """A genome drawn from a distribution that favours cheap, trainable designs: three or
     four blocks with channels halving, learning rates near 1e-3, batch 32 mostly, and a
     training step costing at most half the compute cap."""
+    cheapest = None
     for _ in range(50):
         genome = _draw_genome(rng, resolution)
-        if G.estimate_step_macs(genome, 32) <= INITIAL_STEP_MACS_32:
-            break
-    return genome
+        cost = G.estimate_step_macs(genome, 32)
+        if cost <= INITIAL_STEP_MACS_32:
+            return genome
+        if cheapest is None or cost < cheapest[0]:
+            cheapest = (cost, genome)
+    return cheapest[1]
 
 
 def _draw_genome(rng: random.Random, resolution: int) -> Genome:
@@ -159,7 +168,7 @@ def repair(genome: Genome) -> Genome:
             b,
             channels=_round8(b.channels, *G.CHANNELS),
             upsample=b.upsample if b.upsample in G.UPSAMPLE_KINDS else "nearest",
-            kernel=b.kernel if b.kernel in G.KERNEL_SIZES else 3,
+            kernel=_choice(b.kernel, G.KERNEL_SIZES, 3),
             norm=b.norm if b.norm in G.G_NORMS else "none",
             activation=b.activation if b.activation in G.ACTIVATIONS else "relu",
             residual=bool(b.residual),
@@ -180,11 +189,13 @@ def repair(genome: Genome) -> Genome:
         norm=d.norm if d.norm in G.D_NORMS else "spectral",
     )
     lo = genome.loss
-    adv = {t: _clamp(getattr(lo, t), *G.LOSS_WEIGHT) for t in G.LOSS_TERMS}
+    # Round before checking: a weight that rounds to 0 must not leave the genome without
+    # any adversarial loss (validate would then reject what repair returns).
+    adv = {t: round(_clamp(getattr(lo, t), *G.LOSS_WEIGHT), 6) for t in G.LOSS_TERMS}
     if sum(adv.values()) <= 0:
         adv["nonsaturating"] = 1.0
     loss = LossGenes(
-        **{t: round(v, 6) for t, v in adv.items()},
+        **adv,
         r1=_clamp(lo.r1, *G.R1),
         feature_matching=_clamp(lo.feature_matching, *G.FEATURE_MATCHING),
         mode_seeking=_clamp(lo.mode_seeking, *G.MODE_SEEKING),
@@ -196,7 +207,7 @@ def repair(genome: Genome) -> Genome:
         lr_d=_clamp(t.lr_d, *G.LR),
         beta1=_clamp(t.beta1, *G.BETA1),
         beta2=_clamp(t.beta2, *G.BETA2),
-        d_steps=t.d_steps if t.d_steps in G.D_STEPS else 1,
+        d_steps=_choice(t.d_steps, G.D_STEPS, 1),
         batch_size=min(G.BATCH_SIZES, key=lambda b: abs(b - t.batch_size)),
         ema=0.0 if ema < 0.9 else ema,
     )
