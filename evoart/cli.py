@@ -27,7 +27,7 @@ from rich.table import Table
 from . import __version__
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # messages stay greppable
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130

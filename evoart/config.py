@@ -30,7 +30,7 @@ class EvolveConfig:
     steps: int = 120                # training steps per new individual
     resolution: int = 32
     samples: int = 128              # generated images scored per individual (fixed latents)
-    judge_samples: int = 64         # images per generator and real images per D in the judging pass
+    judge_samples: int | None = None  # images per G and real images per D when judging; None = min(64, samples)
     holdout: int = 256              # real images no individual trains on, used for judging and scoring
     device: str = "auto"
     workers: int = 2                # parallel evaluations (processes); 1 = in this process
@@ -64,6 +64,8 @@ class EvolveConfig:
             if not cond:
                 raise ConfigError(f"{source}: {msg}")
 
+        if self.judge_samples is None:
+            self.judge_samples = min(64, self.samples) if isinstance(self.samples, int) else 64
         ints = ["population", "generations", "steps", "resolution", "samples", "judge_samples",
                 "holdout", "workers", "seed"]
         for name in ints:
