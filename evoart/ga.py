@@ -14,14 +14,14 @@ import hashlib
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 from deap import base, creator, tools
 
 from . import variation
 from .config import EvolveConfig
-from .fitness import WORST, EvalContext, EvalTask, Evaluation, judge, LATENT_MAX
+from .fitness import WORST, EvalContext, EvalTask, Evaluation, judge
 from .genome import Genome
 
 # Objectives, in the order of the DEAP fitness weights: realism (from the population's

@@ -4,7 +4,6 @@ answered with a clear message and exit code 2."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np

@@ -1,8 +1,4 @@
-"""The ``evoart`` command: a thin layer of click and rich over the library.
-
-It parses options, calls ``runner``/``data``/``store``, renders progress from the
-library's callbacks, and maps library errors to a message and exit code 2.
-"""
+"""`evoart evolve` and `evoart prune`: run, resume and tidy evolution runs."""
 
 from __future__ import annotations
 
@@ -12,7 +8,6 @@ import time
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -24,45 +19,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from . import __version__
-
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True)  # messages stay greppable
-
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-
-
-def _user_errors():
-    """Library errors whose message is meant for the user: shown without a traceback."""
-    from .config import ConfigError
-    from .data import DataError
-    from .genome import GenomeError
-    from .store import StoreError
-
-    return (ConfigError, DataError, GenomeError, StoreError, ValueError)
-
-
-class EvoartGroup(click.Group):
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except _user_errors() as exc:
-            err_console.print(f"[bold red]Error:[/] {exc}", highlight=False)
-            ctx.exit(EXIT_USAGE)
-
-
-@click.group(cls=EvoartGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="evoart")
-def main():
-    """evoart: evolve GAN genomes with a genetic algorithm and look at what they make.
-
-    \b
-    Start here:
-      evoart evolve                 evolve on the built-in 'shapes' set (a few minutes on a CPU)
-      evoart datasets list          the built-in datasets
-      evoart evolve ~/Pictures/ink  evolve on your own image folder
-    """
+from . import EXIT_INTERRUPTED, console, err_console, main
 
 
 # ---- evolve ------------------------------------------------------------------------------
@@ -112,8 +69,8 @@ def _explicit(ctx: click.Context, name: str) -> bool:
 @click.option("--dry-run", is_flag=True, help="Print the resolved configuration and exit.")
 @click.pass_context
 def evolve(ctx, data, config_file, resume, dry_run, out, no_inherit, **options):
-    from .config import ConfigError, EvolveConfig, load_toml
-    from .runner import RunInterrupted, resume_run, start_run
+    from ..config import ConfigError, EvolveConfig, load_toml
+    from ..runner import RunInterrupted, resume_run, start_run
 
     given = {k: v for k, v in options.items() if v is not None and _explicit(ctx, k)}
     if no_inherit:
@@ -126,7 +83,7 @@ def evolve(ctx, data, config_file, resume, dry_run, out, no_inherit, **options):
             raise ConfigError("--resume continues a run with its own data and configuration; "
                               "drop DATA and --config")
         if dry_run:
-            from .store import opened, resolve_run
+            from ..store import opened, resolve_run
 
             with opened(resolve_run(resume, out)) as store:
                 console.print_json(json.dumps(store.config))
@@ -272,7 +229,7 @@ class EvolveView:
                           ("swd ↓", "right"), ("diversity", "right"), ("born of", "left")):
             table.add_column(col, justify=just, no_wrap=True)
         table.add_column("genome", no_wrap=True, overflow="ellipsis", ratio=1)
-        from .genome import describe
+        from ..genome import describe
 
         for rank, m in enumerate(ranked, 1):
             o = m.metrics
@@ -296,51 +253,12 @@ class EvolveView:
                        f"(generation {first['generation']} -> {last['generation']})", highlight=False)
         self.print(f"Run folder: {outcome.run_dir}", highlight=False)
         if best is not None:
-            from .store import generation_dir, individual_dir
+            from ..store import generation_dir, individual_dir
 
             self.print(f"Best of the last generation: {best.id}  "
                        f"{individual_dir(outcome.run_dir, best.id) / 'samples.png'}", highlight=False)
             self.print(f"Contact sheets: {generation_dir(outcome.run_dir, 0) / 'contact.png'} ... "
                        f"{generation_dir(outcome.run_dir, r.generations - 1) / 'contact.png'}", highlight=False)
-
-
-# ---- datasets ----------------------------------------------------------------------------
-
-@main.group()
-def datasets():
-    """The built-in procedural datasets (generated on the fly, nothing downloaded)."""
-
-
-@datasets.command("list")
-def datasets_list():
-    """List the built-in datasets."""
-    from .data import DEFAULT_DATASET, list_datasets
-
-    table = Table(title="Built-in datasets")
-    table.add_column("name")
-    table.add_column("description")
-    for d in list_datasets():
-        table.add_row(d.name + (" (default)" if d.name == DEFAULT_DATASET else ""), d.description)
-    console.print(table)
-
-
-@datasets.command("preview")
-@click.argument("name")
-@click.option("--resolution", type=int, default=32, show_default=True)
-@click.option("--count", type=int, default=64, show_default=True, help="Images in the grid.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="PNG file to write (never overwritten without --force).")
-@click.option("--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
-def datasets_preview(name, resolution, count, output, force):
-    """Write a grid of a dataset's images (built-in name or folder) to a PNG."""
-    from .data import preview
-
-    if output.exists() and not force:
-        raise click.ClickException(f"{output} exists; pass --force to overwrite it")
-    img = preview(name, resolution, n=count)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    img.save(output)
-    console.print(f"Wrote {output}", highlight=False)
 
 
 # ---- prune -------------------------------------------------------------------------------
@@ -351,11 +269,9 @@ def datasets_preview(name, resolution, count, output, force):
 def prune(run, out):
     """Delete training state that no child can inherit any more (keeps generator weights,
     samples and the ledger)."""
-    from .runner import prune_run
+    from ..runner import prune_run
 
     removed, freed = prune_run(run, out)
     console.print(f"Removed {removed} training-state files, freed {freed / 1e6:.1f} MB.", highlight=False)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
