@@ -227,7 +227,7 @@ class EvolveView:
         table = Table(title=f"Generation {gen}: population in rank order", title_justify="left")
         for col, just in (("#", "right"), ("individual", "left"), ("front", "right"), ("realism ↑", "right"),
                           ("swd ↓", "right"), ("diversity", "right"), ("born of", "left")):
-            table.add_column(col, justify=just, no_wrap=True)
+            table.add_column(col, justify=just, no_wrap=True, min_width=max(len(col), 3))
         table.add_column("genome", no_wrap=True, overflow="ellipsis", ratio=1)
         from ..genome import describe
 
