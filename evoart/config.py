@@ -40,6 +40,9 @@ class EvolveConfig:
     crossover_rate: float = 0.3     # share of children made by crossover (then mutated)
     budget_seconds: float | None = None  # per-individual time limit; makes a run not reproducible
     from_presets: list[str] = field(default_factory=list)
+    selection: str = "nsga2"        # "nsga2" (Pareto fronts) or "weighted" (a weighted sum)
+    weights: dict[str, float] | None = None  # for "weighted": objective -> weight; None = all 1
+    features: str | None = None     # a TorchScript feature extractor (.pt) for rkid and coverage
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,7 +94,60 @@ class EvolveConfig:
         need(self.budget_seconds is None or (isinstance(self.budget_seconds, (int, float)) and self.budget_seconds > 0),
              "budget_seconds must be a positive number")
         need(isinstance(self.from_presets, list), "from_presets must be a list of preset names")
+        need(self.selection in SELECTIONS, f"selection must be one of {', '.join(SELECTIONS)}, got {self.selection!r}")
+        self.weights = parse_weights(self.weights, source=source)
+        if self.weights is not None and self.selection != "weighted":
+            raise ConfigError(f"{source}: weights are for --selection weighted (selection is {self.selection})")
+        if self.features is not None:
+            need(isinstance(self.features, str) and self.features, "features must be a path to a .pt file")
+            path = Path(self.features).expanduser()
+            need(path.is_file(), f"features: {self.features} does not exist (a TorchScript .pt file)")
+            self.features = str(path.resolve())
         return self
+
+
+# The GA's objectives, in the order of ``ga.OBJECTIVES`` (kept here so that reading a
+# configuration does not import deap); a test checks the two agree.
+OBJECTIVES = ("realism", "perceptual", "coverage")
+SELECTIONS = ("nsga2", "weighted")
+
+
+def parse_weights(weights: Any, *, source: str = "config") -> dict[str, float] | None:
+    """Selection weights from ``"realism=2,perceptual=1"``, a table or a list in objective
+    order; objectives not named weigh 0 when some are named. None stays None."""
+    if weights is None:
+        return None
+    if isinstance(weights, str):
+        pairs = {}
+        for part in filter(None, (p.strip() for p in weights.split(","))):
+            name, sep, value = part.partition("=")
+            if not sep:
+                raise ConfigError(f"{source}: weights must look like realism=1,perceptual=2,coverage=1 "
+                                  f"(got {part!r})")
+            try:
+                pairs[name.strip()] = float(value)
+            except ValueError:
+                raise ConfigError(f"{source}: weight of {name.strip()} is not a number: {value!r}") from None
+        weights = pairs
+    elif isinstance(weights, (list, tuple)):
+        if len(weights) != len(OBJECTIVES):
+            raise ConfigError(f"{source}: a list of weights needs {len(OBJECTIVES)} numbers "
+                              f"({', '.join(OBJECTIVES)})")
+        weights = dict(zip(OBJECTIVES, weights))
+    if not isinstance(weights, dict):
+        raise ConfigError(f"{source}: weights must be a table such as {{realism = 1, perceptual = 2}}")
+    unknown = sorted(set(weights) - set(OBJECTIVES))
+    if unknown:
+        raise ConfigError(f"{source}: unknown objective {unknown[0]!r} in weights (known: {', '.join(OBJECTIVES)})")
+    out = {}
+    for name in OBJECTIVES:
+        w = weights.get(name, 0.0)
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not w >= 0 or w == float("inf"):
+            raise ConfigError(f"{source}: weight of {name} must be a number >= 0, got {w!r}")
+        out[name] = float(w)
+    if sum(out.values()) <= 0:
+        raise ConfigError(f"{source}: at least one weight must be above 0")
+    return out
 
 
 def load_toml(path: Path) -> dict[str, Any]:

@@ -3,11 +3,16 @@ population with each other's discriminators (``judge``).
 
 Evaluation uses a fixed protocol per run: the same latent vectors, the same number of
 samples, the same real images and the same metric seeds for every individual, so that
-differences between individuals are differences between generators, not noise.
+differences between individuals are differences between generators, not noise. The
+real-vs-real floors that put the metrics on one scale are measured once per dataset,
+resolution, sample count and metric version (``protocol_floors``), cached on disk and
+recorded with the run.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -25,8 +30,11 @@ from .variation import Inheritance
 
 LATENT_MAX = 256
 # The objective values a diverged or failed individual gets: the worst possible realism
-# and a perceptual distance far beyond any trained generator's.
-WORST = {"realism": 0.0, "swd": 1e4, "diversity": 0.0}
+# and coverage, and distances far beyond any trained generator's.
+WORST = {"realism": 0.0, "perceptual": 1e3, "coverage": 0.0, "swd": 1e4, "diversity": 0.0}
+# Per-channel colour parts are left out of the ledger: color, color_pixels and
+# color_means say enough, and every stored number shows up in the gallery.
+_UNSTORED = ("color_r", "color_g", "color_b")
 SAMPLE_GRID = 64  # images in an individual's samples.png (8 x 8)
 
 
@@ -41,6 +49,8 @@ class EvalContext:
     noise_seed: int
     metric_seed: int
     device: str = "cpu"
+    floors: dict | None = None      # metric -> Floor.to_dict(): real-vs-real at len(latents) samples
+    features: str | None = None     # a TorchScript feature extractor replacing the random CNN
     _scorers: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __getstate__(self):
@@ -50,8 +60,19 @@ class EvalContext:
 
     def scorer(self, name: str):
         if name not in self._scorers:
-            self._scorers[name] = metrics.get_metric(name)(self.holdout_images, seed=self.metric_seed)
+            options = {}
+            if name == "perceptual":
+                if self.floors is None:
+                    self.floors = protocol_floors(self)
+                options = {"floors": self.floors, "features": self.features}
+            elif name in ("rkid", "coverage"):
+                options = {"features": self.features}
+            self._scorers[name] = metrics.get_metric(name)(self.holdout_images, seed=self.metric_seed, **options)
         return self._scorers[name]
+
+    @property
+    def samples(self) -> int:
+        return int(self.latents.shape[0])
 
     @property
     def resolution(self) -> int:
@@ -118,8 +139,8 @@ def evaluate(task: EvalTask, ctx: EvalContext, progress: Callable[[int, int], No
         if not finite and status == "ok":
             status, reason = "diverged", "generated images contain NaN or infinity"
         if status == "ok":
-            scores = {"swd": ctx.scorer("swd").score(fake)["swd"],
-                      "diversity": ctx.scorer("diversity").score(fake)["diversity"]}
+            scores = {k: v for k, v in ctx.scorer("perceptual").score_all(fake).items() if k not in _UNSTORED}
+            scores["diversity"] = ctx.scorer("diversity").score(fake)["diversity"]
         else:
             scores = {k: v for k, v in WORST.items() if k != "realism"}
             fake = torch.nan_to_num(fake, nan=0.0, posinf=1.0, neginf=-1.0)
@@ -202,3 +223,207 @@ def generate_samples(genome: Genome, generator_state: dict, ctx: EvalContext, n:
     G.load_state_dict(generator_state)
     latents = ctx.latents if n is None else ctx.latents[:n]
     return to_uint8(generate(G, latents, noise_seed=ctx.noise_seed))
+
+
+# ---- the protocol's real-vs-real floors -------------------------------------------------
+
+def _floors_cache_dir() -> str:
+    from .data import default_cache_dir
+
+    return str(default_cache_dir() / "metrics")
+
+
+def protocol_floors(ctx: EvalContext, *, repeats: int = metrics.FLOOR_REPEATS,
+                    cache_dir: str | None = None) -> dict[str, dict]:
+    """The run's real-vs-real floors: every metric on ``repeats`` draws of ``ctx.samples``
+    training images (real, never in the held-out reference), scored against the held-out
+    set exactly as individuals are.
+
+    Computed once per held-out set, training set, sample count, metric seed, embedding
+    and metric versions, and cached as JSON under the evoart cache folder (``$EVOART_CACHE``),
+    so the second run on the same data starts at once. A cache that cannot be read or
+    written is only a miss."""
+    from .metrics import embedding_name, metric_versions, tensor_digest
+
+    embedding = embedding_name(ctx.features)
+    key_material = {
+        "holdout": tensor_digest(ctx.holdout_images), "pool": tensor_digest(ctx.train_images),
+        "n": ctx.samples, "seed": ctx.metric_seed, "repeats": repeats, "embedding": embedding,
+        "versions": metric_versions(),
+    }
+    import hashlib
+
+    key = hashlib.sha256(json.dumps(key_material, sort_keys=True).encode()).hexdigest()[:24]
+    path = os.path.join(cache_dir or _floors_cache_dir(), f"floors-{key}.json")
+    try:
+        with open(path) as f:
+            cached = json.load(f)
+        if cached.get("key") == key_material:
+            return cached["floors"]
+    except (OSError, ValueError, KeyError):
+        pass
+    scorers = metrics.build_scorers(ctx.holdout_images, seed=ctx.metric_seed, features=ctx.features)
+    floors = metrics.measure_floors(scorers, ctx.train_images, ctx.samples, seed=ctx.metric_seed,
+                                    repeats=repeats)
+    out = {k: v.to_dict() for k, v in floors.items() if k not in _UNSTORED}
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump({"key": key_material, "floors": out}, f, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return out
+
+
+def protocol_record(ctx: EvalContext) -> dict:
+    """What a run records about how it scores: metric versions, embedding, sample counts,
+    seeds and the floors (so a resumed run, and ``evoart score --run``, use the same)."""
+    from .metrics import embedding_name, metric_versions
+
+    if ctx.floors is None:
+        ctx.floors = protocol_floors(ctx)
+    return {
+        "versions": metric_versions(),
+        "embedding": embedding_name(ctx.features),
+        "features": ctx.features,
+        "samples": ctx.samples,
+        "reference_images": int(ctx.holdout_images.shape[0]),
+        "metric_seed": ctx.metric_seed,
+        "floors": ctx.floors,
+    }
+
+
+# ---- scoring outside a run: two image sets, or a run's individuals again ----------------
+
+#: What ``evoart score`` reports, in this order.
+REPORTED = ("perceptual", "swd", "rkid", "color", "coverage", "density", "diversity")
+MIN_REAL_IMAGES = 32
+
+
+def _pick(names: list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    if not names:
+        return REPORTED
+    unknown = [n for n in names if n not in REPORTED]
+    if unknown:
+        raise ValueError(f"unknown metric {unknown[0]!r}; evoart score reports: {', '.join(REPORTED)}")
+    return tuple(dict.fromkeys(names))
+
+
+def score_image_sets(
+    real: torch.Tensor, fake: torch.Tensor, *, samples: int | None = None, seed: int = 0,
+    features: str | None = None, names: list[str] | tuple[str, ...] | None = None,
+    repeats: int = metrics.FLOOR_REPEATS,
+) -> dict:
+    """Every metric between a real and a generated image set ((N, 3, R, R) in [-1, 1]).
+
+    The real images are split at random (seeded) into halves: the reference every metric
+    compares with, and a pool from which the real-vs-real floors are measured at the same
+    sample count as the fakes. ``samples`` fakes (default: as many as the fake set has,
+    at most half the pool, so floor draws can be disjoint) are scored. Returns a flat
+    ``{metric: value}`` plus ``meta``.
+    """
+    names = _pick(names)
+    if real.shape[0] < MIN_REAL_IMAGES:
+        raise ValueError(f"need at least {MIN_REAL_IMAGES} real images (half are the reference, half "
+                         f"measure the real-vs-real spread), got {real.shape[0]}")
+    if tuple(real.shape[-2:]) != tuple(fake.shape[-2:]):
+        raise ValueError(f"real images are {tuple(real.shape[-2:])} but generated ones {tuple(fake.shape[-2:])}")
+    gen = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(real.shape[0], generator=gen)
+    half = real.shape[0] // 2
+    reference, pool = real[perm[:half]], real[perm[half:]]
+    limit = min(fake.shape[0], pool.shape[0] // 2)
+    n = min(samples, limit) if samples else limit
+    if n < 2:
+        raise ValueError(f"need at least 2 generated images, got {fake.shape[0]}")
+    chosen = fake[torch.randperm(fake.shape[0], generator=gen)[:n]] if n < fake.shape[0] else fake
+    scorer = metrics.make_perceptual(reference, seed=seed, floor_real=pool, n=n, repeats=repeats,
+                                     features=features)
+    result = scorer.score_all(chosen)
+    floors = dict(scorer.floors)
+    if "diversity" in names:
+        div = metrics.make_diversity(reference, seed=seed)
+        result["diversity"] = div.score(chosen)["diversity"]
+        floors["diversity"] = metrics._summarise(
+            {"diversity": [div.score(pool[torch.randperm(pool.shape[0], generator=gen)[:n]])["diversity"]
+                           for _ in range(repeats)]}, n)["diversity"]
+    versions = metrics.metric_versions()
+    return {
+        **{k: float(result[k]) for k in names},
+        "meta": {
+            "samples": n, "fake_images": int(fake.shape[0]), "real_images": int(real.shape[0]),
+            "reference_images": int(reference.shape[0]), "floor_pool_images": int(pool.shape[0]),
+            "resolution": int(real.shape[-1]), "seed": seed, "embedding": scorer.embedding_name,
+            "floors": {k: floors[k].to_dict() for k in names if k in floors},
+            "versions": {k: versions[k] for k in names if k in versions},
+            "parts": {k: float(v) for k, v in result.items() if k not in names and k not in _UNSTORED},
+        },
+    }
+
+
+def score_folders(real: str, fake: str, *, resolution: int = 32, **options) -> dict:
+    """``score_image_sets`` on two image folders (or built-in dataset names), decoded at
+    ``resolution`` as evoart decodes training data."""
+    from . import data
+    from .imaging import to_float_tensor
+
+    real_set = data.load_images(real, resolution)
+    fake_set = data.load_images(fake, resolution)
+    out = score_image_sets(to_float_tensor(real_set.images), to_float_tensor(fake_set.images), **options)
+    out["meta"].update({"real": real_set.source, "fake": fake_set.source,
+                        "skipped": len(real_set.skipped) + len(fake_set.skipped)})
+    return out
+
+
+def rescore_run(run_dir, *, generation: int | None = None, names=None,
+                progress: Callable[[int, int], None] | None = None) -> dict:
+    """Score a run's individuals again with this evoart's metrics and the run's own
+    protocol: its data split, fixed latents, noise seed, metric seed and recorded floors.
+    Reads the run (never writes it). ``generation``: only that generation's members;
+    default: every individual whose generator weights were saved."""
+    from .config import EvolveConfig
+    from .genome import Genome
+    from .nets import build_generator
+    from .runner import load_data, make_context
+    from .store import opened
+
+    names = _pick(names)
+    with opened(run_dir) as store:
+        record = store.config
+        cfg = EvolveConfig.from_dict(record["evolve"], source=f"run {store.run_dir.name}")
+        if generation is None:
+            rows = [r for r in store.individuals() if r.status == "ok"]
+        else:
+            ids = [i for i, _ in store.members(generation)]
+            if not ids:
+                raise ValueError(f"run {store.run_dir.name} has no finished generation {generation}")
+            rows = store.individuals(ids=ids)
+        _, train_u8, holdout_u8 = load_data(cfg)
+        ctx = make_context(cfg, train_u8, holdout_u8, "cpu", protocol=record.get("metrics"))
+        scorer = ctx.scorer("perceptual")
+        out = []
+        for done, row in enumerate(rows, 1):
+            state = store.load_generator_state(row.id)
+            entry = {"id": row.id, "born": row.born, "status": row.status,
+                     "recorded": store.scores(row.id, generation)}
+            if state is not None:
+                G = build_generator(Genome.from_dict(row.genome), ctx.resolution)
+                G.load_state_dict(state)
+                fake = generate(G, ctx.latents, noise_seed=ctx.noise_seed)
+                result = scorer.score_all(fake)
+                if "diversity" in names:
+                    result["diversity"] = ctx.scorer("diversity").score(fake)["diversity"]
+                entry.update({k: float(result[k]) for k in names})
+            out.append(entry)
+            if progress:
+                progress(done, len(rows))
+    return {
+        "individuals": out,
+        "meta": {"run": str(run_dir), "samples": ctx.samples, "reference_images": int(ctx.holdout_images.shape[0]),
+                 "resolution": ctx.resolution, "floors": {k: ctx.floors[k] for k in names if k in ctx.floors},
+                 "versions": {k: v for k, v in metrics.metric_versions().items() if k in names},
+                 "recorded_versions": (record.get("metrics") or {}).get("versions"),
+                 "generation": generation},
+    }

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Protocol
 
 import numpy as np
@@ -25,9 +25,46 @@ from .fitness import WORST, EvalContext, EvalTask, Evaluation, judge
 from .genome import Genome
 
 # Objectives, in the order of the DEAP fitness weights: realism (from the population's
-# discriminators) up, perceptual distance (SWD) down.
-OBJECTIVES = ("realism", "swd")
-WEIGHTS = (1.0, -1.0)
+# discriminators) up, the perceptual distance (swd, rkid and color against their real-vs-real
+# floors, see metrics.perceptual_from_parts) down, and coverage (Naeem et al. 2020: how much
+# of the real data the samples reach; low for a collapsed generator) up.
+OBJECTIVES = ("realism", "perceptual", "coverage")
+WEIGHTS = (1.0, -1.0, 1.0)
+
+# ---- the display score -------------------------------------------------------------------
+# One number per individual for tables and the gallery, 0-100, absolute (comparable across
+# generations and runs on the same data): the mean of three utilities in [0, 1],
+#   realism     min(1, realism / 0.5)              0.5 = the other Ds cannot tell it from real
+#   perceptual  1 / (1 + excess / PERCEPTUAL_HALF)  excess = perceptual - its real-vs-real mean
+#   coverage    min(1, coverage / real coverage)    real coverage at the same sample count
+# Real images score about 100. ``--selection weighted`` ranks by the same utilities with
+# the user's weights.
+REALISM_FULL = 0.5
+PERCEPTUAL_HALF = 6.0  # each part about 6 spreads above its floor (log1p(6) ~ 2) halves the utility
+
+
+def utilities(metrics: dict[str, float], floors: dict | None) -> dict[str, float]:
+    """The three objectives mapped to [0, 1], 1 = as good as real data (see above)."""
+    floors = floors or {}
+    realism = metrics.get("realism", WORST["realism"])
+    perceptual = metrics.get("perceptual", WORST["perceptual"])
+    coverage = metrics.get("coverage", WORST["coverage"])
+    p_floor = floors.get("perceptual", {}).get("mean", 0.0)
+    c_floor = floors.get("coverage", {}).get("mean", 1.0) or 1.0
+    return {
+        "realism": min(1.0, max(0.0, realism / REALISM_FULL)),
+        "perceptual": 1.0 / (1.0 + max(0.0, perceptual - p_floor) / PERCEPTUAL_HALF),
+        "coverage": min(1.0, max(0.0, coverage / c_floor)),
+    }
+
+
+def display_score(metrics: dict[str, float], floors: dict | None,
+                  weights: dict[str, float] | None = None) -> float:
+    """0-100: the (weighted) mean of ``utilities``; equal weights for display."""
+    u = utilities(metrics, floors)
+    w = weights or {k: 1.0 for k in OBJECTIVES}
+    total = sum(w.get(k, 0.0) for k in OBJECTIVES)
+    return round(100.0 * sum(w.get(k, 0.0) * u[k] for k in OBJECTIVES) / total, 4)
 
 
 class Member:
@@ -147,14 +184,36 @@ def _tournament(population: list[Member], rng: random.Random) -> Member:
 
 
 def _rank(pool: list[Member]) -> list[Member]:
-    """Sort best first: by Pareto front, then crowding distance (spread), then SWD."""
+    """Sort best first: by Pareto front, then crowding distance (spread), then display score."""
     fronts = tools.sortNondominated(pool, len(pool))
     for f_index, front in enumerate(fronts):
         tools.emo.assignCrowdingDist(front)
         for m in front:
             m.front = f_index
             m.crowding = float(m.fitness.crowding_dist)
-    return sorted(pool, key=lambda m: (m.front, -m.crowding, m.objectives()["swd"], m.id))
+    return sorted(pool, key=lambda m: (m.front, -m.crowding, -m.metrics.get("score", 0.0), m.id))
+
+
+def _rank_weighted(pool: list[Member], weights: dict[str, float] | None, floors: dict | None) -> list[Member]:
+    """Sort best first by the weighted score (``--selection weighted``). ``front`` becomes
+    the rank, so the parents' tournament prefers the better-ranked of two."""
+    ranked = sorted(pool, key=lambda m: (-display_score(m.metrics, floors, weights), m.id))
+    for i, m in enumerate(ranked):
+        m.front, m.crowding = i, 0.0
+    return ranked
+
+
+def select_and_rank(tb, pool: list[Member], cfg: EvolveConfig, floors: dict | None) -> list[Member]:
+    """The next population, best first: NSGA-II (DEAP's selNSGA2) or the weighted sum."""
+    if cfg.selection == "weighted":
+        return _rank_weighted(pool, cfg.weights, floors)[: cfg.population]
+    return _rank(tb.select(pool, cfg.population))
+
+
+def _ranked(population: list[Member], cfg: EvolveConfig, floors: dict | None) -> list[Member]:
+    if cfg.selection == "weighted":
+        return _rank_weighted(population, cfg.weights, floors)
+    return _rank(population)
 
 
 def make_children(tb, generation: int, population: list[Member], cfg: EvolveConfig,
@@ -178,26 +237,43 @@ def make_children(tb, generation: int, population: list[Member], cfg: EvolveConf
     return children
 
 
-def initial_members(tb, cfg: EvolveConfig, rng: random.Random, seeds: list[tuple[str, Genome]] = ()) -> list[Member]:
+def initial_members(tb, cfg: EvolveConfig, rng: random.Random, seeds: list[tuple[str, Genome]] = (),
+                    weighted: set[str] | frozenset = frozenset()) -> list[Member]:
     """Generation 0: the given seed genomes (presets) and their mutants, filled up with
-    random genomes."""
+    random genomes. A seed named in ``weighted`` has trained weights (see ``seed_parent``):
+    it starts from them and its mutants inherit them where shapes match, unless the run
+    does not inherit at all. Its discriminator starts fresh (presets keep only G)."""
     out = []
     seeds = list(seeds)
     for k in range(cfg.lam):
         cid = individual_id(0, k)
+        inh = None
         if seeds and k < len(seeds):
             name, genome = seeds[k]
             origin = f"preset:{name}"
+            if name in weighted and cfg.inherit:
+                inh = replace(variation.Inheritance.identity(genome), discriminator=None)
         elif seeds and k < 2 * len(seeds):
             name, base_genome = seeds[k - len(seeds)]
-            genome, _ = tb.mutate(base_genome, rng)
+            genome, mutant_inh = tb.mutate(base_genome, rng)
             origin = f"mutant:{name}"
+            if name in weighted and cfg.inherit:
+                inh = replace(mutant_inh, discriminator=None)
         else:
             genome = tb.random_genome(rng)
             origin = "random"
         out.append(new_member(id=cid, genome=genome, parents=[], born=0,
-                              seed=individual_seed(cfg.seed, cid), origin=origin, inheritance=None))
+                              seed=individual_seed(cfg.seed, cid), origin=origin, inheritance=inh))
     return out
+
+
+def seed_parent(member: Member) -> str | None:
+    """The preset a generation-0 member was seeded from ("preset:NAME", "mutant:NAME")."""
+    if member.born == 0 and not member.parents and ":" in member.origin:
+        kind, name = member.origin.split(":", 1)
+        if kind in ("preset", "mutant"):
+            return name
+    return None
 
 
 # ---- the loop ----------------------------------------------------------------------------
@@ -210,10 +286,13 @@ def evolve(
     ledger: Ledger | None = None,
     progress: Progress | None = None,
     seed_genomes: list[tuple[str, Genome]] = (),
+    seed_states: dict[str, dict] | None = None,
     judge_device: str = "cpu",
 ) -> EvolveResult:
     """Run (mu + lambda) evolution for ``cfg.generations`` generations in all, resuming
-    from ``ledger`` when it holds an unfinished run."""
+    from ``ledger`` when it holds an unfinished run. ``seed_states`` maps a seed genome's
+    name to the training state its generation-0 members start from (preset weights)."""
+    seed_states = seed_states or {}
     emit = progress or (lambda kind, info: None)
     tb = make_toolbox(cfg, executor)
     rng = random.Random(cfg.seed)
@@ -230,7 +309,7 @@ def evolve(
         random.setstate(_rng_from_json(resume.global_rng_state))
         for m in population:
             m.fitness.values = tuple(m.objectives()[k] for k in OBJECTIVES)
-        population = _rank(population)
+        population = _ranked(population, cfg, ctx.floors)
         by_id = {m.id: m for m in population}
         hof.update([by_id[i] for i in resume.hall_of_fame if i in by_id] or population)
         begun = resume.begun
@@ -259,7 +338,7 @@ def evolve(
         if begun is not None:
             children, begun = begun, None
         else:
-            children = (initial_members(tb, cfg, rng, seed_genomes) if gen == 0
+            children = (initial_members(tb, cfg, rng, seed_genomes, set(seed_states)) if gen == 0
                         else make_children(tb, gen, population, cfg, rng))
             if ledger is not None:
                 ledger.begin_generation(gen, children, {
@@ -270,10 +349,17 @@ def evolve(
 
         todo = [c for c in children if c.status == "pending"]
         by_id = {c.id: c for c in children}
+        def task_parents(c: Member) -> list[dict | None]:
+            if c.inheritance is None:
+                return []
+            if seed_parent(c) is not None:  # a preset's weights stand in for a parent
+                return [seed_states.get(seed_parent(c))]
+            return [train_state(p) for p in c.parents]
+
         tasks = [
             EvalTask(
                 id=c.id, genome=c.genome.to_dict(), seed=c.seed, steps=cfg.steps,
-                parents=[train_state(p) for p in c.parents] if c.inheritance is not None else [],
+                parents=task_parents(c),
                 inheritance=c.inheritance.to_dict() if c.inheritance is not None else None,
                 budget_seconds=cfg.budget_seconds,
             )
@@ -313,10 +399,10 @@ def evolve(
             else:
                 m.metrics.update(WORST)
             m.fitness.values = tuple(m.objectives()[k] for k in OBJECTIVES)
+            m.metrics["score"] = display_score(m.metrics, ctx.floors) if m.status == "ok" else 0.0
 
         judge_seconds = time.perf_counter() - t_judge
-        selected = tb.select(pool, cfg.population)
-        ranked = _rank(selected)
+        ranked = select_and_rank(tb, pool, cfg, ctx.floors)
         hof.update(ranked)
         state = {"rng": _rng_to_json(rng.getstate()), "global_rng": _rng_to_json(random.getstate()),
                  "population": [m.id for m in ranked], "hall_of_fame": [m.id for m in hof]}
@@ -333,6 +419,11 @@ def evolve(
             "median_realism": float(np.median([m.metrics["realism"] for m in ranked])),
             "best_swd": min(m.metrics["swd"] for m in ranked),
             "median_swd": float(np.median([m.metrics["swd"] for m in ranked])),
+            "best_perceptual": min(m.metrics["perceptual"] for m in ranked),
+            "median_perceptual": float(np.median([m.metrics["perceptual"] for m in ranked])),
+            "best_coverage": max(m.metrics["coverage"] for m in ranked),
+            "best_score": max(m.metrics["score"] for m in ranked),
+            "median_score": float(np.median([m.metrics["score"] for m in ranked])),
             "diverged": sum(1 for m in children if m.status == "diverged"),
             "failed": sum(1 for m in children if m.status == "failed"),
             "judge_seconds": round(judge_seconds, 2),

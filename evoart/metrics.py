@@ -709,3 +709,584 @@ def make_diversity(
         image_size=(int(real.shape[-2]), int(real.shape[-1])),
         real_spread=real_spread,
     )
+
+
+# ---------------------------------------------------------------------------
+# Feature embedding: fixed random CNNs, or the user's own extractor
+# ---------------------------------------------------------------------------
+
+#: Seed of the random CNNs. A constant, not the run's seed: the embedding is part of
+#: the metric's definition, so ``rkid`` and ``coverage`` values compare across runs
+#: and with ``evoart score``. Changing it (or the architecture) is a new version.
+EMBEDDING_SEED = 1729
+#: (kernel, widths) of each random CNN; each stage halves the resolution.
+_RANDOM_CNNS = ((3, (32, 64, 128, 128)),)
+_EMBED_BATCH = 128
+#: The random embedding's name: part of cache keys and run records.
+RANDOM_EMBEDDING = "random-cnn-v1"
+
+
+class _RandomCNN(torch.nn.Module):
+    """A randomly initialised convolutional net that is never trained.
+
+    Why random weights work at all: a random conv layer followed by a nonlinearity is
+    a bank of random local filters; the mean and the spread of each filter's response
+    over the image describe texture and structure at that scale, and stacking stages
+    (each after a 2x average pool) widens the receptive field. Such embeddings rank
+    generative models much as trained ones do (Naeem et al. 2020; Lee et al. 2022),
+    although they are blind to some changes a trained net sees (see docs/METRICS.md).
+    """
+
+    def __init__(self, kernel: int, widths: tuple[int, ...], generator: torch.Generator):
+        super().__init__()
+        convs = []
+        c_in = 3
+        for width in widths:
+            conv = torch.nn.Conv2d(c_in, width, kernel, padding=kernel // 2, padding_mode="reflect")
+            fan_in = c_in * kernel * kernel
+            # He initialisation for a leaky ReLU of slope 0.2: activations keep their scale.
+            std = math.sqrt(2.0 / ((1 + 0.2**2) * fan_in))
+            with torch.no_grad():
+                conv.weight.copy_(torch.randn(conv.weight.shape, generator=generator) * std)
+                conv.bias.copy_(torch.randn(conv.bias.shape, generator=generator) * 0.1)
+            convs.append(conv)
+            c_in = width
+        self.convs = torch.nn.ModuleList(convs)
+
+    def forward(self, x: Tensor) -> Tensor:
+        feats = [x.mean(dim=(2, 3)), x.std(dim=(2, 3), correction=0)]
+        for i, conv in enumerate(self.convs):
+            if i > 0 and min(x.shape[-2:]) >= 2:
+                x = F.avg_pool2d(x, 2)
+            x = F.leaky_relu(conv(x), 0.2)
+            feats += [x.mean(dim=(2, 3)), x.std(dim=(2, 3), correction=0)]
+        return torch.cat(feats, dim=1)
+
+
+@dataclass
+class Embedding:
+    """Images (N, 3, H, W) in [-1, 1] -> features (N, D) float64; ``name`` identifies it."""
+
+    name: str
+    module: Callable[[Tensor], Tensor] = field(repr=False)
+
+    def __call__(self, images: Tensor) -> Tensor:
+        out = []
+        with torch.no_grad():
+            for i in range(0, images.shape[0], _EMBED_BATCH):
+                f = self.module(images[i : i + _EMBED_BATCH].to(torch.float32))
+                if f.ndim == 4:  # a feature map: average over space
+                    f = f.mean(dim=(2, 3))
+                if f.ndim != 2:
+                    raise ValueError(
+                        f"the feature extractor {self.name} returned shape {tuple(f.shape)}; "
+                        "expected (N, D) or (N, C, H, W)"
+                    )
+                out.append(f.detach().to("cpu", torch.float64))
+        feats = torch.cat(out)
+        if not bool(torch.isfinite(feats).all()):
+            raise ValueError(f"the feature extractor {self.name} returned NaN or infinite features")
+        return feats
+
+
+def random_embedding() -> Embedding:
+    """The default embedding: a fixed random CNN (3x3 kernels, four stages),
+    per-channel mean and standard deviation pooled at the input and after every stage
+    (710 dimensions)."""
+    gen = torch.Generator().manual_seed(EMBEDDING_SEED)
+    nets = [_RandomCNN(k, widths, gen).eval() for k, widths in _RANDOM_CNNS]
+
+    def embed(x: Tensor) -> Tensor:
+        return torch.cat([net(x) for net in nets], dim=1)
+
+    return Embedding(RANDOM_EMBEDDING, embed)
+
+
+def embedding_name(features: str | None) -> str:
+    """The name ``load_embedding(features)`` would give, without loading a model."""
+    if features is None:
+        return RANDOM_EMBEDDING
+    import os
+
+    path = os.path.abspath(os.path.expanduser(str(features)))
+    if not os.path.isfile(path):
+        raise ValueError(f"feature extractor {features} does not exist (give a TorchScript .pt file)")
+    return f"torchscript:{_file_digest(path)}"
+
+
+def _file_digest(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:12]
+
+
+def load_embedding(features: str | None) -> Embedding:
+    """The random-CNN embedding, or a local TorchScript (``.pt``) or ``torch.export``
+    (``.pt2``) feature extractor: it gets images (N, 3, H, W) in [-1, 1] and returns
+    (N, D) features or (N, C, H, W) maps (averaged over space). Nothing is downloaded."""
+    if features is None:
+        return random_embedding()
+    import os
+    import warnings
+
+    path = os.path.abspath(os.path.expanduser(str(features)))
+    if not os.path.isfile(path):
+        raise ValueError(f"feature extractor {features} does not exist (give a TorchScript .pt file)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated, still works
+            if path.endswith(".pt2"):
+                module = torch.export.load(path).module()
+            else:
+                module = torch.jit.load(path, map_location="cpu")
+                module.eval()
+    except Exception as exc:  # a corrupt or foreign file: say so plainly
+        raise ValueError(f"{features} is not a loadable TorchScript or torch.export model: {exc}") from None
+    return Embedding(f"torchscript:{_file_digest(path)}", module)
+
+
+# ---------------------------------------------------------------------------
+# rkid: unbiased kernel distance in the embedding
+# ---------------------------------------------------------------------------
+
+# Smallest feature std a dimension is divided by when standardising (a feature that is
+# constant on the real set must not turn into infinities).
+_FEATURE_STD_FLOOR = 1e-6
+
+
+@dataclass
+class _EmbeddedReal:
+    """Real-side work shared by ``rkid`` and ``coverage``: the embedding, the real set's
+    per-dimension mean and std (to standardise every set) and its standardised features."""
+
+    embedding: Embedding = field(repr=False)
+    mean: Tensor = field(repr=False)
+    std: Tensor = field(repr=False)
+    real: Tensor = field(repr=False)        # (n, D) standardised
+    image_size: tuple[int, int]
+
+    def features(self, images: Tensor) -> Tensor:
+        _check_images(images, "fake images", min_count=2)
+        if tuple(images.shape[-2:]) != self.image_size:
+            raise ValueError(
+                f"fake images are {tuple(images.shape[-2:])} but real images are {self.image_size}"
+            )
+        return (self.embedding(images) - self.mean) / self.std
+
+
+def _embed_real(real: Tensor, features: str | None, embedding: Embedding | None = None) -> _EmbeddedReal:
+    _check_images(real, "real images", min_count=4)
+    emb = embedding or load_embedding(features)
+    f = emb(real)
+    mean = f.mean(dim=0)
+    std = f.std(dim=0).clamp_min(_FEATURE_STD_FLOOR)
+    return _EmbeddedReal(emb, mean, std, (f - mean) / std, (int(real.shape[-2]), int(real.shape[-1])))
+
+
+def _poly_kernel(x: Tensor, y: Tensor) -> Tensor:
+    """k(x, y) = (x.y / d + 1)^3, the KID kernel (Binkowski et al. 2018)."""
+    return (x @ y.T / x.shape[1] + 1.0) ** 3
+
+
+def _mean_off_diagonal(k: Tensor) -> float:
+    n = k.shape[0]
+    return float((k.sum() - k.diagonal().sum()) / (n * (n - 1)))
+
+
+#: rkid is reported x 1e3, as KID usually is.
+RKID_SCALE = 1e3
+
+
+@dataclass
+class RKIDScorer:
+    """Unbiased squared MMD with the cubic polynomial kernel, against one real set."""
+
+    embedded: _EmbeddedReal = field(repr=False)
+    real_term: float  # mean k(x, x') over distinct real pairs, computed once
+
+    @property
+    def name(self) -> str:
+        return "rkid"
+
+    def score_features(self, f: Tensor) -> dict[str, float]:
+        if f.shape[0] < 2:
+            raise ValueError("rkid needs at least 2 fake images")
+        fake_term = _mean_off_diagonal(_poly_kernel(f, f))
+        cross = float(_poly_kernel(f, self.embedded.real).mean())
+        return {"rkid": (self.real_term + fake_term - 2.0 * cross) * RKID_SCALE}
+
+    def score(self, fake: Tensor) -> dict[str, float]:
+        return self.score_features(self.embedded.features(fake))
+
+
+def _make_rkid(embedded: _EmbeddedReal) -> RKIDScorer:
+    return RKIDScorer(embedded, _mean_off_diagonal(_poly_kernel(embedded.real, embedded.real)))
+
+
+@register_metric(
+    "rkid",
+    direction="lower",
+    version=1,
+    description=(
+        "Unbiased kernel distance (KID, cubic polynomial kernel, x1e3) between fake and real "
+        "images in the embedding of two fixed random CNNs (or --features); 0 = same distribution."
+    ),
+)
+def make_rkid(real: Tensor, *, seed: int, features: str | None = None) -> RKIDScorer:
+    """Build an rkid scorer for ``real``. ``seed`` is accepted for the registry's sake:
+    the embedding is fixed (:data:`EMBEDDING_SEED`) and KID uses every pair, so nothing
+    here is random."""
+    return _make_rkid(_embed_real(real, features))
+
+
+# ---------------------------------------------------------------------------
+# coverage (Naeem et al. 2020)
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class CoverageScorer:
+    """Share of real images whose k-nearest-neighbour ball holds at least one fake."""
+
+    embedded: _EmbeddedReal = field(repr=False)
+    radii: Tensor = field(repr=False)  # (n,) distance of each real image to its k-th real neighbour
+    k: int
+
+    @property
+    def name(self) -> str:
+        return "coverage"
+
+    def score_features(self, f: Tensor) -> dict[str, float]:
+        d = torch.cdist(f, self.embedded.real)               # (m, n)
+        inside = d < self.radii[None, :]
+        return {
+            "coverage": float(inside.any(dim=0).double().mean()),
+            # density (same paper): how many real balls each fake falls in, / k; ~1 for real data
+            "density": float(inside.double().sum() / (self.k * f.shape[0])),
+        }
+
+    def score(self, fake: Tensor) -> dict[str, float]:
+        return self.score_features(self.embedded.features(fake))
+
+
+def _make_coverage(embedded: _EmbeddedReal, k: int) -> CoverageScorer:
+    if not isinstance(k, int) or k < 1 or k >= embedded.real.shape[0]:
+        raise ValueError(f"k must be an int in [1, {embedded.real.shape[0] - 1}], got {k!r}")
+    d = torch.cdist(embedded.real, embedded.real)
+    radii = torch.kthvalue(d, k + 1, dim=1).values  # k+1: the nearest is the image itself
+    return CoverageScorer(embedded, radii, k)
+
+
+@register_metric(
+    "coverage",
+    direction="higher",
+    version=1,
+    description=(
+        "Coverage (Naeem et al. 2020, k=5) in the random-CNN embedding: share of real images "
+        "with a generated image among their 5 nearest real neighbours. Falls with mode collapse."
+    ),
+)
+def make_coverage(real: Tensor, *, seed: int, k: int = 5, features: str | None = None) -> CoverageScorer:
+    """Build a coverage scorer for ``real`` (deterministic; ``seed`` is unused)."""
+    return _make_coverage(_embed_real(real, features), k)
+
+
+# ---------------------------------------------------------------------------
+# color: per-channel colour statistics, which SWD normalises away
+# ---------------------------------------------------------------------------
+
+_COLOR_QUANTILES = 256
+
+
+def _to_levels(images: Tensor) -> Tensor:
+    """[-1, 1] -> 8-bit grey levels [0, 255] (float64)."""
+    return (images.detach().to("cpu", torch.float64).clamp(-1, 1) + 1.0) * 127.5
+
+
+def _quantiles(values: Tensor, q: int) -> Tensor:
+    """Each row's values at the q mid-quantiles (i + 0.5) / q, by sorting (exact order
+    statistics, no interpolation)."""
+    s = torch.sort(values, dim=-1).values
+    n = s.shape[-1]
+    idx = ((torch.arange(q, dtype=torch.float64) + 0.5) * n / q).long().clamp_max(n - 1)
+    return s[..., idx]
+
+
+@dataclass
+class ColorScorer:
+    """Wasserstein-1 distances, in 8-bit grey levels, between real and fake per channel:
+    of all pixel values and of per-image mean colours."""
+
+    real_pixels: Tensor = field(repr=False)  # (3, Q) pixel-value quantiles per channel
+    real_means: Tensor = field(repr=False)   # (3, n) per-image means per channel, sorted
+    image_size: tuple[int, int]
+
+    @property
+    def name(self) -> str:
+        return "color"
+
+    def score(self, fake: Tensor) -> dict[str, float]:
+        _check_images(fake, "fake images")
+        if tuple(fake.shape[-2:]) != self.image_size:
+            raise ValueError(
+                f"fake images are {tuple(fake.shape[-2:])} but real images are {self.image_size}"
+            )
+        levels = _to_levels(fake)
+        pixels = _quantiles(levels.transpose(0, 1).reshape(3, -1), self.real_pixels.shape[1])
+        w_pixels = (pixels - self.real_pixels).abs().mean(dim=1)               # (3,)
+        means = torch.sort(levels.mean(dim=(2, 3)).T.contiguous(), dim=1).values
+        w_means = wasserstein_1d_sorted(self.real_means, means)               # (3,)
+        result = {
+            "color": float((w_pixels.mean() + w_means.mean()) / 2),
+            "color_pixels": float(w_pixels.mean()),
+            "color_means": float(w_means.mean()),
+        }
+        for c, name in enumerate("rgb"):
+            result[f"color_{name}"] = float((w_pixels[c] + w_means[c]) / 2)
+        return result
+
+
+@register_metric(
+    "color",
+    direction="lower",
+    version=1,
+    description=(
+        "Colour statistics distance in 8-bit grey levels: mean over R, G, B of the "
+        "Wasserstein-1 distances between pixel values and between per-image mean colours. "
+        "Sees global colour and contrast shifts that SWD's normalisation hides."
+    ),
+)
+def make_color(real: Tensor, *, seed: int) -> ColorScorer:
+    """Build a colour scorer for ``real`` (deterministic; ``seed`` is unused)."""
+    _check_images(real, "real images", min_count=2)
+    levels = _to_levels(real)
+    pixels = _quantiles(levels.transpose(0, 1).reshape(3, -1), _COLOR_QUANTILES)
+    means = torch.sort(levels.mean(dim=(2, 3)).T.contiguous(), dim=1).values
+    return ColorScorer(pixels, means, (int(real.shape[-2]), int(real.shape[-1])))
+
+
+# ---------------------------------------------------------------------------
+# Real-vs-real floors and the combined perceptual distance
+# ---------------------------------------------------------------------------
+
+#: The parts of ``perceptual``, each a distance with a real-vs-real floor.
+PERCEPTUAL_PARTS = ("swd", "rkid", "color")
+#: Real-vs-real repeats behind each floor (mean and spread).
+FLOOR_REPEATS = 10
+
+
+@dataclass(frozen=True)
+class Floor:
+    """What a metric gives *real* images at a sample count: mean and sample std over
+    ``repeats`` disjoint draws. A fake set within a few std of ``mean`` is, by this
+    metric and at this sample count, indistinguishable from real data."""
+
+    mean: float
+    std: float
+    n: int
+    repeats: int
+
+    def z(self, value: float) -> float:
+        """How many real-vs-real standard deviations ``value`` lies above the floor."""
+        spread = max(self.std, 1e-9 * max(1.0, abs(self.mean)))
+        return (value - self.mean) / spread
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean, "std": self.std, "n": self.n, "repeats": self.repeats}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Floor":
+        return cls(float(d["mean"]), float(d["std"]), int(d["n"]), int(d["repeats"]))
+
+
+@dataclass
+class PerceptualScorer:
+    """``perceptual`` = sum over swd, rkid and color of log(1 + max(0, z)), z the part's
+    distance above its real-vs-real floor in units of that floor's spread, both measured
+    on real images at the sample count the fakes are scored at
+    (:func:`perceptual_from_parts`).
+
+    One scorer computes every metric of the fixed protocol (``score_all``): the fake
+    images are embedded once for both ``rkid`` and ``coverage``.
+    """
+
+    swd: SWDScorer = field(repr=False)
+    rkid: RKIDScorer = field(repr=False)
+    coverage: CoverageScorer = field(repr=False)
+    color: ColorScorer = field(repr=False)
+    floors: dict[str, Floor]
+
+    @property
+    def name(self) -> str:
+        return "perceptual"
+
+    @property
+    def embedding_name(self) -> str:
+        return self.rkid.embedded.embedding.name
+
+    def _combine(self, parts: dict[str, float]) -> dict[str, float]:
+        return perceptual_from_parts(parts, self.floors)
+
+    def score(self, fake: Tensor) -> dict[str, float]:
+        """``perceptual``, its parts and their z-scores."""
+        parts: dict[str, float] = {}
+        parts.update(self.swd.score(fake))
+        parts.update(self.rkid.score(fake))
+        parts.update(self.color.score(fake))
+        return {**self._combine(parts), **parts}
+
+    def score_all(self, fake: Tensor) -> dict[str, float]:
+        """Every metric of the protocol: perceptual (with parts), coverage and density."""
+        parts: dict[str, float] = {}
+        parts.update(self.swd.score(fake))
+        f = self.rkid.embedded.features(fake)
+        parts.update(self.rkid.score_features(f))
+        parts.update(self.coverage.score_features(f))
+        parts.update(self.color.score(fake))
+        return {**self._combine(parts), **parts}
+
+
+def build_scorers(
+    real: Tensor, *, seed: int, features: str | None = None, k: int = 5
+) -> dict[str, Scorer]:
+    """swd, rkid, coverage and color scorers for one real set, sharing one embedding."""
+    embedded = _embed_real(real, features)
+    return {
+        "swd": make_swd(real, seed=seed),
+        "rkid": _make_rkid(embedded),
+        "coverage": _make_coverage(embedded, k),
+        "color": make_color(real, seed=seed),
+    }
+
+
+def floor_draws(
+    scorers: dict[str, Scorer], pool: Tensor, n: int, *, seed: int, repeats: int = FLOOR_REPEATS
+) -> dict[str, list[float]]:
+    """Real-vs-real values: every scorer's result on ``repeats`` draws of ``n`` images
+    from ``pool`` (real images *not* in the scorers' reference set).
+
+    Draws are disjoint while the pool lasts (then drawn afresh), and seeded."""
+    _check_images(pool, "real images for the floor", min_count=2)
+    if n < 2 or n > pool.shape[0]:
+        raise ValueError(f"a floor at n={n} needs between 2 and {pool.shape[0]} pool images")
+    if repeats < 2:
+        raise ValueError(f"repeats must be >= 2 to measure a spread, got {repeats}")
+    gen = _generator(seed, "floors/draws")
+    per_draw = max(1, pool.shape[0] // n)
+    values: dict[str, list[float]] = {}
+    perm = torch.randperm(pool.shape[0], generator=gen)
+    for r in range(repeats):
+        if r and r % per_draw == 0:
+            perm = torch.randperm(pool.shape[0], generator=gen)
+        j = r % per_draw
+        draw = pool[perm[j * n : (j + 1) * n].to(pool.device)]
+        f = None
+        for scorer in scorers.values():
+            if hasattr(scorer, "score_features"):
+                if f is None:
+                    f = scorer.embedded.features(draw)  # type: ignore[attr-defined]
+                result = scorer.score_features(f)  # type: ignore[attr-defined]
+            else:
+                result = scorer.score(draw)
+            for key, value in result.items():
+                values.setdefault(key, []).append(value)
+    return values
+
+
+def _summarise(values: dict[str, list[float]], n: int) -> dict[str, Floor]:
+    return {
+        key: Floor(float(np.mean(v)), float(np.std(v, ddof=1)), int(n), len(v))
+        for key, v in values.items()
+    }
+
+
+def measure_floors(
+    scorers: dict[str, Scorer], pool: Tensor, n: int, *, seed: int, repeats: int = FLOOR_REPEATS
+) -> dict[str, Floor]:
+    """Real-vs-real floors (mean and spread over draws) of every scorer's results, plus
+    the floor of ``perceptual`` itself when swd, rkid and color are among them."""
+    draws = floor_draws(scorers, pool, n, seed=seed, repeats=repeats)
+    floors = _summarise(draws, n)
+    if all(p in floors for p in PERCEPTUAL_PARTS):
+        per_draw = [
+            perceptual_from_parts({p: draws[p][r] for p in PERCEPTUAL_PARTS}, floors)["perceptual"]
+            for r in range(repeats)
+        ]
+        floors.update(_summarise({"perceptual": per_draw}, n))
+    return floors
+
+
+def perceptual_from_parts(parts: dict[str, float], floors: dict[str, Floor]) -> dict[str, float]:
+    """``perceptual`` and each part's z-score from swd, rkid and color values.
+
+    perceptual = sum over parts of log(1 + max(0, z)), z = (value - floor mean) / floor std.
+
+    Why z-scores: each part's real-vs-real spread at the sample count is its unit of
+    "detectably different from real". Why the log: the parts' ranges differ by orders of
+    magnitude in those units (a squared kernel distance such as rkid reaches thousands of
+    spreads where SWD reaches tens), so a plain sum would be rkid alone; on a log scale
+    halving any part's excess counts the same, and no single metric's quirks decide.
+    Parts below their floor count 0: they are indistinguishable from real there.
+    """
+    out: dict[str, float] = {}
+    total = 0.0
+    for p in PERCEPTUAL_PARTS:
+        z = floors[p].z(parts[p])
+        out[f"{p}_z"] = z
+        total += math.log1p(max(0.0, z))
+    return {"perceptual": total, **out}
+
+
+@register_metric(
+    "perceptual",
+    direction="lower",
+    version=1,
+    description=(
+        "The fitness distance: swd, rkid and color, each as a z-score against its real-vs-real "
+        "spread at the same sample count, summed as log(1 + max(0, z)). About 1 for real images."
+    ),
+)
+def make_perceptual(
+    real: Tensor,
+    *,
+    seed: int,
+    floors: dict[str, Floor | dict] | None = None,
+    floor_real: Tensor | None = None,
+    n: int | None = None,
+    repeats: int = FLOOR_REPEATS,
+    features: str | None = None,
+) -> PerceptualScorer:
+    """Build the combined scorer. Either pass ``floors`` (measured before, e.g. read from
+    a run's record) or ``floor_real`` -- real images outside ``real`` -- and the fake
+    sample count ``n`` to measure them here."""
+    scorers = build_scorers(real, seed=seed, features=features)
+    if floors is None:
+        if floor_real is None or n is None:
+            raise ValueError(
+                "perceptual needs the real-vs-real spread of its parts: pass floors, or floor_real "
+                "(real images outside the reference set) and n (the fake sample count)"
+            )
+        floors = measure_floors(scorers, floor_real, n, seed=seed, repeats=repeats)
+    floors = {k: v if isinstance(v, Floor) else Floor.from_dict(v) for k, v in floors.items()}
+    missing = [p for p in PERCEPTUAL_PARTS if p not in floors]
+    if missing:
+        raise ValueError(f"floors lack {', '.join(missing)}")
+    return PerceptualScorer(
+        swd=scorers["swd"], rkid=scorers["rkid"], coverage=scorers["coverage"],  # type: ignore[arg-type]
+        color=scorers["color"], floors=floors,  # type: ignore[arg-type]
+    )
+
+
+def metric_versions() -> dict[str, int]:
+    """Every registered metric's version, for run records and caches."""
+    return {info.name: info.version for info in list_metrics()}
+
+
+def tensor_digest(images: Tensor) -> str:
+    """A short content hash of an image tensor (shape, dtype and bytes)."""
+    t = images.detach().to("cpu").contiguous()
+    digest = hashlib.sha256(f"{tuple(t.shape)}:{t.dtype}".encode())
+    digest.update(t.numpy().tobytes())
+    return digest.hexdigest()[:16]

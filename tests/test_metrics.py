@@ -346,3 +346,205 @@ def test_diversity_of_another_real_sample_is_near_one(real):
 def test_diversity_refuses_a_real_set_without_variation():
     with pytest.raises(ValueError, match="no variation"):
         make_diversity(torch.zeros(10, 3, 32, 32), seed=0)
+
+
+# ---------------------------------------------------------------------------
+# The embedding, rkid, coverage, color, perceptual
+# ---------------------------------------------------------------------------
+
+from evoart.metrics import (  # noqa: E402
+    Floor,
+    embedding_name,
+    load_embedding,
+    make_color,
+    make_coverage,
+    make_perceptual,
+    make_rkid,
+    measure_floors,
+    metric_versions,
+    perceptual_from_parts,
+    random_embedding,
+)
+
+
+def test_registry_has_every_metric_of_the_protocol_with_its_direction():
+    infos = {info.name: info for info in list_metrics()}
+    expected = {"swd": "lower", "rkid": "lower", "coverage": "higher", "color": "lower",
+                "perceptual": "lower", "diversity": "higher"}
+    assert {k: infos[k].direction for k in expected} == expected
+    assert metric_versions() == {k: infos[k].version for k in infos}
+
+
+def test_random_embedding_is_fixed_and_per_image(held_out):
+    """The same weights in every process and run (the seed is a constant), and an image's
+    features do not depend on the batch it is embedded with."""
+    a, b = random_embedding(), random_embedding()
+    fa = a(held_out[:130])
+    assert torch.equal(fa, b(held_out[:130]))
+    assert torch.allclose(fa[129:], a(held_out[129:130]), atol=1e-5)  # float32 convolutions
+    assert fa.dtype == torch.float64 and fa.shape == (130, 710)
+    assert embedding_name(None) == a.name == "random-cnn-v1"
+
+
+def _brute_kid(x: np.ndarray, y: np.ndarray) -> float:
+    d = x.shape[1]
+    k = lambda a, b: (a @ b / d + 1) ** 3  # noqa: E731
+    n, m = len(x), len(y)
+    xx = sum(k(x[i], x[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    xy = sum(k(x[i], y[j]) for i in range(n) for j in range(m)) / (n * m)
+    return xx + yy - 2 * xy
+
+
+def test_rkid_is_the_unbiased_mmd_with_the_cubic_kernel(real, held_out):
+    scorer = make_rkid(real[:40], seed=0)
+    fake = held_out[:25]
+    f = scorer.embedded.features(fake)
+    expected = _brute_kid(scorer.embedded.real.numpy(), f.numpy()) * 1e3
+    assert scorer.score(fake)["rkid"] == pytest.approx(expected, rel=1e-9, abs=1e-9)
+
+
+def test_rkid_is_near_zero_for_the_same_distribution_and_large_for_noise(real, held_out):
+    scorer = make_rkid(real[:256], seed=0)
+    same = scorer.score(held_out)["rkid"]
+    noisy = scorer.score(add_noise(held_out, 0.3, seed=1))["rkid"]
+    assert abs(same) < 20 < noisy, (same, noisy)
+
+
+def _brute_coverage(real_f: np.ndarray, fake_f: np.ndarray, k: int) -> float:
+    covered = 0
+    for i, x in enumerate(real_f):
+        dists = sorted(np.linalg.norm(real_f - x, axis=1))
+        radius = dists[k]  # dists[0] is the image itself
+        covered += any(np.linalg.norm(y - x) < radius for y in fake_f)
+    return covered / len(real_f)
+
+
+def test_coverage_matches_its_definition_with_k_5(real, held_out):
+    scorer = make_coverage(real[:60], seed=0)
+    fake = held_out[:30]
+    f = scorer.embedded.features(fake).numpy()
+    got = scorer.score(fake)
+    assert scorer.k == 5
+    assert got["coverage"] == pytest.approx(_brute_coverage(scorer.embedded.real.numpy(), f, 5))
+    assert got["density"] >= 0
+
+
+def test_coverage_tells_a_collapsed_generator_from_a_varied_one(real, held_out):
+    scorer = make_coverage(real[:256], seed=0)
+    varied = scorer.score(held_out[:128])["coverage"]
+    collapsed = scorer.score(held_out[:1].expand(128, -1, -1, -1))["coverage"]
+    assert collapsed < 0.1 < 0.6 < varied, (collapsed, varied)
+
+
+def test_color_measures_grey_levels_and_sees_what_swd_does_not(held_out, swd_scorer):
+    flat = torch.zeros(32, 3, 32, 32)
+    scorer = make_color(flat, seed=0)
+    assert scorer.score(flat)["color"] == 0.0
+    shifted = flat + 20 / 127.5  # every pixel 20 grey levels brighter
+    result = scorer.score(shifted)
+    assert result["color"] == pytest.approx(20.0, abs=1e-6)
+    assert result["color_pixels"] == pytest.approx(20.0, abs=1e-6)
+    # on real images: a global shift that SWD (per-channel normalised) barely notices
+    color = make_color(held_out[:128], seed=0)
+    fakes = held_out[128:]
+    dimmer = 0.5 * fakes
+    assert color.score(dimmer)["color"] > 3 * color.score(fakes)["color"]
+    assert swd_scorer.score(dimmer)["swd"] == pytest.approx(swd_scorer.score(fakes)["swd"], rel=1e-3)
+
+
+def test_floor_z_and_the_perceptual_formula():
+    f = Floor(mean=10.0, std=2.0, n=64, repeats=5)
+    assert f.z(14.0) == 2.0 and f.z(8.0) == -1.0
+    assert Floor.from_dict(f.to_dict()) == f
+    floors = {"swd": Floor(10, 2, 64, 5), "rkid": Floor(0, 1, 64, 5), "color": Floor(3, 1, 64, 5)}
+    out = perceptual_from_parts({"swd": 14.0, "rkid": -3.0, "color": 3.0 + math.e - 1}, floors)
+    assert out["swd_z"] == 2.0 and out["rkid_z"] == -3.0
+    # below the floor counts 0; log(1 + z) otherwise
+    assert out["perceptual"] == pytest.approx(math.log(3.0) + 0.0 + 1.0)
+
+
+@pytest.fixture(scope="module")
+def perceptual_scorer(real):
+    return make_perceptual(real[:192], seed=0, floor_real=real[512:], n=64, repeats=4)
+
+
+def test_perceptual_floors_come_from_real_images_outside_the_reference(perceptual_scorer, real):
+    floors = perceptual_scorer.floors
+    for key in ("swd", "rkid", "color", "coverage", "perceptual"):
+        assert floors[key].n == 64 and floors[key].repeats == 4
+    assert floors["swd"].mean > 0 and floors["swd"].std > 0
+    assert floors["coverage"].mean > 0.5
+    with pytest.raises(ValueError, match="floor_real"):
+        make_perceptual(real[:64], seed=0)
+
+
+def test_perceptual_ranks_real_above_blurred_above_noise(perceptual_scorer, real):
+    fake = real[192:256]
+    values = [perceptual_scorer.score(x)["perceptual"]
+              for x in (fake, blur(fake, 1.0), add_noise(fake, 0.3, seed=2))]
+    assert values[0] < values[1] < values[2], values
+    assert values[0] < perceptual_scorer.floors["perceptual"].mean + 4 * perceptual_scorer.floors["perceptual"].std
+
+
+def test_score_all_adds_coverage_to_the_same_numbers(perceptual_scorer, real):
+    fake = real[192:256]
+    everything = perceptual_scorer.score_all(fake)
+    alone = perceptual_scorer.score(fake)
+    assert {k: everything[k] for k in alone} == alone
+    assert {"coverage", "density", "swd_32", "swd_16", "rkid_z"} <= set(everything)
+
+
+def test_measure_floors_is_seeded_and_needs_a_spread(perceptual_scorer, real):
+    scorers = {"color": perceptual_scorer.color}
+    a = measure_floors(scorers, real[512:], 32, seed=3, repeats=3)
+    assert a == measure_floors(scorers, real[512:], 32, seed=3, repeats=3)
+    assert a != measure_floors(scorers, real[512:], 32, seed=4, repeats=3)
+    with pytest.raises(ValueError, match="repeats"):
+        measure_floors(scorers, real[512:], 32, seed=3, repeats=1)
+
+
+# ---------------------------------------------------------------------------
+# --features: the user's own TorchScript extractor
+# ---------------------------------------------------------------------------
+
+
+class _TinyExtractor(torch.nn.Module):
+    """A stand-in for a pretrained network on disk: conv features, as a feature map."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 16, 3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.conv(x))
+
+
+@pytest.fixture(scope="module")
+def extractor_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("features") / "tiny.pt"
+    torch.jit.script(_TinyExtractor()).save(str(path))
+    return path
+
+
+def test_a_torchscript_extractor_replaces_the_random_embedding(extractor_file, real, held_out):
+    emb = load_embedding(str(extractor_file))
+    assert emb.name.startswith("torchscript:") and emb.name == embedding_name(str(extractor_file))
+    feats = emb(held_out[:10])
+    assert feats.shape == (10, 16)  # the (N, 16, 16, 16) map, averaged over space
+    scorer = make_rkid(real[:128], seed=0, features=str(extractor_file))
+    same = scorer.score(held_out[:128])["rkid"]
+    noisy = scorer.score(add_noise(held_out[:128], 0.3, seed=1))["rkid"]
+    assert same < noisy
+    cov = make_coverage(real[:128], seed=0, features=str(extractor_file))
+    assert cov.score(held_out[:128])["coverage"] > cov.score(held_out[:1].expand(128, -1, -1, -1))["coverage"]
+
+
+def test_bad_feature_files_are_refused_clearly(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        load_embedding(str(tmp_path / "missing.pt"))
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="not a loadable TorchScript"):
+        load_embedding(str(junk))

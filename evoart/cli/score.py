@@ -1,0 +1,136 @@
+"""`evoart score`: the metrics between two image folders, or a run's individuals again."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from . import console, main
+
+SCORE_HELP = """Score generated images against real ones with evoart's metrics.
+
+\b
+  evoart score REAL FAKE            two image folders (or a built-in dataset name for REAL)
+  evoart score --run RUN            a run's individuals again, with the run's own protocol
+
+The real images are split in two halves (seeded): the reference every metric compares
+with, and a pool that measures each metric's real-vs-real floor at the same sample count,
+printed beside the value: a value within a few spreads of its floor is, by that metric,
+indistinguishable from real images. Metrics (docs/METRICS.md):
+
+\b
+  perceptual  the fitness distance: swd, rkid and color against their floors   (lower)
+  swd         multi-scale sliced Wasserstein distance, Laplacian patches x1e3  (lower)
+  rkid        kernel distance (KID x1e3) in a fixed random-CNN embedding       (lower)
+  color       colour statistics distance, in 8-bit grey levels                 (lower)
+  coverage    share of real images with a generated one among 5 neighbours     (higher)
+  density     generated images per real neighbourhood, / 5 (~1 for real)       (higher)
+  diversity   spread of the images relative to the real ones (1 = as varied)
+"""
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.3e}"
+
+
+@main.command(help=SCORE_HELP)
+@click.argument("real", required=False)
+@click.argument("fake", required=False)
+@click.option("--run", "run", metavar="RUN", help="Re-score a run's individuals (a name under --out or a path).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("gallery"),
+              show_default=True, help="Where --run looks for runs by name.")
+@click.option("--generation", type=int, help="With --run: only this generation's members.")
+@click.option("--metric", "names", multiple=True, metavar="NAME",
+              help="Report only these metrics (repeatable); default all.")
+@click.option("--samples", type=int, help="Generated images scored (default: all, at most a quarter of REAL).")
+@click.option("--resolution", type=int, default=32, show_default=True, help="Images are decoded at this size.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the real split and the metrics.")
+@click.option("--features", type=click.Path(dir_okay=False),
+              help="A local TorchScript feature extractor (.pt) instead of the random CNN embedding.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+@click.option("--save", is_flag=True, help="With --run: also write the scores to RUN/rescore.json.")
+def score(real, fake, run, out, generation, names, samples, resolution, seed, features, as_json, save):
+    from ..fitness import rescore_run, score_folders
+
+    if run:
+        if real or fake:
+            raise click.UsageError("give either REAL and FAKE folders or --run RUN, not both")
+        from ..store import atomic_write_text, resolve_run
+
+        run_dir = resolve_run(run, out)
+        result = rescore_run(run_dir, generation=generation, names=list(names) or None)
+        if save:
+            atomic_write_text(run_dir / "rescore.json", json.dumps(result, indent=1, sort_keys=True) + "\n")
+        if as_json:
+            click.echo(json.dumps(result, sort_keys=True))
+        else:
+            _print_run(result, save, run_dir)
+        return
+    if not (real and fake):
+        raise click.UsageError("give two image folders, REAL and FAKE (or --run RUN)")
+    if samples is not None and samples < 2:
+        raise click.BadParameter("must be at least 2", param_hint="--samples")
+    if resolution < 16:
+        raise click.BadParameter("must be at least 16", param_hint="--resolution")
+    result = score_folders(real, fake, resolution=resolution, samples=samples, seed=seed,
+                           features=features, names=list(names) or None)
+    if as_json:
+        click.echo(json.dumps(result, sort_keys=True))
+        return
+    meta = result["meta"]
+    table = Table(title=f"{meta['fake']}  vs  {meta['real']}", title_justify="left")
+    for col, just in (("metric", "left"), ("value", "right"), ("real vs real", "right"), ("better", "left"),
+                      ("version", "right")):
+        table.add_column(col, justify=just, no_wrap=True)
+    from ..metrics import get_metric_info
+
+    for name, value in result.items():
+        if name == "meta":
+            continue
+        floor = meta["floors"].get(name)
+        spread = f"{_fmt(floor['mean'])} ± {_fmt(floor['std'])}" if floor else ""
+        try:
+            info = get_metric_info(name)
+            better, version = info.direction, str(info.version)
+        except KeyError:  # density: a part of coverage
+            better, version = "higher", ""
+        table.add_row(name, _fmt(value), spread, better, version)
+    console.print(table)
+    console.print(f"{meta['samples']} generated images of {meta['fake_images']}; reference: "
+                  f"{meta['reference_images']} real images, floors from {meta['floor_pool_images']} others "
+                  f"({meta['resolution']} px, embedding {meta['embedding']}, seed {meta['seed']})", highlight=False)
+
+
+def _print_run(result: dict, saved: bool, run_dir: Path) -> None:
+    meta = result["meta"]
+    rows = result["individuals"]
+    # the main five fit a terminal; density and diversity are in --json
+    shown = [k for k in ("perceptual", "swd", "rkid", "color", "coverage") if any(k in r for r in rows)]
+    table = Table(title=f"{run_dir.name}: individuals re-scored ({meta['samples']} samples, "
+                        f"{meta['resolution']} px)", title_justify="left")
+    short = {"perceptual": "perceptual", "coverage": "cover.", "density": "dens.", "diversity": "divers."}
+    table.add_column("individual", no_wrap=True, min_width=10)
+    for k in shown:
+        table.add_column(short.get(k, k), justify="right", no_wrap=True, min_width=len(short.get(k, k)))
+    table.add_column("recorded", justify="right", no_wrap=True, min_width=8)  # perceptual, as the run scored it
+
+    def f3(v: float) -> str:
+        return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
+
+    for r in rows:
+        recorded = r["recorded"].get("perceptual")
+        table.add_row(r["id"], *[f3(r[k]) if k in r else "-" for k in shown],
+                      f3(recorded) if recorded is not None else "-")
+    console.print(table)
+    floors = ", ".join(f"{k} {_fmt(v['mean'])} ± {_fmt(v['std'])}" for k, v in meta["floors"].items())
+    console.print(f"real vs real: {floors}", highlight=False)
+    before = meta.get("recorded_versions") or {}
+    changed = [k for k, v in meta["versions"].items() if k in before and before[k] != v]
+    if changed:
+        console.print(f"Note: the run was scored with other versions of {', '.join(changed)}; the recorded "
+                      "column is not comparable for those.", highlight=False)
+    if saved:
+        console.print(f"Wrote {run_dir / 'rescore.json'}", highlight=False)
