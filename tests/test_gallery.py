@@ -1,0 +1,258 @@
+"""The gallery's pages, built from real and synthetic ledgers: every link and image
+resolves, nothing comes from outside, the pages say what the ledger says, rebuilding is
+cheap, and the terminal views."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from gallery_run import (
+    page_refs,
+    private_copy,
+    resolve_ref,
+    shared_run,
+    synthetic_run,
+    tree_state,
+)
+from PIL import Image
+
+from evoart import gallery
+from evoart.cli import main
+from evoart.store import RunStore, StoreError
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    """A private copy of the tiny real run (these tests star individuals and rebuild)."""
+    return private_copy(shared_run(tmp_path_factory), tmp_path_factory.mktemp("gal") / "gallery")
+
+
+def cli(*args):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def pages_of(root: Path) -> list[Path]:
+    return sorted(root.rglob("*.html"))
+
+
+# ---- what `evoart evolve` leaves behind --------------------------------------------------
+
+def test_evolve_writes_the_gallery_as_it_goes(run):
+    root = run.parent
+    assert (root / "index.html").is_file(), "the top-level index of the output folder"
+    assert (run / "index.html").is_file()
+    with RunStore.open(run, readonly=True) as s:
+        inds = s.individuals()
+        gens = [g["generation"] for g in s.generations()]
+    for g in gens:
+        assert (run / f"gen-{g:03d}" / "index.html").is_file()
+    for ind in inds:
+        folder = run / f"gen-{ind.born:03d}" / ind.id
+        for name in ("index.html", "lineage.html", "thumb.png"):
+            assert (folder / name).is_file(), folder / name
+    html = (run / "index.html").read_text()
+    assert "finished" in html, "rebuilt once more after the run's status changed"
+
+
+def test_every_link_and_image_resolves_to_a_file(run):
+    gallery.build(run)
+    pages = pages_of(run.parent)
+    assert len(pages) >= 1 + 1 + 2 + 2 * 8
+    images = 0
+    for page in pages:
+        for tag, attr, value in page_refs(page):
+            target = resolve_ref(page, value)
+            if target is None:
+                continue
+            assert target.is_file(), f"{page.relative_to(run.parent)}: {tag} {attr}={value!r} is missing"
+            assert run.parent.resolve() in target.parents, f"{page}: {value!r} leaves the gallery"
+            if tag == "img":
+                images += 1
+                with Image.open(target) as im:
+                    im.verify()
+    assert images > 50
+
+
+def test_nothing_refers_outside_the_gallery(run):
+    for path in list(run.parent.rglob("*.html")) + list(run.parent.rglob("_static/*")):
+        text = path.read_text(encoding="utf-8")
+        assert "://" not in text, f"{path}: an absolute URL"
+        assert "@import" not in text and "url(" not in text.replace("url(#", ""), f"{path}: a fetched resource"
+
+
+def test_run_page_strips_follow_the_ledger(run):
+    html = (run / "index.html").read_text()
+    with RunStore.open(run, readonly=True) as s:
+        for g in range(2):
+            members = [i for i, _ in s.members(g)]
+            section = html.split(f'id="gen-{g}"', 1)[1].split("</section>", 1)[0]
+            assert re.findall(r'<figure class="card[^"]*" data-ind="([^"]+)"', section) == members
+        config = s.config["evolve"]
+    assert html.count("<svg") >= 4, "three objective charts and the Pareto view"
+    for key in ("population", "resolution", "steps"):
+        assert f"<th>{key}</th><td>{config[key]}</td>" in html
+    assert 'href="gen-001/index.html"' in html
+
+
+def test_individual_page_shows_genome_family_and_changes(run):
+    with RunStore.open(run, readonly=True) as s:
+        child = next(r for r in s.individuals(born=1) if r.parents)
+        parent = s.individual(child.parents[0])
+    page = run / "gen-001" / child.id / "index.html"
+    html = page.read_text()
+    assert '<img class="samples hero" src="samples.png"' in html
+    for b in range(len(child.genome["generator"]["blocks"])):
+        assert f"<tr><td>{b}</td>" in html, "one row per generator block"
+    assert 'class="bars"' in html and "nonsaturating" in html, "loss weights as bars"
+    assert "training losses" in html and "d_loss" in html
+    for p in child.parents:
+        born = int(p[1:4])
+        assert f'href="../../gen-{born:03d}/{p}/index.html"' in html
+        assert "changed from <a class=\"parent-link\"" in html
+    assert 'href="lineage.html"' in html
+    parent_html = (run / f"gen-{parent.born:03d}" / parent.id / "index.html").read_text()
+    assert f'href="../../gen-001/{child.id}/index.html"' in parent_html, "a parent links to its children"
+
+
+def test_lineage_keeps_both_parents_back_to_generation_0(run):
+    with RunStore.open(run, readonly=True) as s:
+        children = s.individuals(born=1)
+    cross = [c for c in children if len(c.parents) == 2] or children
+    child = cross[0]
+    html = (run / "gen-001" / child.id / "lineage.html").read_text()
+    for p in child.parents:
+        assert f"/{p}/index.html" in html
+    assert "gen 0" in html and f"family tree of {child.id}" in html
+    assert html.count('class="node') == 1 + len(set(child.parents))
+
+
+def test_favourites_go_through_the_store_and_show_everywhere(run):
+    ind = "g000-i00"
+    with RunStore.open(run) as s:
+        assert s.set_favourite(ind, True) is True
+        assert s.set_favourite(ind, True) is True, "starring twice is harmless"
+        assert list(s.favourites()) == [ind]
+        with pytest.raises(StoreError, match="no individual"):
+            s.set_favourite("g999-i99", True)
+    report = gallery.build(run)
+    assert report.written >= 3
+    run_html = (run / "index.html").read_text()
+    assert "★ favourites" in run_html
+    assert f'data-star="{ind}" data-run="{run.name}" aria-pressed="true"' in run_html
+    ind_html = (run / "gen-000" / ind / "index.html").read_text()
+    assert 'aria-pressed="true"' in ind_html
+    assert "★ 1" in (run.parent / "index.html").read_text()
+    with RunStore.open(run) as s:
+        s.set_favourite(ind, False)
+        assert s.favourites() == {}
+    gallery.build(run)
+    assert "★ favourites" not in (run / "index.html").read_text()
+
+
+def test_rebuilding_rewrites_only_what_changed(run):
+    gallery.build(run)
+    before = tree_state(run.parent)
+    report = gallery.build(run)
+    assert report.written == 0 and report.pages > 10
+    assert tree_state(run.parent) == before
+
+
+# ---- edge cases from synthetic ledgers ---------------------------------------------------
+
+def test_failed_individuals_and_a_generation_in_progress(tmp_path):
+    run = synthetic_run(tmp_path, generations=2, population=4, failed={"g001-i01"}, unfinished=True)
+    gallery.build(run)
+    html = (run / "index.html").read_text()
+    assert "being evaluated: 2 of 4 done" in html
+    failed_page = (run / "gen-001" / "g001-i01" / "index.html").read_text()
+    assert "failed" in failed_page and "samples.png" not in failed_page.split("<main>")[1].split("training losses")[0]
+    assert not (run / "gen-002" / "g002-i03").exists(), "pending individuals have no page"
+    for page in pages_of(tmp_path):
+        for _, _, value in page_refs(page):
+            target = resolve_ref(page, value)
+            assert target is None or target.is_file(), (page, value)
+
+
+def test_index_lists_broken_runs_without_linking_them(tmp_path):
+    synthetic_run(tmp_path, generations=1, population=3)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "run.db").write_bytes(b"not a database at all" * 10)
+    index = gallery.build_index(tmp_path)
+    html = index.read_text()
+    assert "synthetic/index.html" in html
+    assert "broken" in html and "broken/index.html" not in html
+
+
+def test_a_10_by_16_run_builds_in_under_5_seconds(tmp_path):
+    run = synthetic_run(tmp_path, generations=10, population=16)
+    t0 = time.perf_counter()
+    report = gallery.build(run)
+    seconds = time.perf_counter() - t0
+    assert report.pages >= 1 + 10 + 2 * 160
+    assert seconds < 5, f"built {report.pages} pages in {seconds:.2f} s"
+    t0 = time.perf_counter()
+    gallery.build(run)
+    assert time.perf_counter() - t0 < seconds + 1
+
+
+def test_gene_diff_follows_the_inheritance_map():
+    block = {"channels": 32, "upsample": "nearest", "kernel": 3, "norm": "batch", "activation": "relu",
+             "residual": False, "noise": False}
+    parent = {"schema_version": 1, "generator": {"latent": 64, "blocks": [block, dict(block, channels=16)]},
+              "training": {"lr_g": 1e-3}}
+    child = {"schema_version": 1, "generator": {"latent": 64, "blocks": [dict(block, activation="sin"),
+                                                                          dict(block, channels=8)]},
+             "training": {"lr_g": 2e-3}}
+    inh = {"blocks": [[0, 0], None], "stem": 0, "discriminator": 0}
+    rows = gallery.gene_diff(child, parent, 0, inh, ["g000-i00"])
+    genes = {r[0]: r for r in rows}
+    assert genes["training.lr_g"][1:] == ("1.00e-03", "2.00e-03")
+    assert genes["block 0.activation"][1:] == ("relu", "sin")
+    assert genes["block 1"][2].startswith("new block")
+    assert genes["parent's block 1"][2] == "removed"
+    assert "generator.latent" not in genes, "unchanged genes are not listed"
+    # from the other parent of a crossover
+    rows = gallery.gene_diff(child, parent, 1, {"blocks": [[0, 0], [0, 1]], "stem": 0, "discriminator": 0},
+                             ["g000-i00", "g000-i01"])
+    assert ("block 0", "–", "from g000-i00's block 0") in rows
+
+
+# ---- terminal views ----------------------------------------------------------------------
+
+def test_gallery_list_show_build_open(run):
+    root = str(run.parent)
+    r = cli("gallery", "list", "--out", root)
+    assert r.exit_code == 0 and run.name[:12] in r.output and "shapes" in r.output
+    r = cli("gallery", "show", run.name, "--out", root)
+    assert r.exit_code == 0, r.output
+    assert "generation 1 of 1" in r.output and "Images under" in r.output
+    assert f"Page: {run.resolve() / 'gen-001' / 'index.html'}" in r.output
+    r = cli("gallery", "show", str(run), "--generation", "0")
+    assert r.exit_code == 0 and "generation 0" in r.output
+    r = CliRunner().invoke(main, ["gallery", "show", run.name, "--out", root, "--generation", "7"])
+    assert r.exit_code == 2 and "no generation 7" in r.output
+    r = CliRunner().invoke(main, ["gallery", "show", "no-such-run", "--out", root])
+    assert r.exit_code == 2 and "no run named no-such-run" in r.output
+    r = cli("gallery", "build", run.name, "--out", root)
+    assert r.exit_code == 0 and "pages" in r.output
+    r = cli("gallery", "open", run.name, "--out", root)
+    assert r.exit_code == 0 and r.output.strip() == str((run / "index.html").resolve())
+
+
+def test_gallery_favourite_command(run):
+    root = str(run.parent)
+    r = cli("gallery", "favourite", run.name, "g001-i00", "--out", root)
+    assert r.exit_code == 0
+    with RunStore.open(run, readonly=True) as s:
+        assert "g001-i00" in s.favourites()
+    r = cli("gallery", "show", run.name, "--out", root, "--generation", "0")
+    r = cli("gallery", "favourite", run.name, "g001-i00", "--remove", "--out", root)
+    with RunStore.open(run, readonly=True) as s:
+        assert s.favourites() == {}
+    r = CliRunner().invoke(main, ["gallery", "favourite", run.name, "g042-i00", "--out", root])
+    assert r.exit_code == 2 and "no individual g042-i00" in r.output
