@@ -11,6 +11,7 @@ import os
 import platform
 import signal
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -20,7 +21,7 @@ import numpy as np
 from . import __version__, data, ga
 from .config import ConfigError, EvolveConfig
 from .executors import make_executor, set_torch_threads
-from .fitness import EvalContext, Evaluation, make_latents
+from .fitness import EvalContext, Evaluation, make_latents, protocol_floors, protocol_record
 from .genome import BATCH_SIZES, Genome
 from .imaging import contact_sheet, png_bytes, to_float_tensor
 from .store import RunStore, StoreError, new_run_dir, resolve_run
@@ -65,15 +66,25 @@ def load_data(cfg: EvolveConfig, progress: Callable[[int, int], None] | None = N
     return images, images.images[train_idx], images.images[hold_idx]
 
 
-def make_context(cfg: EvolveConfig, train_u8: np.ndarray, holdout_u8: np.ndarray, device: str) -> EvalContext:
-    return EvalContext(
+def make_context(cfg: EvolveConfig, train_u8: np.ndarray, holdout_u8: np.ndarray, device: str,
+                 protocol: dict | None = None) -> EvalContext:
+    """The run's evaluation context. Its real-vs-real floors come from the run's record
+    (``protocol``, as written by ``fitness.protocol_record``) when resuming, so a resumed
+    run scores exactly as it began; else they are measured (or read from the cache)."""
+    ctx = EvalContext(
         train_images=to_float_tensor(train_u8),
         holdout_images=to_float_tensor(holdout_u8),
         latents=make_latents(cfg.samples, seed=cfg.seed + 1),
         noise_seed=cfg.seed + 2,
         metric_seed=cfg.seed + 3,
         device=device,
+        features=cfg.features,
     )
+    if protocol and protocol.get("floors"):
+        ctx.floors = protocol["floors"]
+    else:
+        ctx.floors = protocol_floors(ctx)
+    return ctx
 
 
 # ---- the ledger adapter ------------------------------------------------------------------
@@ -136,7 +147,8 @@ class RunLedger:
         rows = []
         for rank, m in enumerate(ranked, 1):
             o = m.metrics
-            label = f"#{rank} {m.id}  realism {o.get('realism', 0):.2f}  swd {o.get('swd', 0):.0f}"
+            label = (f"#{rank} {m.id}  score {o.get('score', 0):.0f}  realism {o.get('realism', 0):.2f}  "
+                     f"perceptual {o.get('perceptual', 0):.1f}")
             if m.id in samples:
                 rows.append((label, samples[m.id][:8]))
         sheet = None
@@ -151,6 +163,18 @@ class RunLedger:
             state=state,
             contact_sheet_png=sheet,
         )
+        self.build_gallery()
+
+    def build_gallery(self) -> None:
+        """Refresh the run's gallery pages and the index of the folder beside it, where an
+        artist watches the run. A page that cannot be written must not stop evolution."""
+        from . import gallery
+
+        try:
+            gallery.build(self.store.run_dir, store=self.store)
+        except Exception as exc:  # noqa: BLE001 - reported, the run goes on
+            warnings.warn(f"the gallery pages of {self.store.run_dir.name} could not be rebuilt: {exc}",
+                          RuntimeWarning, stacklevel=2)
 
     def load_train_state(self, ind_id: str) -> dict | None:
         return self.store.load_train_state(ind_id)
@@ -167,8 +191,37 @@ def run_name(cfg: EvolveConfig, images: data.ImageSet) -> str:
     return f"{stamp}-{base}-s{cfg.seed}"
 
 
+def preset_seeds(cfg: EvolveConfig) -> tuple[list[tuple[str, Genome]], dict[str, dict], list[dict]]:
+    """The genomes of ``cfg.from_presets`` for generation 0, the training states of those
+    whose weights were trained at the run's resolution (unless the run does not inherit),
+    and a record of what was used."""
+    from .presets import load_preset, seed_state
+
+    names = list(dict.fromkeys(cfg.from_presets))
+    if len(names) > cfg.lam:
+        raise ConfigError(f"{len(names)} presets given with --from-preset, but generation 0 has only "
+                          f"{cfg.lam} individuals; raise --population (or --children)")
+    seeds, states, record = [], {}, []
+    for name in names:
+        p = load_preset(name)
+        state = seed_state(p, cfg.resolution) if cfg.inherit else None
+        if state is not None:
+            states[p.name] = state
+            weights = "used"
+        elif p.weights is None:
+            weights = "none"
+        elif not cfg.inherit:
+            weights = "not used (--no-inherit)"
+        else:
+            weights = f"not used (trained at {p.weights.resolution} px, the run is {cfg.resolution} px)"
+        seeds.append((p.name, p.genome))
+        record.append({"name": p.name, "origin": p.origin, "genome_hash": p.genome.content_hash(),
+                       "weights": weights, "weights_sha256": p.weights.sha256 if state is not None else None})
+    return seeds, states, record
+
+
 def _evolve_into(store: RunStore, cfg: EvolveConfig, ctx: EvalContext, *, progress, step_progress,
-                 seed_genomes=()) -> RunOutcome:
+                 seed_genomes=(), seed_states=None) -> RunOutcome:
     t0 = time.perf_counter()
     executor = make_executor(ctx, cfg.workers, step_progress)
     # The driver judges between generations, while the workers wait: give it the cores.
@@ -176,13 +229,16 @@ def _evolve_into(store: RunStore, cfg: EvolveConfig, ctx: EvalContext, *, progre
     ledger = RunLedger(store, cfg)
     try:
         store.set_status("running")
+        ledger.build_gallery()
         result = ga.evolve(cfg, ctx, executor, ledger=ledger, progress=progress,
-                           seed_genomes=seed_genomes, judge_device=ctx.device)
+                           seed_genomes=seed_genomes, seed_states=seed_states, judge_device=ctx.device)
         store.set_status("finished")
+        ledger.build_gallery()
     except KeyboardInterrupt:
         if hasattr(executor, "terminate"):
             executor.terminate()
         store.set_status("interrupted")
+        ledger.build_gallery()
         raise RunInterrupted(store.run_dir) from None
     finally:
         executor.close()
@@ -193,10 +249,15 @@ def start_run(cfg: EvolveConfig, out_root: Path, *, progress=None, step_progress
               data_progress=None, name: str | None = None, seed_genomes=()) -> RunOutcome:
     cfg.validate()
     device = resolve_device(cfg.device)
+    seed_states = None
+    preset_record = []
+    if not seed_genomes and cfg.from_presets:
+        seed_genomes, seed_states, preset_record = preset_seeds(cfg)
     images, train_u8, holdout_u8 = load_data(cfg, data_progress)
     if progress:
         progress("data", {"name": images.name, "kind": images.kind, "count": len(images.images),
                           "skipped": images.skipped, "train": len(train_u8), "holdout": len(holdout_u8)})
+    ctx = make_context(cfg, train_u8, holdout_u8, device)
     run_dir = new_run_dir(Path(out_root), name or run_name(cfg, images))
     record = {
         "evolve": cfg.to_dict(),
@@ -204,15 +265,19 @@ def start_run(cfg: EvolveConfig, out_root: Path, *, progress=None, step_progress
                     "fingerprint": images.fingerprint, "images": len(images.images),
                     "skipped": len(images.skipped)},
         "device": device,
+        "metrics": protocol_record(ctx),
     }
+    if preset_record:
+        record["presets"] = preset_record
     store = RunStore.create(run_dir, name=run_dir.name, config=record, versions=versions())
     try:
         store.lock()
         if progress:
             progress("run", {"run_dir": run_dir, "device": device, "config": cfg})
-        ctx = make_context(cfg, train_u8, holdout_u8, device)
+            if preset_record:
+                progress("presets", {"presets": preset_record})
         return _evolve_into(store, cfg, ctx, progress=progress, step_progress=step_progress,
-                            seed_genomes=seed_genomes)
+                            seed_genomes=seed_genomes, seed_states=seed_states)
     finally:
         store.close()
 
@@ -255,10 +320,35 @@ def resume_run(ref: str | Path, out_root: Path | None = None, *, overrides: dict
             progress("data", {"name": images.name, "kind": images.kind, "count": len(images.images),
                               "skipped": images.skipped, "train": len(train_u8), "holdout": len(holdout_u8)})
             progress("run", {"run_dir": run_dir, "device": device, "config": cfg, "resumed": True})
-        ctx = make_context(cfg, train_u8, holdout_u8, device)
-        return _evolve_into(store, cfg, ctx, progress=progress, step_progress=step_progress)
+        seeds, seed_states = _resume_seeds(cfg, store, record)
+        ctx = make_context(cfg, train_u8, holdout_u8, device, protocol=record.get("metrics"))
+        if "metrics" not in record:  # a run begun before runs recorded their scoring protocol
+            store.update_config({**store.config, "metrics": protocol_record(ctx)})
+        return _evolve_into(store, cfg, ctx, progress=progress, step_progress=step_progress,
+                            seed_genomes=seeds, seed_states=seed_states)
     finally:
         store.close()
+
+
+def _resume_seeds(cfg: EvolveConfig, store: RunStore, record: dict):
+    """A run seeded from presets needs them again while generation 0 is unfinished: the
+    same genomes and weights, or resuming would not continue the same run."""
+    if not cfg.from_presets or store.last_finished_generation() is not None:
+        return (), None
+    from .presets import PresetError
+
+    try:
+        seeds, states, now = preset_seeds(cfg)
+    except PresetError as exc:
+        raise ConfigError(f"run {store.run_dir.name} was seeded from presets and generation 0 is unfinished, "
+                          f"but: {exc}. Restore the preset to resume.") from None
+    before = {p["name"]: p for p in record.get("presets", [])}
+    for p in now:
+        b = before.get(p["name"])
+        if b is not None and (b["genome_hash"], b.get("weights_sha256")) != (p["genome_hash"], p["weights_sha256"]):
+            raise ConfigError(f"preset {p['name']} changed since run {store.run_dir.name} started; resuming "
+                              "would seed generation 0 differently. Restore it, or start a new run.")
+    return seeds, states
 
 
 def prune_run(ref: str | Path, out_root: Path | None = None) -> tuple[int, int]:

@@ -512,6 +512,34 @@ class RunStore:
         ).fetchall()
         return [(r[0], r[1], r[2]) for r in rows]
 
+    def score_table(self) -> dict[str, dict[int, dict[str, float]]]:
+        """Every score row in one read: individual -> generation -> metric -> value (the
+        gallery overlays them per generation as ``scores`` does, without a query each)."""
+        out: dict[str, dict[int, dict[str, float]]] = {}
+        for r in self.conn.execute("SELECT individual, generation, metric, value FROM score"):
+            out.setdefault(r[0], {}).setdefault(r[1], {})[r[2]] = r[3]
+        return out
+
+    # ---- favourites ------------------------------------------------------------------
+    def favourites(self) -> dict[str, float]:
+        """Starred individuals and when they were starred (seconds since the epoch)."""
+        rows = self.conn.execute("SELECT individual, created FROM favourite ORDER BY created, individual")
+        return {r[0]: r[1] for r in rows}
+
+    def set_favourite(self, ind_id: str, favourite: bool = True) -> bool:
+        """Star (or unstar) an individual; returns whether it is a favourite now. Safe
+        while the run is being evolved: one short transaction, WAL and a busy timeout;
+        it does not take the writer's lock, which belongs to ``evoart evolve``."""
+        with self.conn:
+            if self.conn.execute("SELECT 1 FROM individual WHERE id = ?", (ind_id,)).fetchone() is None:
+                raise StoreError(f"no individual {ind_id} in run {self.run_dir.name}")
+            if favourite:
+                self.conn.execute("INSERT OR IGNORE INTO favourite (individual, created) VALUES (?, ?)",
+                                  (ind_id, time.time()))
+            else:
+                self.conn.execute("DELETE FROM favourite WHERE individual = ?", (ind_id,))
+        return favourite
+
     # ---- tensors ---------------------------------------------------------------------
     def _load(self, path: Path) -> dict | None:
         import torch

@@ -25,9 +25,15 @@ def _user_errors():
     from ..config import ConfigError
     from ..data import DataError
     from ..genome import GenomeError
+    from ..presets import PresetError
     from ..store import StoreError
 
-    return (ConfigError, DataError, GenomeError, StoreError, ValueError)
+    user = (ConfigError, DataError, GenomeError, PresetError, StoreError, ValueError)
+    try:  # render imports torch; a missing torch must not hide the other messages
+        from ..render import RenderError
+    except ImportError:  # pragma: no cover
+        return user
+    return user + (RenderError,)
 
 
 class EvoartGroup(click.Group):
@@ -56,3 +62,7 @@ def main():
 # Register the command groups (imported for their side effect on ``main``).
 from . import datasets as _datasets  # noqa: E402,F401
 from . import evolve as _evolve  # noqa: E402,F401
+from . import gallery as _gallery  # noqa: E402,F401
+from . import preset as _preset  # noqa: E402,F401
+from . import render as _render  # noqa: E402,F401
+from . import score as _score  # noqa: E402,F401

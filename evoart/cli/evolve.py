@@ -18,6 +18,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from . import EXIT_INTERRUPTED, console, err_console, main
 
@@ -28,8 +29,9 @@ EVOLVE_HELP = """Evolve GAN genomes on DATA: an image folder or a built-in datas
 (default: shapes).
 
 Each generation, every new individual is trained briefly as a GAN (starting from its
-parents' weights), scored by a perceptual distance (SWD) and judged by the other
-individuals' discriminators; the best survive and breed. Everything lands in a run
+parents' weights), scored by a perceptual distance (SWD, a random-CNN kernel distance and
+colour statistics) and by coverage of the real data, and judged by the other
+individuals' discriminators; the best survive and breed (NSGA-II). Everything lands in a run
 folder under --out: a SQLite ledger, sample grids, a contact sheet per generation.
 
 \b
@@ -61,18 +63,37 @@ def _explicit(ctx: click.Context, name: str) -> bool:
 @click.option("--budget-seconds", type=float,
               help="Stop each individual's training after this many seconds (not reproducible).")
 @click.option("--no-inherit", is_flag=True, default=None, help="Children train from scratch.")
+@click.option("--selection", type=click.Choice(["nsga2", "weighted"]),
+              help="nsga2: Pareto fronts over realism, perceptual distance and coverage; weighted: "
+                   "a weighted sum of the three (see --weights).  [default: nsga2]")
+@click.option("--weights", metavar="W",
+              help="With --selection weighted: e.g. realism=1,perceptual=2,coverage=1 (unnamed = 0).")
+@click.option("--features", type=click.Path(dir_okay=False),
+              help="A local TorchScript feature extractor (.pt) to use instead of the random CNN "
+                   "embedding for rkid and coverage.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("gallery"),
               show_default=True, help="Output root: one folder per run.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               help="A TOML file with the same names as these options.")
 @click.option("--resume", "resume", metavar="RUN", help="Continue or extend a run (a name under --out or a path).")
+@click.option("--from-preset", "from_presets", metavar="NAME", multiple=True,
+              help="Seed generation 0 with a preset and its mutants (repeatable); its weights too "
+                   "when they were trained at this resolution.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved configuration and exit.")
 @click.pass_context
-def evolve(ctx, data, config_file, resume, dry_run, out, no_inherit, **options):
+def evolve(ctx, data, config_file, resume, dry_run, out, no_inherit, from_presets, **options):
     from ..config import ConfigError, EvolveConfig, load_toml
     from ..runner import RunInterrupted, resume_run, start_run
 
     given = {k: v for k, v in options.items() if v is not None and _explicit(ctx, k)}
+    if from_presets:
+        if resume:
+            raise ConfigError("--from-preset seeds a new run; a resumed run keeps its own generation 0")
+        from ..presets import load_preset
+
+        for name in from_presets:
+            load_preset(name)  # a typo is reported now, not after the data is loaded
+        given["from_presets"] = list(from_presets)
     if no_inherit:
         given["inherit"] = False
     if data is not None:
@@ -186,6 +207,11 @@ class EvolveView:
                    f"population {c.population}, {c.generations} generations, {c.steps} steps, "
                    f"{c.resolution} px)", highlight=False)
 
+    def on_presets(self, info):
+        for p in info["presets"]:
+            self.print(f"Seeding generation 0 with preset {p['name']} ({p['origin']}) and a mutant; "
+                       f"weights: {p['weights']}", highlight=False)
+
     def on_generation_start(self, info):
         gen, total = info["generation"], info["generations"]
         if self.progress is not None:
@@ -211,8 +237,9 @@ class EvolveView:
                 self.progress.remove_task(task)
         st = ev.stats or {}
         extra = f"  ({ev.reason})" if ev.reason else ""
-        swd = ev.metrics.get("swd")
-        self.print(f"  {m.id} {ev.status:<8} swd {swd:7.1f}  {st.get('steps_per_second', 0):5.1f} steps/s  "
+        swd, perc = ev.metrics.get("swd", 0.0), ev.metrics.get("perceptual", 0.0)
+        self.print(f"  {m.id} {ev.status:<8} perceptual {perc:5.2f}  swd {swd:7.1f}  "
+                   f"coverage {ev.metrics.get('coverage', 0.0):4.2f}  {st.get('steps_per_second', 0):5.1f} steps/s  "
                    f"{ev.timings.get('total_s', 0):5.1f} s  from {'+'.join(m.parents) or m.origin}{extra}",
                    highlight=False)
 
@@ -225,20 +252,24 @@ class EvolveView:
         if self.progress is not None:
             self.progress.update(self.gen_task, completed=gen + 1)
         table = Table(title=f"Generation {gen}: population in rank order", title_justify="left")
-        for col, just in (("#", "right"), ("individual", "left"), ("front", "right"), ("realism ↑", "right"),
-                          ("swd ↓", "right"), ("diversity", "right"), ("born of", "left")):
+        for col, just in (("#", "right"), ("individual", "left"), ("front", "right"), ("score ↑", "right"),
+                          ("realism ↑", "right"), ("perceptual ↓", "right"), ("coverage ↑", "right"),
+                          ("swd ↓", "right"), ("born of", "left")):
             table.add_column(col, justify=just, no_wrap=True, min_width=max(len(col), 3))
         table.add_column("genome", no_wrap=True, overflow="ellipsis", ratio=1)
         from ..genome import describe
 
         for rank, m in enumerate(ranked, 1):
             o = m.metrics
-            table.add_row(str(rank), m.id, str(m.front), f"{o.get('realism', 0):.3f}", f"{o.get('swd', 0):.1f}",
-                          f"{o.get('diversity', 0):.2f}", "+".join(m.parents) or m.origin,
-                          describe(m.genome))
+            table.add_row(str(rank), m.id, str(m.front), f"{o.get('score', 0):.1f}", f"{o.get('realism', 0):.3f}",
+                          f"{o.get('perceptual', 0):.2f}", f"{o.get('coverage', 0):.2f}", f"{o.get('swd', 0):.1f}",
+                          "+".join(m.parents) or m.origin,
+                          Text(describe(m.genome)))  # '[ttp]' is not rich markup
         self.print(table)
-        self.print(f"  best realism {s['best_realism']:.3f} (median {s['median_realism']:.3f}), "
-                   f"best swd {s['best_swd']:.1f} (median {s['median_swd']:.1f})"
+        self.print(f"  best score {s['best_score']:.1f} (median {s['median_score']:.1f}), "
+                   f"best realism {s['best_realism']:.3f} (median {s['median_realism']:.3f}), "
+                   f"best perceptual {s['best_perceptual']:.2f} (median {s['median_perceptual']:.2f}), "
+                   f"best coverage {s['best_coverage']:.2f}, best swd {s['best_swd']:.1f}"
                    + (f", {s['diverged']} diverged" if s["diverged"] else "")
                    + (f", {s['failed']} failed" if s["failed"] else ""), highlight=False)
 
@@ -248,10 +279,14 @@ class EvolveView:
         self.print(f"\nDone in {outcome.seconds:.0f} s: {r.evaluated} individuals trained.", highlight=False)
         if r.history:
             first, last = r.history[0], r.history[-1]
-            self.print(f"Best swd {first['best_swd']:.1f} -> {last['best_swd']:.1f}, best realism "
+            self.print(f"Best score {first['best_score']:.1f} -> {last['best_score']:.1f}, best perceptual "
+                       f"{first['best_perceptual']:.2f} -> {last['best_perceptual']:.2f}, "
+                       f"best swd {first['best_swd']:.1f} -> {last['best_swd']:.1f}, best realism "
                        f"{first['best_realism']:.3f} -> {last['best_realism']:.3f} "
                        f"(generation {first['generation']} -> {last['generation']})", highlight=False)
         self.print(f"Run folder: {outcome.run_dir}", highlight=False)
+        self.print(f"Gallery: {outcome.run_dir / 'index.html'}  (evoart gallery serve: star favourites, "
+                   "save presets)", highlight=False)
         if best is not None:
             from ..store import generation_dir, individual_dir
 
