@@ -225,7 +225,9 @@ def _evolve_into(store: RunStore, cfg: EvolveConfig, ctx: EvalContext, *, progre
     t0 = time.perf_counter()
     executor = make_executor(ctx, cfg.workers, step_progress)
     # The driver judges between generations, while the workers wait: give it the cores.
-    set_torch_threads(ctx.device, max(1, min(2, os.cpu_count() or 1)))
+    # (With one worker the driver trains too: it keeps the executor's one thread.)
+    if cfg.workers > 1:
+        set_torch_threads(ctx.device, max(1, min(2, os.cpu_count() or 1)))
     ledger = RunLedger(store, cfg)
     try:
         store.set_status("running")
