@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -124,10 +123,8 @@ def main() -> None:
         _, train_u8, holdout_u8 = load_data(cfg)
         set_torch_threads("cpu", 1)
         ctx = make_context(cfg, train_u8, holdout_u8, "cpu", protocol=summary["config"]["metrics"])
-        from evoart.nets import build_generator
 
-        best_g = build_generator(G.Genome.from_dict(summary["best_genome"]), cfg.resolution)
-        best_g.load_state_dict(summary["generator_state"])
+        best_g = best_generator(summary, cfg.resolution)
         best_metrics, best_samples = score_generator(best_g, ctx, [j for j in summary["judges"] if j[0] != summary["best"]])
         best_metrics["realism_in_run"] = summary["metrics"].get("realism")
         entry["evolved"] = {"id": summary["best"], "lineage_steps": summary["lineage_steps"],
@@ -144,8 +141,7 @@ def main() -> None:
         if k == 0:
             run_off, secs_off = evolve(dataset, out, inherit=False)
             s_off = run_summary(run_off)
-            g_off = build_generator(G.Genome.from_dict(s_off["best_genome"]), cfg.resolution)
-            g_off.load_state_dict(s_off["generator_state"])
+            g_off = best_generator(s_off, cfg.resolution)
             m_off, samples_off = score_generator(g_off, ctx, summary["judges"])
             entry["evolved_no_inherit"] = {"id": s_off["best"], "lineage_steps": s_off["lineage_steps"],
                                            "evolution_steps": s_off["evolution_steps"],
@@ -160,10 +156,18 @@ def main() -> None:
     print_markdown(results)
 
 
+def best_generator(summary: dict, resolution: int):
+    """The best individual of a run summary as a generator with its trained weights."""
+    from evoart.nets import build_generator
+
+    g = build_generator(G.Genome.from_dict(summary["best_genome"]), resolution)
+    g.load_state_dict(summary["generator_state"])
+    return g
+
+
 def compare(run_dir: Path) -> tuple[dict, list]:
     """The best of a finished run against the DCGAN trained for its lineage's and the
     whole run's steps, all scored with the run's protocol."""
-    from evoart.nets import build_generator
 
     _, baseline = dcgan()
     summary = run_summary(run_dir)
@@ -171,8 +175,7 @@ def compare(run_dir: Path) -> tuple[dict, list]:
     _, train_u8, holdout_u8 = load_data(cfg)
     set_torch_threads("cpu", 1)
     ctx = make_context(cfg, train_u8, holdout_u8, "cpu", protocol=summary["config"]["metrics"])
-    best_g = build_generator(G.Genome.from_dict(summary["best_genome"]), cfg.resolution)
-    best_g.load_state_dict(summary["generator_state"])
+    best_g = best_generator(summary, cfg.resolution)
     m, samples = score_generator(best_g, ctx, [j for j in summary["judges"] if j[0] != summary["best"]])
     entry = {"run": str(run_dir), "evolved": {"id": summary["best"], "lineage_steps": summary["lineage_steps"],
                                               "evolution_steps": summary["evolution_steps"],

@@ -757,8 +757,11 @@ def generation_page(run: RunView, g: int, judge: list[tuple[str, str, float]]) -
         f'{judge_heatmap(run, judge, up)}</div></div>{contact}</section>'
     )
     return page(f"generation {g} · {run.name}", body, up=up,
-                crumbs=[("all runs", f"../../{INDEX_NAME}"), (run.name, f"../{INDEX_NAME}"), (f"generation {g}", None)],
-                data={"run": run.name, "page": "generation"})
+                crumbs=_gen_crumbs(run, g), data={"run": run.name, "page": "generation"})
+
+
+def _gen_crumbs(run: RunView, g: int) -> list:
+    return [("all runs", f"../../{INDEX_NAME}"), (run.name, f"../{INDEX_NAME}"), (f"generation {g}", None)]
 
 
 def _pending_generation_page(run: RunView, g: int) -> str:
@@ -775,8 +778,7 @@ def _pending_generation_page(run: RunView, g: int) -> str:
         f'<section><h2>trained so far</h2><div class="grid big">{cards or "<p class=muted>none yet</p>"}</div></section>'
     )
     return page(f"generation {g} · {run.name}", body, up=up,
-                crumbs=[("all runs", f"../../{INDEX_NAME}"), (run.name, f"../{INDEX_NAME}"), (f"generation {g}", None)],
-                data={"run": run.name, "page": "generation"})
+                crumbs=_gen_crumbs(run, g), data={"run": run.name, "page": "generation"})
 
 
 def individual_page(run: RunView, ind: Individual, siblings: list[Individual]) -> str:

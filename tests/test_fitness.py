@@ -15,24 +15,12 @@ import torch
 
 from evoart import fitness, metrics
 from evoart.fitness import EvalContext, EvalTask, WORST, evaluate, generate_samples, judge, make_latents
-from evoart.genome import Block, DiscriminatorGenes, Genome, GeneratorGenes, LossGenes, TrainingGenes, validate
 from evoart.imaging import to_float_tensor
 from evoart.train import train_briefly
 
+from genomes import tiny_genome
+
 RES = 16
-
-
-def tiny_genome(**training) -> Genome:
-    genome = Genome(
-        generator=GeneratorGenes(
-            latent=16, stem_channels=32,
-            blocks=(Block(16, "nearest", 3, "batch", "relu"), Block(8, "nearest", 3, "batch", "relu")),
-        ),
-        discriminator=DiscriminatorGenes("dcgan", 8, "none"),
-        loss=LossGenes(nonsaturating=1.0),
-        training=TrainingGenes(lr_g=2e-3, lr_d=2e-3, beta1=0.5, beta2=0.99, d_steps=1, batch_size=16, ema=0.0),
-    )
-    return validate(genome.replace(training=dataclasses.replace(genome.training, **training)))
 
 
 def squares(n: int, seed: int) -> torch.Tensor:
