@@ -75,7 +75,7 @@ else:
 np.save(out_file, images)
 print(json.dumps({"shape": list(images.shape), "dtype": str(images.dtype), "min": float(images.min()),
                   "max": float(images.max()), "std": float(images.std()),
-                  "repeatable": bool(np.array_equal(images, again)), "meta": meta}))
+                  "repeat_diff": float(np.abs(images - again).max()), "meta": meta}))
 '''
 
 
@@ -102,8 +102,10 @@ def check(facts: dict, images: np.ndarray, G, genome, n: int, z: np.ndarray):
     assert facts["shape"] == [n, 3, r, r] and facts["dtype"] == "float32"
     assert 0.0 <= facts["min"] and facts["max"] <= 1.0 and facts["std"] > 1e-4
     noise = any(b.noise for b in genome.generator.blocks)
-    if not noise:  # without noise the file computes exactly the generator's images
-        assert facts["repeatable"]
+    if not noise:  # without noise the file computes the generator's images, up to float rounding
+        # Not bitwise: the first layer is a matrix product (MKL sgemm), whose summation
+        # order, and so its last bits, follows the thread count and the input's alignment.
+        assert facts["repeat_diff"] < 1e-5
         with torch.no_grad():
             want = R.ExportedGenerator(G)(torch.from_numpy(z)).numpy()
         assert np.abs(images - want).max() < 1e-4
