@@ -33,7 +33,8 @@ from evoart.executors import set_torch_threads  # noqa: E402
 from evoart.fitness import judge  # noqa: E402
 from evoart.imaging import image_grid, to_uint8  # noqa: E402
 from evoart.nets import build_generator  # noqa: E402
-from evoart.runner import load_data, make_context  # noqa: E402
+from evoart.data import load_run_data as load_data  # noqa: E402
+from evoart.fitness import make_context  # noqa: E402
 from evoart.store import opened  # noqa: E402
 from evoart.train import Init, generate, train_briefly  # noqa: E402
 from evoart.variation import Inheritance  # noqa: E402

@@ -37,7 +37,9 @@ from evoart.config import EvolveConfig  # noqa: E402
 from evoart.executors import set_torch_threads  # noqa: E402
 from evoart.fitness import judge  # noqa: E402
 from evoart.imaging import contact_sheet, png_bytes, to_uint8  # noqa: E402
-from evoart.runner import load_data, make_context, start_run  # noqa: E402
+from evoart.data import load_run_data as load_data  # noqa: E402
+from evoart.fitness import make_context  # noqa: E402
+from evoart.runner import start_run  # noqa: E402
 from evoart.store import opened  # noqa: E402
 from evoart.train import generate, train_briefly  # noqa: E402
 

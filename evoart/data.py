@@ -17,7 +17,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,9 @@ import PIL
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
 from evoart import imaging
+from evoart.errors import EvoartError
+from evoart.files import atomic_write_bytes
+from evoart.seeds import array_digest
 
 __all__ = [
     "BUILTIN_COUNT",
@@ -42,6 +44,7 @@ __all__ = [
     "holdout_split",
     "list_datasets",
     "load_images",
+    "load_run_data",
     "preview",
     "register_dataset",
     "require_count",
@@ -62,7 +65,7 @@ SUPERSAMPLE = 4
 Generator = Callable[[int, int, np.random.Generator], np.ndarray]
 
 
-class DataError(Exception):
+class DataError(EvoartError):
     """A problem with the user's data. The CLI shows the message verbatim
     (exit code 2), so every message says what is wrong and what to do."""
 
@@ -497,12 +500,10 @@ def _generate_builtin(name: str, count: int, resolution: int, seed: int) -> np.n
 
 def default_cache_dir() -> Path:
     """Where decoded folders are cached when no ``cache_dir`` is given:
-    ``$EVOART_CACHE``, else ``$XDG_CACHE_HOME/evoart``, else ``~/.cache/evoart``."""
-    if os.environ.get("EVOART_CACHE"):
-        return Path(os.environ["EVOART_CACHE"]).expanduser()
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "evoart"
-    return Path.home() / ".cache" / "evoart"
+    ``$EVOART_CACHE``, else the user's cache folder (``evoart.paths.cache_dir``)."""
+    from .paths import cache_dir
+
+    return cache_dir()
 
 
 @dataclass(frozen=True)
@@ -661,23 +662,14 @@ def _read_cache(path: Path, key: str, resolution: int) -> tuple[np.ndarray, list
 
 
 def _write_cache(path: Path, key: str, images: np.ndarray, skipped: list[tuple[str, str]]) -> None:
-    """Store atomically (temp file + os.replace) so that concurrent runs never
-    read half a file; failures are ignored because the cache is only a speed-up."""
+    """Store atomically so that concurrent runs never read half a file; failures are
+    ignored because the cache is only a speed-up."""
+    import io
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(
-                    handle,
-                    key=np.array(key),
-                    images=images,
-                    skipped=np.array(skipped, dtype=str).reshape(-1, 2),
-                )
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        buf = io.BytesIO()
+        np.savez(buf, key=np.array(key), images=images, skipped=np.array(skipped, dtype=str).reshape(-1, 2))
+        atomic_write_bytes(path, buf.getvalue(), durable=False)
         slot = path.name.split("-", 1)[0]
         for stale in path.parent.glob(f"{slot}-*.npz"):
             if stale != path:
@@ -687,9 +679,7 @@ def _write_cache(path: Path, key: str, images: np.ndarray, skipped: list[tuple[s
 
 
 def _fingerprint(images: np.ndarray) -> str:
-    digest = hashlib.sha256(repr(images.shape).encode())
-    digest.update(np.ascontiguousarray(images).tobytes())
-    return digest.hexdigest()[:16]
+    return array_digest(images)
 
 
 def _load_folder(
@@ -827,6 +817,18 @@ def holdout_split(n: int, n_holdout: int, seed: int) -> tuple[np.ndarray, np.nda
         raise ValueError(f"n_holdout must be between 0 and n={n}, got {n_holdout}")
     order = np.random.default_rng(seed).permutation(n)
     return np.sort(order[n_holdout:]).astype(np.int64), np.sort(order[:n_holdout]).astype(np.int64)
+
+
+def load_run_data(cfg, progress: Callable[[int, int], None] | None = None) -> tuple[ImageSet, np.ndarray, np.ndarray]:
+    """A run's images (``cfg``: an ``EvolveConfig``) split into a training set and a
+    held-out set nobody trains on: ``(ImageSet, train uint8, held-out uint8)``."""
+    from .genome import BATCH_SIZES
+
+    images = load_images(cfg.data, cfg.resolution, progress=progress)
+    require_count(images, max(BATCH_SIZES) + cfg.holdout,
+                  f"the largest batch ({max(BATCH_SIZES)}) plus the held-out split ({cfg.holdout})")
+    train_idx, hold_idx = holdout_split(len(images.images), cfg.holdout, seed=cfg.seed)
+    return images, images.images[train_idx], images.images[hold_idx]
 
 
 def preview(

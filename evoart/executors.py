@@ -18,17 +18,20 @@ import sys
 import threading
 from typing import Callable, Iterable, Iterator
 
+from .faults import fault_point
 from .fitness import EvalContext, EvalTask, Evaluation, evaluate, failed
 
 # progress(individual id, step, total steps)
 StepProgress = Callable[[str, int, int], None]
 
-_FAULT_ENV = "EVOART_FAULT"  # test hook: "crash:<individual id>" kills the worker evaluating it
 
 
 def set_torch_threads(device: str, threads: int = 1) -> None:
     """On these small CPUs torch's default of one thread per core collapses as soon as a
-    second process is busy (measured 5-30x slower), so each worker uses one thread."""
+    second process is busy (measured 5-30x slower), so each worker uses one thread.
+
+    Process-wide: called at worker start-up and by the command line's entry, never by
+    the library on its caller's behalf (a notebook keeps the threads it chose)."""
     import torch
 
     if device == "cpu" or device == "auto":
@@ -39,21 +42,19 @@ def set_torch_threads(device: str, threads: int = 1) -> None:
             pass  # already set in this process
 
 
-def _maybe_inject_fault(ind_id: str) -> None:
-    fault = os.environ.get(_FAULT_ENV, "")
-    if fault.startswith("crash:") and fault.split(":", 1)[1] == ind_id:
-        os.kill(os.getpid(), signal.SIGKILL)
+def driver_threads(workers: int) -> int:
+    """Torch threads for the driver process: one when it trains itself (one worker), else
+    up to two, for the judging pass it runs between generations while workers wait."""
+    return 1 if workers <= 1 else max(1, min(2, os.cpu_count() or 1))
 
 
 class SerialExecutor:
-    """Evaluates in this process, in order. Simple and debuggable; the default on GPUs
-    with one worker."""
+    """Evaluates in this process, in order, with the caller's torch threads. Simple and
+    debuggable; the default on GPUs with one worker."""
 
-    def __init__(self, ctx: EvalContext, progress: StepProgress | None = None, threads: int | None = None):
+    def __init__(self, ctx: EvalContext, progress: StepProgress | None = None):
         self.ctx = ctx
         self.progress = progress
-        if threads is not None:
-            set_torch_threads(ctx.device, threads)
 
     def map(self, tasks: Iterable[EvalTask]) -> Iterator[Evaluation]:
         for task in tasks:
@@ -110,7 +111,7 @@ def _worker_evaluate(task: EvalTask) -> Evaluation:
     q = _WORKER_QUEUE
     if q is not None:
         q.put(("start", task.id, os.getpid()))
-    _maybe_inject_fault(task.id)
+    fault_point("evaluate", individual=task.id)
 
     def report(step: int, total: int) -> None:
         if q is not None:
@@ -224,5 +225,5 @@ class ProcessExecutor:
 
 def make_executor(ctx: EvalContext, workers: int, progress: StepProgress | None = None):
     if workers <= 1:
-        return SerialExecutor(ctx, progress, threads=1 if ctx.device == "cpu" else None)
+        return SerialExecutor(ctx, progress)
     return ProcessExecutor(ctx, workers, progress)

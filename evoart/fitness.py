@@ -22,9 +22,11 @@ import numpy as np
 import torch
 
 from . import metrics
+from .files import atomic_write_text
 from .genome import Genome
 from .imaging import image_grid, png_bytes, to_uint8
 from .nets import build_discriminator
+from .seeds import json_digest
 from .train import Init, generate, train_briefly
 from .variation import Inheritance
 
@@ -77,6 +79,30 @@ class EvalContext:
     @property
     def resolution(self) -> int:
         return int(self.train_images.shape[-1])
+
+
+def make_context(cfg, train_u8: np.ndarray, holdout_u8: np.ndarray, device: str,
+                 protocol: dict | None = None) -> EvalContext:
+    """The evaluation context of a run (``cfg``: its ``EvolveConfig``). Its real-vs-real
+    floors come from the run's record (``protocol``, as written by ``protocol_record``)
+    when resuming, so a resumed run scores exactly as it began; else they are measured
+    (or read from the cache)."""
+    from .imaging import to_float_tensor
+
+    ctx = EvalContext(
+        train_images=to_float_tensor(train_u8),
+        holdout_images=to_float_tensor(holdout_u8),
+        latents=make_latents(cfg.samples, seed=cfg.seed + 1),
+        noise_seed=cfg.seed + 2,
+        metric_seed=cfg.seed + 3,
+        device=device,
+        features=cfg.features,
+    )
+    if protocol and protocol.get("floors"):
+        ctx.floors = protocol["floors"]
+    else:
+        ctx.floors = protocol_floors(ctx)
+    return ctx
 
 
 def make_latents(n: int, seed: int) -> torch.Tensor:
@@ -228,9 +254,9 @@ def generate_samples(genome: Genome, generator_state: dict, ctx: EvalContext, n:
 # ---- the protocol's real-vs-real floors -------------------------------------------------
 
 def _floors_cache_dir() -> str:
-    from .data import default_cache_dir
+    from .paths import cache_dir
 
-    return str(default_cache_dir() / "metrics")
+    return str(cache_dir() / "metrics")
 
 
 def protocol_floors(ctx: EvalContext, *, repeats: int = metrics.FLOOR_REPEATS,
@@ -251,9 +277,7 @@ def protocol_floors(ctx: EvalContext, *, repeats: int = metrics.FLOOR_REPEATS,
         "n": ctx.samples, "seed": ctx.metric_seed, "repeats": repeats, "embedding": embedding,
         "versions": metric_versions(),
     }
-    import hashlib
-
-    key = hashlib.sha256(json.dumps(key_material, sort_keys=True).encode()).hexdigest()[:24]
+    key = json_digest(key_material, length=24)
     path = os.path.join(cache_dir or _floors_cache_dir(), f"floors-{key}.json")
     try:
         with open(path) as f:
@@ -267,13 +291,10 @@ def protocol_floors(ctx: EvalContext, *, repeats: int = metrics.FLOOR_REPEATS,
                                     repeats=repeats)
     out = {k: v.to_dict() for k, v in floors.items() if k not in _UNSTORED}
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w") as f:
-            json.dump({"key": key_material, "floors": out}, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps({"key": key_material, "floors": out}, indent=1, sort_keys=True),
+                          durable=False)
     except OSError:
-        pass
+        pass  # a cache that cannot be written is only a miss next time
     return out
 
 
@@ -292,138 +313,4 @@ def protocol_record(ctx: EvalContext) -> dict:
         "reference_images": int(ctx.holdout_images.shape[0]),
         "metric_seed": ctx.metric_seed,
         "floors": ctx.floors,
-    }
-
-
-# ---- scoring outside a run: two image sets, or a run's individuals again ----------------
-
-#: What ``evoart score`` reports, in this order.
-REPORTED = ("perceptual", "swd", "rkid", "color", "coverage", "density", "diversity")
-MIN_REAL_IMAGES = 32
-
-
-def _pick(names: list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
-    if not names:
-        return REPORTED
-    unknown = [n for n in names if n not in REPORTED]
-    if unknown:
-        raise ValueError(f"unknown metric {unknown[0]!r}; evoart score reports: {', '.join(REPORTED)}")
-    return tuple(dict.fromkeys(names))
-
-
-def score_image_sets(
-    real: torch.Tensor, fake: torch.Tensor, *, samples: int | None = None, seed: int = 0,
-    features: str | None = None, names: list[str] | tuple[str, ...] | None = None,
-    repeats: int = metrics.FLOOR_REPEATS,
-) -> dict:
-    """Every metric between a real and a generated image set ((N, 3, R, R) in [-1, 1]).
-
-    The real images are split at random (seeded) into halves: the reference every metric
-    compares with, and a pool from which the real-vs-real floors are measured at the same
-    sample count as the fakes. ``samples`` fakes (default: as many as the fake set has,
-    at most half the pool, so floor draws can be disjoint) are scored. Returns a flat
-    ``{metric: value}`` plus ``meta``.
-    """
-    names = _pick(names)
-    if real.shape[0] < MIN_REAL_IMAGES:
-        raise ValueError(f"need at least {MIN_REAL_IMAGES} real images (half are the reference, half "
-                         f"measure the real-vs-real spread), got {real.shape[0]}")
-    if tuple(real.shape[-2:]) != tuple(fake.shape[-2:]):
-        raise ValueError(f"real images are {tuple(real.shape[-2:])} but generated ones {tuple(fake.shape[-2:])}")
-    gen = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(real.shape[0], generator=gen)
-    half = real.shape[0] // 2
-    reference, pool = real[perm[:half]], real[perm[half:]]
-    limit = min(fake.shape[0], pool.shape[0] // 2)
-    n = min(samples, limit) if samples else limit
-    if n < 2:
-        raise ValueError(f"need at least 2 generated images, got {fake.shape[0]}")
-    chosen = fake[torch.randperm(fake.shape[0], generator=gen)[:n]] if n < fake.shape[0] else fake
-    scorer = metrics.make_perceptual(reference, seed=seed, floor_real=pool, n=n, repeats=repeats,
-                                     features=features)
-    result = scorer.score_all(chosen)
-    floors = dict(scorer.floors)
-    if "diversity" in names:
-        div = metrics.make_diversity(reference, seed=seed)
-        result["diversity"] = div.score(chosen)["diversity"]
-        floors["diversity"] = metrics._summarise(
-            {"diversity": [div.score(pool[torch.randperm(pool.shape[0], generator=gen)[:n]])["diversity"]
-                           for _ in range(repeats)]}, n)["diversity"]
-    versions = metrics.metric_versions()
-    return {
-        **{k: float(result[k]) for k in names},
-        "meta": {
-            "samples": n, "fake_images": int(fake.shape[0]), "real_images": int(real.shape[0]),
-            "reference_images": int(reference.shape[0]), "floor_pool_images": int(pool.shape[0]),
-            "resolution": int(real.shape[-1]), "seed": seed, "embedding": scorer.embedding_name,
-            "floors": {k: floors[k].to_dict() for k in names if k in floors},
-            "versions": {k: versions[k] for k in names if k in versions},
-            "parts": {k: float(v) for k, v in result.items() if k not in names and k not in _UNSTORED},
-        },
-    }
-
-
-def score_folders(real: str, fake: str, *, resolution: int = 32, **options) -> dict:
-    """``score_image_sets`` on two image folders (or built-in dataset names), decoded at
-    ``resolution`` as evoart decodes training data."""
-    from . import data
-    from .imaging import to_float_tensor
-
-    real_set = data.load_images(real, resolution)
-    fake_set = data.load_images(fake, resolution)
-    out = score_image_sets(to_float_tensor(real_set.images), to_float_tensor(fake_set.images), **options)
-    out["meta"].update({"real": real_set.source, "fake": fake_set.source,
-                        "skipped": len(real_set.skipped) + len(fake_set.skipped)})
-    return out
-
-
-def rescore_run(run_dir, *, generation: int | None = None, names=None,
-                progress: Callable[[int, int], None] | None = None) -> dict:
-    """Score a run's individuals again with this evoart's metrics and the run's own
-    protocol: its data split, fixed latents, noise seed, metric seed and recorded floors.
-    Reads the run (never writes it). ``generation``: only that generation's members;
-    default: every individual whose generator weights were saved."""
-    from .config import EvolveConfig
-    from .genome import Genome
-    from .nets import build_generator
-    from .runner import load_data, make_context
-    from .store import opened
-
-    names = _pick(names)
-    with opened(run_dir) as store:
-        record = store.config
-        cfg = EvolveConfig.from_dict(record["evolve"], source=f"run {store.run_dir.name}")
-        if generation is None:
-            rows = [r for r in store.individuals() if r.status == "ok"]
-        else:
-            ids = [i for i, _ in store.members(generation)]
-            if not ids:
-                raise ValueError(f"run {store.run_dir.name} has no finished generation {generation}")
-            rows = store.individuals(ids=ids)
-        _, train_u8, holdout_u8 = load_data(cfg)
-        ctx = make_context(cfg, train_u8, holdout_u8, "cpu", protocol=record.get("metrics"))
-        scorer = ctx.scorer("perceptual")
-        out = []
-        for done, row in enumerate(rows, 1):
-            state = store.load_generator_state(row.id)
-            entry = {"id": row.id, "born": row.born, "status": row.status,
-                     "recorded": store.scores(row.id, generation)}
-            if state is not None:
-                G = build_generator(Genome.from_dict(row.genome), ctx.resolution)
-                G.load_state_dict(state)
-                fake = generate(G, ctx.latents, noise_seed=ctx.noise_seed)
-                result = scorer.score_all(fake)
-                if "diversity" in names:
-                    result["diversity"] = ctx.scorer("diversity").score(fake)["diversity"]
-                entry.update({k: float(result[k]) for k in names})
-            out.append(entry)
-            if progress:
-                progress(done, len(rows))
-    return {
-        "individuals": out,
-        "meta": {"run": str(run_dir), "samples": ctx.samples, "reference_images": int(ctx.holdout_images.shape[0]),
-                 "resolution": ctx.resolution, "floors": {k: ctx.floors[k] for k in names if k in ctx.floors},
-                 "versions": {k: v for k, v in metrics.metric_versions().items() if k in names},
-                 "recorded_versions": (record.get("metrics") or {}).get("versions"),
-                 "generation": generation},
     }

@@ -10,9 +10,9 @@ resumes to exactly the same genomes as an uninterrupted one.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Protocol
 
@@ -23,6 +23,7 @@ from . import variation
 from .config import EvolveConfig
 from .fitness import WORST, EvalContext, EvalTask, Evaluation, judge
 from .genome import Genome
+from .seeds import derive_seed
 
 # Objectives, in the order of the DEAP fitness weights: realism (from the population's
 # discriminators) up, the perceptual distance (swd, rkid and color against their real-vs-real
@@ -113,7 +114,21 @@ def individual_id(generation: int, index: int) -> str:
 
 
 def individual_seed(run_seed: int, ind_id: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"{run_seed}:{ind_id}".encode()).digest()[:4], "little") & 0x7FFFFFFF
+    return derive_seed(run_seed, ind_id, algorithm="sha256", bits=31)
+
+
+@contextmanager
+def deap_random(state: random.Random):
+    """Run DEAP's built-ins, which draw from the global ``random``, on ``state`` instead:
+    the caller's global RNG is saved and restored around them, and ``state`` carries on
+    from where they left it (it is checkpointed with every generation)."""
+    saved = random.getstate()
+    random.setstate(state.getstate())
+    try:
+        yield
+    finally:
+        state.setstate(random.getstate())
+        random.setstate(saved)
 
 
 def _rng_to_json(state) -> list:
@@ -296,7 +311,7 @@ def evolve(
     emit = progress or (lambda kind, info: None)
     tb = make_toolbox(cfg, executor)
     rng = random.Random(cfg.seed)
-    random.seed(cfg.seed)  # DEAP's built-ins use the global RNG: seeded and checkpointed
+    deap_rng = random.Random(cfg.seed)  # the global RNG's state while DEAP's built-ins run
     hof = tools.ParetoFront(similar=lambda a, b: a.id == b.id)
     population: list[Member] = []
     start_gen = 0
@@ -306,16 +321,17 @@ def evolve(
         start_gen = resume.next_generation
         population = resume.population
         rng.setstate(_rng_from_json(resume.rng_state))
-        random.setstate(_rng_from_json(resume.global_rng_state))
+        deap_rng.setstate(_rng_from_json(resume.global_rng_state))
         for m in population:
             m.fitness.values = tuple(m.objectives()[k] for k in OBJECTIVES)
-        population = _ranked(population, cfg, ctx.floors)
-        by_id = {m.id: m for m in population}
-        hof.update([by_id[i] for i in resume.hall_of_fame if i in by_id] or population)
+        with deap_random(deap_rng):
+            population = _ranked(population, cfg, ctx.floors)
+            by_id = {m.id: m for m in population}
+            hof.update([by_id[i] for i in resume.hall_of_fame if i in by_id] or population)
         begun = resume.begun
         if begun is not None and resume.begun_state:
             rng.setstate(_rng_from_json(resume.begun_state["rng"]))
-            random.setstate(_rng_from_json(resume.begun_state["global_rng"]))
+            deap_rng.setstate(_rng_from_json(resume.begun_state["global_rng"]))
 
     # In-memory state of the current population: training states (for inheritance) and
     # generator states (for judging). Reloaded from the ledger after a resume.
@@ -342,7 +358,7 @@ def evolve(
                         else make_children(tb, gen, population, cfg, rng))
             if ledger is not None:
                 ledger.begin_generation(gen, children, {
-                    "rng": _rng_to_json(rng.getstate()), "global_rng": _rng_to_json(random.getstate())})
+                    "rng": _rng_to_json(rng.getstate()), "global_rng": _rng_to_json(deap_rng.getstate())})
         t_gen = time.perf_counter()
         emit("generation_start", {"generation": gen, "generations": cfg.generations,
                                   "children": len(children), "population": population})
@@ -402,9 +418,10 @@ def evolve(
             m.metrics["score"] = display_score(m.metrics, ctx.floors) if m.status == "ok" else 0.0
 
         judge_seconds = time.perf_counter() - t_judge
-        ranked = select_and_rank(tb, pool, cfg, ctx.floors)
-        hof.update(ranked)
-        state = {"rng": _rng_to_json(rng.getstate()), "global_rng": _rng_to_json(random.getstate()),
+        with deap_random(deap_rng):
+            ranked = select_and_rank(tb, pool, cfg, ctx.floors)
+            hof.update(ranked)
+        state = {"rng": _rng_to_json(rng.getstate()), "global_rng": _rng_to_json(deap_rng.getstate()),
                  "population": [m.id for m in ranked], "hall_of_fame": [m.id for m in hof]}
         if ledger is not None:
             ledger.end_generation(gen, ranked, pool, judged.matrix, state, samples)

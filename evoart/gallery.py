@@ -32,6 +32,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .errors import EvoartError
 from .genome import Genome, GenomeError, describe, layout
 from .store import (
     IndividualRow,
@@ -61,7 +62,7 @@ METRIC_HELP = {
 }
 
 
-class GalleryError(ValueError):
+class GalleryError(EvoartError, ValueError):
     """A gallery that cannot be built; the message is meant for the user."""
 
 

@@ -19,6 +19,8 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from .errors import EvoartError
+
 SCHEMA_VERSION = 1
 
 # ---- Gene vocabularies and ranges --------------------------------------------------------
@@ -60,7 +62,7 @@ MAX_D_MACS_32 = 12e6
 MAX_STEP_MACS_32 = 3.0e9
 
 
-class GenomeError(ValueError):
+class GenomeError(EvoartError, ValueError):
     """A genome that does not satisfy the schema. The message names the field."""
 
 

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .errors import EvoartError
 from .genome import Genome, GenomeError, describe, genome_from_dict
 
 SCHEMA_VERSION = 1
@@ -83,7 +84,7 @@ PROVENANCE_FIELDS: dict[str, tuple[type, ...]] = {
 }
 
 
-class PresetError(Exception):
+class PresetError(EvoartError):
     """A preset that cannot be read, written or found; the message is meant for the user."""
 
 
@@ -116,17 +117,10 @@ def user_dir() -> Path:
     """Where the user's presets live: ``$EVOART_HOME/presets`` when EVOART_HOME is set,
     else the platform's per-user data folder (``$XDG_DATA_HOME/evoart/presets`` or
     ``~/.local/share/evoart/presets`` on Linux, ``~/Library/Application Support/evoart/
-    presets`` on macOS, ``%APPDATA%\\evoart\\presets`` on Windows)."""
-    home = os.environ.get("EVOART_HOME")
-    if home:
-        return Path(home).expanduser() / "presets"
-    if sys.platform == "win32":
-        base = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "evoart" / "presets"
+    presets`` on macOS, ``%APPDATA%\\evoart\\presets`` on Windows): see ``evoart.paths``."""
+    from .paths import user_presets_dir
+
+    return user_presets_dir()
 
 
 def shipped_dir() -> Path:
@@ -508,7 +502,7 @@ def state_bytes(state: dict) -> bytes:
 # ---- writing -----------------------------------------------------------------------------
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    from .store import atomic_write_bytes
+    from .files import atomic_write_bytes
 
     atomic_write_bytes(path, data)
 

@@ -42,6 +42,7 @@ from torch import nn
 
 from . import __version__
 from .genome import Genome
+from .errors import EvoartError
 from .imaging import png_bytes, to_uint8
 from .nets import Generator, build_generator
 
@@ -49,7 +50,7 @@ ONNX_OPSET = 18          # what onnxruntime 1.14+ (TouchDesigner 2023+) and onnx
 MAX_PIXELS = 4096 * 4096  # one rendered image; beyond this a CPU render takes many minutes
 
 
-class RenderError(Exception):
+class RenderError(EvoartError):
     """A render that cannot be done as asked; the message is meant for the user."""
 
 
@@ -471,7 +472,7 @@ def export_onnx(G: Generator, genome: Genome, path: Path, *, name: str) -> dict:
     model.producer_version = __version__
     onnx.checker.check_model(model)
     data = model.SerializeToString()
-    from .store import atomic_write_bytes
+    from .files import atomic_write_bytes
 
     atomic_write_bytes(Path(path), data)
     facts = {"path": str(path), "bytes": len(data), "opset": ONNX_OPSET, "checked": None}
@@ -516,7 +517,7 @@ def export_torchscript(G: Generator, genome: Genome, path: Path, *, name: str) -
         extra = {"evoart.json": json.dumps(_metadata(name, genome, H), indent=2)}
         torch.jit.save(traced, buf, _extra_files=extra)
     data = buf.getvalue()
-    from .store import atomic_write_bytes
+    from .files import atomic_write_bytes
 
     atomic_write_bytes(Path(path), data)
     return {"path": str(path), "bytes": len(data)}

@@ -7,9 +7,7 @@ folder (``store``) to the GA's ledger protocol and is the only writer.
 
 from __future__ import annotations
 
-import os
 import platform
-import signal
 import time
 import warnings
 from dataclasses import dataclass
@@ -19,16 +17,16 @@ from typing import Callable
 import numpy as np
 
 from . import __version__, data, ga
+from .data import load_run_data
 from .config import ConfigError, EvolveConfig
-from .executors import make_executor, set_torch_threads
-from .fitness import EvalContext, Evaluation, make_latents, protocol_floors, protocol_record
-from .genome import BATCH_SIZES, Genome
-from .imaging import contact_sheet, png_bytes, to_float_tensor
+from .executors import make_executor
+from .faults import fault_point
+from .fitness import EvalContext, Evaluation, make_context, protocol_record
+from .genome import Genome
+from .imaging import contact_sheet, png_bytes
 from .store import RunStore, StoreError, new_run_dir, resolve_run
 from .train import resolve_device
 from .variation import Inheritance
-
-_FAULT_ENV = "EVOART_FAULT"  # test hook: "kill-after:N" SIGKILLs the driver after N commits
 
 
 class RunInterrupted(Exception):
@@ -54,39 +52,6 @@ def versions() -> dict[str, str]:
             "numpy": np.__version__, "python": platform.python_version()}
 
 
-# ---- data and context --------------------------------------------------------------------
-
-def load_data(cfg: EvolveConfig, progress: Callable[[int, int], None] | None = None):
-    """The run's images split into a training set and a held-out set nobody trains on."""
-    images = data.load_images(cfg.data, cfg.resolution, progress=progress)
-    needed = max(BATCH_SIZES) + cfg.holdout
-    data.require_count(images, needed,
-                       f"the largest batch ({max(BATCH_SIZES)}) plus the held-out split ({cfg.holdout})")
-    train_idx, hold_idx = data.holdout_split(len(images.images), cfg.holdout, seed=cfg.seed)
-    return images, images.images[train_idx], images.images[hold_idx]
-
-
-def make_context(cfg: EvolveConfig, train_u8: np.ndarray, holdout_u8: np.ndarray, device: str,
-                 protocol: dict | None = None) -> EvalContext:
-    """The run's evaluation context. Its real-vs-real floors come from the run's record
-    (``protocol``, as written by ``fitness.protocol_record``) when resuming, so a resumed
-    run scores exactly as it began; else they are measured (or read from the cache)."""
-    ctx = EvalContext(
-        train_images=to_float_tensor(train_u8),
-        holdout_images=to_float_tensor(holdout_u8),
-        latents=make_latents(cfg.samples, seed=cfg.seed + 1),
-        noise_seed=cfg.seed + 2,
-        metric_seed=cfg.seed + 3,
-        device=device,
-        features=cfg.features,
-    )
-    if protocol and protocol.get("floors"):
-        ctx.floors = protocol["floors"]
-    else:
-        ctx.floors = protocol_floors(ctx)
-    return ctx
-
-
 # ---- the ledger adapter ------------------------------------------------------------------
 
 class RunLedger:
@@ -96,8 +61,6 @@ class RunLedger:
         self.store = store
         self.cfg = cfg
         self.commits = 0
-        fault = os.environ.get(_FAULT_ENV, "")
-        self.kill_after = int(fault.split(":", 1)[1]) if fault.startswith("kill-after:") else None
 
     def _member(self, row, generation: int | None) -> ga.Member:
         m = ga.new_member(
@@ -140,8 +103,7 @@ class RunLedger:
             train_state=ev.train_state if self.cfg.inherit and ev.status == "ok" else None,
         )
         self.commits += 1
-        if self.kill_after is not None and self.commits >= self.kill_after:
-            os.kill(os.getpid(), signal.SIGKILL)
+        fault_point("committed", commits=self.commits)
 
     def end_generation(self, generation, ranked, pool, judged_matrix, state, samples) -> None:
         rows = []
@@ -224,10 +186,6 @@ def _evolve_into(store: RunStore, cfg: EvolveConfig, ctx: EvalContext, *, progre
                  seed_genomes=(), seed_states=None) -> RunOutcome:
     t0 = time.perf_counter()
     executor = make_executor(ctx, cfg.workers, step_progress)
-    # The driver judges between generations, while the workers wait: give it the cores.
-    # (With one worker the driver trains too: it keeps the executor's one thread.)
-    if cfg.workers > 1:
-        set_torch_threads(ctx.device, max(1, min(2, os.cpu_count() or 1)))
     ledger = RunLedger(store, cfg)
     try:
         store.set_status("running")
@@ -255,7 +213,7 @@ def start_run(cfg: EvolveConfig, out_root: Path, *, progress=None, step_progress
     preset_record = []
     if not seed_genomes and cfg.from_presets:
         seed_genomes, seed_states, preset_record = preset_seeds(cfg)
-    images, train_u8, holdout_u8 = load_data(cfg, data_progress)
+    images, train_u8, holdout_u8 = load_run_data(cfg, data_progress)
     if progress:
         progress("data", {"name": images.name, "kind": images.kind, "count": len(images.images),
                           "skipped": images.skipped, "train": len(train_u8), "holdout": len(holdout_u8)})
@@ -311,7 +269,7 @@ def resume_run(ref: str | Path, out_root: Path | None = None, *, overrides: dict
                     f"run {run_dir.name} already has {last + 1} generations; pass --generations "
                     f"above {last + 1} to extend it")
         device = resolve_device(cfg.device)
-        images, train_u8, holdout_u8 = load_data(cfg, data_progress)
+        images, train_u8, holdout_u8 = load_run_data(cfg, data_progress)
         if images.fingerprint != record["dataset"]["fingerprint"]:
             raise StoreError(
                 f"the images of {cfg.data} changed since run {run_dir.name} started; resuming would "

@@ -16,6 +16,7 @@ from typing import Callable
 
 import torch
 
+from .errors import EvoartError
 from . import losses
 from .genome import Genome
 from .nets import (
@@ -35,6 +36,10 @@ R1_INTERVAL = 4  # lazy R1 (StyleGAN2): every 4th D step, scaled up by 4
 CURVE_POINTS = 50
 
 
+class DeviceError(EvoartError, ValueError):
+    """A device that this machine or this torch does not have."""
+
+
 def resolve_device(name: str = "auto") -> str:
     """``auto`` picks CUDA, then Apple's MPS, then the CPU."""
     if name == "auto":
@@ -45,13 +50,13 @@ def resolve_device(name: str = "auto") -> str:
             return "mps"
         return "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but torch sees no CUDA device")
+        raise DeviceError("--device cuda was asked for, but torch sees no CUDA device")
     if name == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
-            raise ValueError("--device mps was asked for, but this torch has no MPS support")
+            raise DeviceError("--device mps was asked for, but this torch has no MPS support")
     if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
-        raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda or mps")
+        raise DeviceError(f"unknown device {name!r}: use auto, cpu, cuda or mps")
     return name
 
 

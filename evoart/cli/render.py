@@ -206,6 +206,6 @@ def render(ctx, target, out, samples, seed, size, grow, scale, walk, frames, key
 
 
 def _write(path: Path, data: bytes) -> None:
-    from ..store import atomic_write_bytes
+    from ..files import atomic_write_bytes
 
     atomic_write_bytes(path, data)

@@ -53,12 +53,13 @@ def _fmt(value: float) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @click.option("--save", is_flag=True, help="With --run: also write the scores to RUN/rescore.json.")
 def score(real, fake, run, out, generation, names, samples, resolution, seed, features, as_json, save):
-    from ..fitness import rescore_run, score_folders
+    from ..scoring import rescore_run, score_folders
 
     if run:
         if real or fake:
             raise click.UsageError("give either REAL and FAKE folders or --run RUN, not both")
-        from ..store import atomic_write_text, resolve_run
+        from ..files import atomic_write_text
+        from ..store import resolve_run
 
         run_dir = resolve_run(run, out)
         result = rescore_run(run_dir, generation=generation, names=list(names) or None)

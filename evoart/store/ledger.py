@@ -21,180 +21,14 @@ import os
 import sqlite3
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
-SCHEMA_VERSION = 1
-DB_NAME = "run.db"
-LOCK_NAME = "run.lock"
+import filelock
 
-
-class StoreError(Exception):
-    """A run folder that cannot be used; the message is meant for the user."""
-
-
-class RunLocked(StoreError):
-    pass
-
-
-# Each migration takes the database from version i to i + 1. Version 0 is an empty file.
-MIGRATIONS: list[str] = [
-    """
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    CREATE TABLE run (
-        id INTEGER PRIMARY KEY CHECK (id = 1),
-        name TEXT NOT NULL,
-        config TEXT NOT NULL,
-        versions TEXT NOT NULL,
-        created REAL NOT NULL,
-        status TEXT NOT NULL DEFAULT 'running'
-    );
-    CREATE TABLE individual (
-        id TEXT PRIMARY KEY,
-        born INTEGER NOT NULL,
-        genome TEXT NOT NULL,
-        genome_hash TEXT NOT NULL,
-        parents TEXT NOT NULL,
-        origin TEXT NOT NULL,
-        inheritance TEXT,
-        seed INTEGER NOT NULL,
-        status TEXT NOT NULL DEFAULT 'pending',
-        reason TEXT NOT NULL DEFAULT '',
-        stats TEXT,
-        timings TEXT,
-        evaluated REAL
-    );
-    CREATE INDEX individual_born ON individual (born);
-    CREATE TABLE score (
-        individual TEXT NOT NULL REFERENCES individual (id),
-        generation INTEGER NOT NULL,
-        metric TEXT NOT NULL,
-        value REAL NOT NULL,
-        PRIMARY KEY (individual, generation, metric)
-    );
-    CREATE TABLE judge (
-        generation INTEGER NOT NULL,
-        d_individual TEXT NOT NULL,
-        g_individual TEXT NOT NULL,
-        value REAL NOT NULL,
-        PRIMARY KEY (generation, d_individual, g_individual)
-    );
-    CREATE TABLE member (
-        generation INTEGER NOT NULL,
-        individual TEXT NOT NULL REFERENCES individual (id),
-        rank INTEGER NOT NULL,
-        PRIMARY KEY (generation, individual)
-    );
-    CREATE TABLE generation (
-        generation INTEGER PRIMARY KEY,
-        started REAL NOT NULL,
-        finished REAL,
-        begin_state TEXT NOT NULL,
-        end_state TEXT
-    );
-    CREATE TABLE favourite (
-        individual TEXT PRIMARY KEY REFERENCES individual (id),
-        created REAL NOT NULL
-    );
-    """,
-]
-
-
-@dataclass
-class IndividualRow:
-    id: str
-    born: int
-    genome: dict
-    genome_hash: str
-    parents: list[str]
-    origin: str
-    inheritance: dict | None
-    seed: int
-    status: str
-    reason: str
-    stats: dict | None
-    timings: dict | None
-
-    @classmethod
-    def from_sql(cls, row: sqlite3.Row) -> "IndividualRow":
-        return cls(
-            id=row["id"], born=row["born"], genome=json.loads(row["genome"]),
-            genome_hash=row["genome_hash"], parents=json.loads(row["parents"]),
-            origin=row["origin"],
-            inheritance=json.loads(row["inheritance"]) if row["inheritance"] else None,
-            seed=row["seed"], status=row["status"], reason=row["reason"],
-            stats=json.loads(row["stats"]) if row["stats"] else None,
-            timings=json.loads(row["timings"]) if row["timings"] else None,
-        )
-
-
-# ---- atomic files ------------------------------------------------------------------------
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_torch_save(path: Path, obj: Any) -> None:
-    import io
-
-    import torch
-
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def generation_dir(run_dir: Path, generation: int) -> Path:
-    return run_dir / f"gen-{generation:03d}"
-
-
-def individual_dir(run_dir: Path, ind_id: str) -> Path:
-    born = int(ind_id[1:4])
-    return generation_dir(run_dir, born) / ind_id
-
-
-# ---- run folders -------------------------------------------------------------------------
-
-def new_run_dir(out_root: Path, name: str) -> Path:
-    """A fresh folder ``out_root/name`` (``-2``, ``-3``, ... if taken); never reuses one."""
-    out_root.mkdir(parents=True, exist_ok=True)
-    for i in range(1, 1000):
-        candidate = out_root / (name if i == 1 else f"{name}-{i}")
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            continue
-    raise StoreError(f"could not find a free run folder name for {name} in {out_root}")
-
-
-def resolve_run(ref: str | Path, out_root: Path | None = None) -> Path:
-    """A run given by folder path or by name under ``out_root``."""
-    candidates = [Path(ref)]
-    if out_root is not None:
-        candidates.append(Path(out_root) / str(ref))
-    for c in candidates:
-        if (c / DB_NAME).is_file():
-            return c
-    where = f" (looked in {out_root})" if out_root is not None else ""
-    raise StoreError(f"no run named {ref}{where}: a run is a folder with a {DB_NAME} in it")
-
-
-def list_runs(out_root: Path) -> list[Path]:
-    if not out_root.is_dir():
-        return []
-    return sorted(p for p in out_root.iterdir() if (p / DB_NAME).is_file())
+from ..files import atomic_torch_save, atomic_write_bytes, atomic_write_text
+from .folders import DB_NAME, LOCK_NAME, RunLocked, StoreError, generation_dir, individual_dir
+from .schema import MIGRATIONS, SCHEMA_VERSION, IndividualRow
 
 
 class RunStore:
@@ -203,7 +37,7 @@ class RunStore:
     def __init__(self, run_dir: Path, conn: sqlite3.Connection):
         self.run_dir = Path(run_dir)
         self.conn = conn
-        self._lock_fd: int | None = None
+        self._lock: filelock.FileLock | None = None
 
     # ---- opening ---------------------------------------------------------------------
     @staticmethod
@@ -297,30 +131,32 @@ class RunStore:
     # ---- the writer's lock ---------------------------------------------------------------
     def lock(self) -> None:
         """Take the run's writer lock or raise RunLocked: two processes must never evolve
-        the same run at once. The lock dies with the process (flock), so a killed run
-        can be resumed at once."""
-        import fcntl
-
+        the same run at once. The lock is an OS file lock (filelock: flock on Unix,
+        LockFileEx on Windows), so it dies with the process and a killed run can be
+        resumed at once. The holder writes its process id into the file for the message."""
         path = self.run_dir / LOCK_NAME
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        lock = filelock.FileLock(str(path), timeout=0)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+            lock.acquire()
+        except filelock.Timeout:
             try:
-                holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
-            finally:
-                os.close(fd)
+                holder = path.read_text(errors="replace").strip()[:64]
+            except OSError:
+                holder = ""
             who = f" (process {holder})" if holder else ""
             raise RunLocked(f"run {self.run_dir.name} is being written by another evoart{who}; "
                             "wait for it to finish or stop it first") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        self._lock_fd = fd
+        try:
+            with open(path, "w") as f:
+                f.write(str(os.getpid()))
+        except OSError:
+            pass
+        self._lock = lock
 
     def unlock(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     # ---- run -------------------------------------------------------------------------
     def _run_row(self) -> sqlite3.Row:

@@ -1,0 +1,46 @@
+"""Fault injection for tests: crashes placed at chosen points of a real run.
+
+Set ``EVOART_FAULT`` to one or more comma-separated faults before starting ``evoart``:
+
+``kill-after:N``
+    The driver SIGKILLs itself right after committing its N-th evaluated individual
+    (a crash in the middle of a generation, with workers busy).
+``crash:IND``
+    The worker process that starts evaluating individual IND (``g001-i02``) SIGKILLs
+    itself (a worker dying of out-of-memory or a segfault).
+
+Production code calls ``fault_point(name, ...)`` at those points; with the variable
+unset it does nothing. Nothing else in evoart reads the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+ENV = "EVOART_FAULT"
+
+
+def _faults() -> list[tuple[str, str]]:
+    spec = os.environ.get(ENV, "")
+    out = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        kind, _, arg = part.partition(":")
+        out.append((kind, arg))
+    return out
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def fault_point(point: str, *, commits: int | None = None, individual: str | None = None) -> None:
+    """Crash here if ``EVOART_FAULT`` asks for it (see the module docstring).
+
+    ``point`` is ``"committed"`` (the driver, after a commit; ``commits`` so far) or
+    ``"evaluate"`` (a worker, starting on ``individual``)."""
+    for kind, arg in _faults():
+        if point == "committed" and kind == "kill-after" and commits is not None and commits >= int(arg):
+            _die()
+        if point == "evaluate" and kind == "crash" and individual is not None and arg == individual:
+            _die()
