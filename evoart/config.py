@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import EvoartError
+from .objectives import OBJECTIVES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -108,9 +109,6 @@ class EvolveConfig:
         return self
 
 
-# The GA's objectives, in the order of ``ga.OBJECTIVES`` (kept here so that reading a
-# configuration does not import deap); a test checks the two agree.
-OBJECTIVES = ("realism", "perceptual", "coverage")
 SELECTIONS = ("nsga2", "weighted")
 
 

@@ -26,14 +26,12 @@ from .files import atomic_write_text
 from .genome import Genome
 from .imaging import image_grid, png_bytes, to_uint8
 from .nets import build_discriminator
+from .objectives import WORST
 from .seeds import json_digest
 from .train import Init, generate, train_briefly
 from .variation import Inheritance
 
 LATENT_MAX = 256
-# The objective values a diverged or failed individual gets: the worst possible realism
-# and coverage, and distances far beyond any trained generator's.
-WORST = {"realism": 0.0, "perceptual": 1e3, "coverage": 0.0, "swd": 1e4, "diversity": 0.0}
 # Per-channel colour parts are left out of the ledger: color, color_pixels and
 # color_means say enough, and every stored number shows up in the gallery.
 _UNSTORED = ("color_r", "color_g", "color_b")

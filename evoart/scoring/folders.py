@@ -8,6 +8,7 @@ import torch
 
 from .. import metrics
 from ..errors import EvoartError
+from ..objectives import REPORTED
 
 _UNSTORED = ("color_r", "color_g", "color_b")
 
@@ -16,8 +17,6 @@ class ScoreError(EvoartError, ValueError):
     """Image sets or a run that cannot be scored; the message is meant for the user."""
 
 
-#: What ``evoart score`` reports, in this order.
-REPORTED = ("perceptual", "swd", "rkid", "color", "coverage", "density", "diversity")
 MIN_REAL_IMAGES = 32
 
 
