@@ -11,7 +11,7 @@ import random
 import pytest
 import torch
 
-from evoart import config, ga, metrics, variation
+from evoart import config, ga, metrics, objectives, variation
 from evoart.config import ConfigError, EvolveConfig
 from evoart.executors import SerialExecutor
 from evoart.fitness import EvalContext, EvalTask, WORST, evaluate, make_latents, protocol_floors
@@ -51,7 +51,7 @@ def test_display_score_is_absolute_bounded_and_monotone():
     assert ga.display_score({**base, "perceptual": 6.0}, FLOORS) > s
     assert ga.display_score({**base, "coverage": 0.4}, FLOORS) > s
     # half marks for perceptual exactly PERCEPTUAL_HALF above its real-vs-real floor
-    u = ga.utilities({"perceptual": 1.0 + ga.PERCEPTUAL_HALF}, FLOORS)
+    u = ga.utilities({"perceptual": 1.0 + objectives.PERCEPTUAL_HALF}, FLOORS)
     assert u["perceptual"] == pytest.approx(0.5)
 
 
