@@ -39,8 +39,30 @@ def read(ref: str) -> dict:
     return {"individuals": inds, "scores": scores, "judge": judge, "members": members, "states": states}
 
 
+def _common(x, y):
+    """Two checkpoints reduced to the keys both have (a newer evoart checkpoints more)."""
+    if not isinstance(x, dict) or not isinstance(y, dict):
+        return x, y
+    keys = set(x) & set(y)
+    return {k: x[k] for k in keys}, {k: y[k] for k in keys}
+
+
+def added_keys(a: dict, b: dict) -> set[str]:
+    out = set()
+    for g in set(a["states"]) & set(b["states"]):
+        for x, y in zip(a["states"][g], b["states"][g]):
+            if isinstance(x, dict) and isinstance(y, dict):
+                out |= set(x) ^ set(y)
+    return out
+
+
 def diff(a: dict, b: dict, limit: int = 20) -> list[str]:
     out = []
+    sa, sb = {}, {}
+    for g in set(a["states"]) | set(b["states"]):
+        pairs = [_common(x, y) for x, y in zip(a["states"].get(g, (None, None)), b["states"].get(g, (None, None)))]
+        sa[g], sb[g] = tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
+    a, b = {**a, "states": sa}, {**b, "states": sb}
     for table in ("individuals", "scores", "judge", "states"):
         x, y = a[table], b[table]
         for key in sorted(set(x) | set(y), key=str):
@@ -58,13 +80,15 @@ def main(argv: list[str]) -> int:
         print(__doc__.strip().splitlines()[2].strip())
         return 2
     a, b = read(argv[0]), read(argv[1])
+    extra = added_keys(a, b)
     problems = diff(a, b)
     if problems:
         print("\n".join(problems))
         return 1
     print(f"identical: {len(a['individuals'])} individuals (genome hashes, parents, status), "
           f"{len(a['scores'])} scores, {len(a['judge'])} judge cells, {len(a['members'])} member ranks, "
-          f"{len(a['states'])} generations' RNG checkpoints")
+          f"{len(a['states'])} generations' checkpoints (RNG states, population, hall of fame)"
+          + (f"; checkpoint keys in one run only, not compared: {', '.join(sorted(extra))}" if extra else ""))
     return 0
 
 

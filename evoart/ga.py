@@ -89,6 +89,16 @@ def deap_random(state: random.Random):
         random.setstate(saved)
 
 
+def restore_hall_of_fame(hof: tools.ParetoFront, members: list[Member]) -> None:
+    """Put back a checkpointed hall of fame exactly: DEAP keeps its items best-first and
+    their fitnesses in ascending order, so both lists are rebuilt rather than re-inserted
+    (re-inserting would reorder ties)."""
+    for m in members:
+        m.fitness.values = tuple(m.objectives()[k] for k in OBJECTIVES)
+    hof.items = list(members)
+    hof.keys = [m.fitness for m in reversed(members)]
+
+
 def _rng_to_json(state) -> list:
     version, internal, gauss = state
     return [version, list(internal), gauss]
@@ -109,9 +119,10 @@ class ResumePoint:
     population: list[Member]
     rng_state: list
     global_rng_state: list
-    hall_of_fame: list[str]
+    hall_of_fame: list[Member]                 # the Pareto front so far, in DEAP's order
     begun: list[Member] | None = None          # children of next_generation, if it was begun
     begun_state: dict | None = None
+    history: list[dict] = field(default_factory=list)   # the finished generations' summaries
 
 
 class Ledger(Protocol):
@@ -271,6 +282,7 @@ def evolve(
     rng = random.Random(cfg.seed)
     deap_rng = random.Random(cfg.seed)  # the global RNG's state while DEAP's built-ins run
     hof = tools.ParetoFront(similar=lambda a, b: a.id == b.id)
+    history: list[dict] = []   # the logbook: one summary per generation
     population: list[Member] = []
     start_gen = 0
     resume = ledger.resume_point(cfg) if ledger is not None else None
@@ -284,8 +296,8 @@ def evolve(
             m.fitness.values = tuple(m.objectives()[k] for k in OBJECTIVES)
         with deap_random(deap_rng):
             population = _ranked(population, cfg, ctx.floors)
-            by_id = {m.id: m for m in population}
-            hof.update([by_id[i] for i in resume.hall_of_fame if i in by_id] or population)
+        restore_hall_of_fame(hof, resume.hall_of_fame or population)
+        history = list(resume.history)
         begun = resume.begun
         if begun is not None and resume.begun_state:
             rng.setstate(_rng_from_json(resume.begun_state["rng"]))
@@ -307,7 +319,6 @@ def evolve(
         return gen_states.get(ind_id)
 
     evaluated = 0
-    history = []
     for gen in range(start_gen, cfg.generations):
         if begun is not None:
             children, begun = begun, None
@@ -380,14 +391,8 @@ def evolve(
             ranked = select_and_rank(tb, pool, cfg, ctx.floors)
             hof.update(ranked)
         state = {"rng": _rng_to_json(rng.getstate()), "global_rng": _rng_to_json(deap_rng.getstate()),
-                 "population": [m.id for m in ranked], "hall_of_fame": [m.id for m in hof]}
-        if ledger is not None:
-            ledger.end_generation(gen, ranked, pool, judged.matrix, state, samples)
-        survivors = {m.id for m in ranked}
-        for d in (train_states, gen_states):
-            for k in [k for k in d if k not in survivors]:
-                del d[k]
-        population = ranked
+                 "population": [m.id for m in ranked], "hall_of_fame": [m.id for m in hof],
+                 "hall_of_fame_metrics": {m.id: dict(m.metrics) for m in hof}}
         summary = {
             "generation": gen,
             "best_realism": max(m.metrics["realism"] for m in ranked),
@@ -404,6 +409,14 @@ def evolve(
             "judge_seconds": round(judge_seconds, 2),
             "seconds": round(time.perf_counter() - t_gen, 2),
         }
+        state["summary"] = summary
+        if ledger is not None:
+            ledger.end_generation(gen, ranked, pool, judged.matrix, state, samples)
+        survivors = {m.id for m in ranked}
+        for d in (train_states, gen_states):
+            for k in [k for k in d if k not in survivors]:
+                del d[k]
+        population = ranked
         history.append(summary)
         emit("generation_end", {"generation": gen, "generations": cfg.generations, "ranked": ranked,
                                 "pool": pool, "summary": summary})

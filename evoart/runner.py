@@ -77,19 +77,36 @@ class RunLedger:
         if not gens:
             return None
         last = self.store.last_finished_generation()
+        hof: list[ga.Member] = []
         if last is None:
             population, end, nxt = [], gens[0]["begin_state"], 0
-            hof: list[str] = []
         else:
             end = gens[last]["end_state"]
             ids = [i for i, _ in self.store.members(last)]
             population = [self._member(r, last) for r in self.store.individuals(ids=ids)]
-            nxt, hof = last + 1, end.get("hall_of_fame", [])
+            nxt = last + 1
+            hof = self._hall_of_fame(end, last)
         begun = begun_state = None
         if nxt < len(gens) and gens[nxt]["generation"] == nxt:
             begun_state = gens[nxt]["begin_state"]
             begun = [self._member(r, nxt) for r in self.store.individuals(born=nxt)]
-        return ga.ResumePoint(nxt, population, end["rng"], end["global_rng"], hof, begun, begun_state)
+        history = [g["end_state"]["summary"] for g in gens
+                   if g["finished"] is not None and g["end_state"] and "summary" in g["end_state"]]
+        return ga.ResumePoint(nxt, population, end["rng"], end["global_rng"], hof, begun, begun_state, history)
+
+    def _hall_of_fame(self, end: dict, generation: int) -> list[ga.Member]:
+        """The checkpointed Pareto front, with each member's metrics as the front holds
+        them (those of the generation it entered). Runs checkpointed before the metrics
+        were saved get the members' latest scores."""
+        saved = end.get("hall_of_fame_metrics") or {}
+        ids = end.get("hall_of_fame", [])
+        members = []
+        for row in self.store.individuals(ids=ids):
+            m = self._member(row, generation)
+            if row.id in saved:
+                m.metrics = dict(saved[row.id])
+            members.append(m)
+        return members
 
     def begin_generation(self, generation: int, children: list[ga.Member], state: dict) -> None:
         self.store.begin_generation(generation, [c.row() for c in children], state)

@@ -40,15 +40,31 @@ def ledger(run: Path) -> sqlite3.Connection:
     return conn
 
 
+def _untimed(state: dict | None) -> dict | None:
+    """A generation's checkpoint without its wall-clock timings."""
+    if not state:
+        return state
+    out = dict(state)
+    if "summary" in out:
+        out["summary"] = {k: v for k, v in out["summary"].items() if not k.endswith("seconds")}
+    return out
+
+
 def snapshot(run: Path) -> dict:
     """What two equivalent runs must agree on: every genome, every parentage, every score,
-    every generation's members in rank order."""
+    every judge cell, every generation's members in rank order, and the whole GA state
+    checkpointed after each generation (RNG states, population, hall of fame with its
+    metrics, the logbook's summary), timings aside."""
     with ledger(run) as c:
         inds = {r["id"]: (r["genome_hash"], r["parents"], r["status"])
                 for r in c.execute("SELECT * FROM individual")}
         members = [tuple(r) for r in c.execute("SELECT generation, individual, rank FROM member ORDER BY 1, 3")]
         scores = {(r[0], r[1], r[2]): r[3] for r in c.execute("SELECT individual, generation, metric, value FROM score")}
-    return {"individuals": inds, "members": members, "scores": scores}
+        judge = {(r[0], r[1], r[2]): r[3] for r in
+                 c.execute("SELECT generation, d_individual, g_individual, value FROM judge")}
+        states = {r[0]: (json.loads(r[1]), _untimed(json.loads(r[2]) if r[2] else None))
+                  for r in c.execute("SELECT generation, begin_state, end_state FROM generation")}
+    return {"individuals": inds, "members": members, "scores": scores, "judge": judge, "states": states}
 
 
 def processes_with_env(tag: str) -> list[int]:
