@@ -47,6 +47,13 @@ def test_evolve_end_to_end_leaves_a_complete_run_folder(tmp_path):
     run = only_run(out)
     assert str(run) in proc.stdout.replace("\n", "")  # it ends by saying where the run is
     assert "Generation 1" in proc.stdout  # a leaderboard per generation
+    # Not a terminal: the leaderboard keeps every column, numbers in each (stdout is a pipe)
+    lines = proc.stdout.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("Generation 1"))
+    assert all(col in lines[head + 1] for col in ("score", "realism", "perceptual", "coverage", "swd", "genome"))
+    first = lines[head + 2].split()
+    assert first[0] == "1" and first[1].startswith("g00")
+    assert all(float(v) >= 0 for v in first[3:8])  # score, realism, perceptual, coverage, swd
 
     with ledger(run) as c:
         inds = c.execute("SELECT id, status, parents, born FROM individual ORDER BY id").fetchall()
@@ -237,3 +244,27 @@ def test_the_command_never_shows_a_traceback_for_a_broken_ledger(tmp_path):
     assert result.exit_code == 2, result.output
     assert "not a readable evoart ledger" in result.output
 
+
+
+def test_an_internal_bug_is_reported_as_one_and_exits_1_with_the_traceback_saved(tmp_path, monkeypatch):
+    """A ValueError from deep inside is not the user's mistake: exit 1, not 2."""
+    import evoart.data
+
+    def broken():
+        raise ValueError("index out of range in the dataset registry")
+
+    monkeypatch.setattr(evoart.data, "list_datasets", broken)
+    monkeypatch.setenv("EVOART_CACHE", str(tmp_path / "cache"))
+    result = CliRunner().invoke(main, ["datasets", "list"])
+    assert result.exit_code == 1
+    assert "evoart hit a bug (ValueError: index out of range" in result.output
+    assert not result.output.startswith("Error:")
+    (crash,) = (tmp_path / "cache" / "crashes").iterdir()
+    saved = crash.read_text()
+    assert "Traceback" in saved and "def broken" not in saved and "broken" in saved
+    assert str(crash) in result.output.replace("\n", "")
+
+
+def test_evoart_errors_exit_2_and_show_their_message(tmp_path):
+    result = CliRunner().invoke(main, ["evolve", str(tmp_path / "nope"), "--steps", "1"])
+    assert result.exit_code == 2 and "Error:" in result.output and "does not exist" in result.output

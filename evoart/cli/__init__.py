@@ -1,12 +1,16 @@
 """The ``evoart`` command: a thin layer of click and rich over the library.
 
 It parses options, calls the library, renders progress from the library's callbacks,
-and maps library errors to a message and exit code 2. One module per command group;
-each registers itself on ``main``.
+and maps evoart's own errors (``evoart.errors.EvoartError``) to a message and exit code
+2; anything else is a bug, reported in one line with the traceback saved to a file, exit
+code 1. One module per command group; each registers itself on ``main``.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -16,33 +20,56 @@ from .. import __version__
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)  # messages stay greppable
 
-EXIT_USAGE = 2
+EXIT_BUG = 1         # an exception evoart did not expect
+EXIT_USAGE = 2       # evoart's own errors: the user asked for something it cannot do
 EXIT_INTERRUPTED = 130
 
 
-def _user_errors():
-    """Library errors whose message is meant for the user: shown without a traceback."""
-    from ..config import ConfigError
-    from ..data import DataError
-    from ..genome import GenomeError
-    from ..presets import PresetError
-    from ..store import StoreError
+def _report_bug(exc: BaseException) -> None:
+    """An exception evoart did not expect: one line saying so, the traceback in a file."""
+    import tempfile
+    import time
+    import traceback
 
-    user = (ConfigError, DataError, GenomeError, PresetError, StoreError, ValueError)
-    try:  # render imports torch; a missing torch must not hide the other messages
-        from ..render import RenderError
-    except ImportError:  # pragma: no cover
-        return user
-    return user + (RenderError,)
+    from ..paths import cache_dir
+
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    name = f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+    where = None
+    for folder in (cache_dir() / "crashes", Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(f"evoart {__version__}: {' '.join(sys.argv)}\n\n{text}")
+            where = folder / name
+            break
+        except OSError:
+            continue
+    first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    saved = f"the traceback is in {where}" if where else "the traceback could not be saved:\n" + text
+    err_console.print(f"[bold red]evoart hit a bug[/] ({type(exc).__name__}{': ' + first if first else ''}); "
+                      f"{saved}. Please report it with that file.", highlight=False)
 
 
 class EvoartGroup(click.Group):
+    """Maps what escapes a command to an exit code: evoart's own errors (meant for the
+    user) to a message and 2, Ctrl-C to 130, anything else to a one-line bug report and 1."""
+
     def invoke(self, ctx):
+        from ..errors import EvoartError
+
         try:
             return super().invoke(ctx)
-        except _user_errors() as exc:
+        except EvoartError as exc:
             err_console.print(f"[bold red]Error:[/] {exc}", highlight=False)
             ctx.exit(EXIT_USAGE)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            err_console.print("\n[yellow]Interrupted.[/]", highlight=False)
+            ctx.exit(EXIT_INTERRUPTED)
+        except Exception as exc:  # noqa: BLE001 - a bug: reported, not shown as a user error
+            _report_bug(exc)
+            ctx.exit(EXIT_BUG)
 
 
 @click.group(cls=EvoartGroup, context_settings={"help_option_names": ["-h", "--help"]})

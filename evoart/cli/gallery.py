@@ -83,7 +83,7 @@ def gallery_show(run, generation, out):
         raise click.ClickException(f"run {view.name} has no finished generation yet")
     g = view.last if generation is None else generation
     if g not in view.members:
-        raise ValueError(f"run {view.name} has generations {view.finished[0]} to {view.finished[-1]}; "
+        raise click.UsageError(f"run {view.name} has generations {view.finished[0]} to {view.finished[-1]}; "
                          f"there is no generation {g}")
     s = view.summary(g)
     table = Table(title=f"{view.name} · generation {g} of {view.finished[-1]}: population in rank order",
