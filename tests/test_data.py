@@ -91,7 +91,7 @@ def test_builtins_generate_square_rgb_uint8_images(name, resolution):
 
 
 def test_builtin_count_defaults_to_builtin_count(monkeypatch):
-    monkeypatch.setattr(data, "BUILTIN_COUNT", 5)  # the real 2048 is exercised by the timing report
+    monkeypatch.setattr(data.types, "BUILTIN_COUNT", 5)  # the real 2048 is exercised by the timing report
     assert load_images("patterns", 16).images.shape[0] == 5
 
 
@@ -152,7 +152,7 @@ def test_landscapes_have_sky_above_and_dark_ground_below():
 
 
 def test_custom_datasets_can_be_registered(monkeypatch):
-    monkeypatch.setattr(data, "_REGISTRY", dict(data._REGISTRY))
+    monkeypatch.setattr(data.builtin, "_REGISTRY", dict(data.builtin._REGISTRY))
 
     @register_dataset("flat-grey", "Flat grey squares (test).")
     def flat(count, resolution, rng):
@@ -165,7 +165,7 @@ def test_custom_datasets_can_be_registered(monkeypatch):
 
 
 def test_a_misbehaving_registered_dataset_is_reported(monkeypatch):
-    monkeypatch.setattr(data, "_REGISTRY", dict(data._REGISTRY))
+    monkeypatch.setattr(data.builtin, "_REGISTRY", dict(data.builtin._REGISTRY))
     register_dataset("broken", "returns floats")(lambda count, resolution, rng: np.zeros((count, 4, 4, 3)))
     with pytest.raises(ValueError, match="broken"):
         load_images("broken", 4, count=2)
