@@ -23,9 +23,11 @@ evolve: $(STAMP)
 	$(BIN)/evoart evolve
 
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -n 2 --durations=15
 
 test-fast: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -n 2 -m "not slow"
 
 clean:

@@ -44,10 +44,16 @@ class RunOutcome:
 
 
 def versions() -> dict[str, str]:
-    import deap
+    """The versions a run records (deap's read from its metadata: only ``ga`` imports it)."""
+    from importlib.metadata import PackageNotFoundError, version
+
     import torch
 
-    return {"evoart": __version__, "torch": torch.__version__, "deap": deap.__version__,
+    try:
+        deap_version = version("deap")
+    except PackageNotFoundError:  # pragma: no cover - deap is a dependency
+        deap_version = "unknown"
+    return {"evoart": __version__, "torch": torch.__version__, "deap": deap_version,
             "numpy": np.__version__, "python": platform.python_version()}
 
 
