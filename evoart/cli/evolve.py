@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import EXIT_INTERRUPTED, console, err_console, main
+from .options import device_option, runs_root_option
 
 
 # ---- evolve ------------------------------------------------------------------------------
@@ -57,7 +58,7 @@ def _explicit(ctx: click.Context, name: str) -> bool:
 @click.option("--steps", type=int, help="Training steps per new individual.  [default: 120]")
 @click.option("--resolution", type=int, help="Image size in pixels: 16, 32, 64 or 128.  [default: 32]")
 @click.option("--samples", type=int, help="Generated images scored per individual.  [default: 128]")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), help="Where to train.  [default: auto]")
+@device_option(None, "Where to train.")
 @click.option("--workers", type=int, help="Parallel evaluations (processes).  [default: 2]")
 @click.option("--seed", type=int, help="Makes a run reproducible on the CPU.  [default: 0]")
 @click.option("--budget-seconds", type=float,
@@ -71,8 +72,7 @@ def _explicit(ctx: click.Context, name: str) -> bool:
 @click.option("--features", type=click.Path(dir_okay=False),
               help="A local TorchScript feature extractor (.pt) to use instead of the random CNN "
                    "embedding for rkid and coverage.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("gallery"),
-              show_default=True, help="Output root: one folder per run.")
+@runs_root_option("Output root: one folder per run.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               help="A TOML file with the same names as these options.")
 @click.option("--resume", "resume", metavar="RUN", help="Continue or extend a run (a name under --out or a path).")
@@ -332,7 +332,7 @@ class EvolveView:
 
 @main.command()
 @click.argument("run")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("gallery"), show_default=True)
+@runs_root_option()
 def prune(run, out):
     """Delete training state that no child can inherit any more (keeps generator weights,
     samples and the ledger)."""
