@@ -114,7 +114,7 @@ def holdout_split(n: int, n_holdout: int, seed: int) -> tuple[np.ndarray, np.nda
 def load_run_data(cfg, progress: Callable[[int, int], None] | None = None) -> tuple[ImageSet, np.ndarray, np.ndarray]:
     """A run's images (``cfg``: an ``EvolveConfig``) split into a training set and a
     held-out set nobody trains on: ``(ImageSet, train uint8, held-out uint8)``."""
-    from .genome import BATCH_SIZES
+    from ..genome import BATCH_SIZES
 
     images = load_images(cfg.data, cfg.resolution, progress=progress)
     require_count(images, max(BATCH_SIZES) + cfg.holdout,
