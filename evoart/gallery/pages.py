@@ -120,7 +120,7 @@ def objective_charts(run: RunView) -> list[dict]:
             f"{LABELS[key]} ({'↑' if better(key) == 'higher' else '↓'} better)", xs,
             [("best", [s[f"best_{key}"] for s in sums], "best"),
              ("median", [s[f"median_{key}"] for s in sums], "median")],
-            reference=floor, note="dashed: real images against real images" if floor is not None else ""))
+            reference=floor, note="dashed: real images against real ones" if floor is not None else ""))
     return out
 
 
