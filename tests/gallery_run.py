@@ -21,6 +21,7 @@ from e2e import evoart, only_run
 from PIL import Image
 
 from evoart import variation
+from evoart.objectives import WORST
 from evoart.store import RunStore
 
 TINY_GALLERY = ["--resolution", "16", "--steps", "3", "--samples", "16", "--population", "4",
@@ -110,17 +111,20 @@ def _samples_png(rng: np.random.Generator, resolution: int, count: int) -> bytes
 
 def synthetic_run(out: Path, *, generations: int, population: int, resolution: int = 16, samples: int = 32,
                   failed: set[str] = frozenset(), unfinished: bool = False, seed: int = 0,
-                  name: str = "synthetic") -> Path:
+                  name: str = "synthetic", hostile: str | None = None) -> Path:
     """A run ledger with the shape of a real one (genomes from ``variation``, parents,
     inheritance maps, scores, judge matrices, members, sample grids), written through
-    ``RunStore`` in a second, without training anything."""
+    ``RunStore`` in a second, without training anything. ``hostile``: a string (markup,
+    quotes) put wherever the ledger holds text the pages show: the run's name, the
+    dataset's name, a configuration value, a failure's reason and a genome field of
+    generation 0's second individual."""
     rng = random.Random(seed)
     nrng = np.random.default_rng(seed)
     cfg = {"evolve": {"generations": generations, "population": population, "resolution": resolution,
-                      "samples": samples, "steps": 5, "seed": seed, "data": "shapes"},
-           "dataset": {"name": "shapes", "kind": "builtin", "fingerprint": "0" * 16, "images": 2048},
+                      "samples": samples, "steps": 5, "seed": seed, "data": hostile or "shapes"},
+           "dataset": {"name": hostile or "shapes", "kind": "builtin", "fingerprint": "0" * 16, "images": 2048},
            "device": "cpu"}
-    store = RunStore.create(out / name, name=name, config=cfg, versions={"evoart": "test"})
+    store = RunStore.create(out / name, name=hostile or name, config=cfg, versions={"evoart": "test"})
     population_ids: list[str] = []
     genomes: dict[str, dict] = {}
     try:
@@ -144,22 +148,26 @@ def synthetic_run(out: Path, *, generations: int, population: int, resolution: i
                     genome, inh = variation.mutate(Genome.from_dict(genomes[a]), rng)
                     parents, origin = [a], "mutation"
                 genomes[cid] = genome.to_dict()
-                children.append({"id": cid, "genome": genome.to_dict(), "genome_hash": genome.content_hash(),
+                shown = genome.to_dict()
+                if hostile and cid == "g000-i01":
+                    shown["generator"]["output"] = hostile  # no longer a valid genome: shown raw
+                children.append({"id": cid, "genome": shown, "genome_hash": genome.content_hash(),
                                  "parents": parents, "origin": origin,
                                  "inheritance": inh.to_dict() if inh else None, "seed": rng.randrange(2**31)})
             store.begin_generation(g, children, {"rng": []})
             if unfinished and g == total - 1:
                 # half of the last generation evaluated, the rest still pending
                 for c in children[: population // 2]:
-                    _commit(store, c["id"], nrng, resolution, samples, failed)
+                    _commit(store, c["id"], nrng, resolution, samples, failed, hostile)
                 break
             for c in children:
-                _commit(store, c["id"], nrng, resolution, samples, failed)
+                _commit(store, c["id"], nrng, resolution, samples, failed, hostile)
             pool = population_ids + [c["id"] for c in children]
-            scores = {i: {"realism": rng.random(), "swd": rng.uniform(100, 300), "diversity": rng.uniform(0.2, 1.2)}
+            scores = {i: {"realism": rng.random(), "perceptual": rng.uniform(1, 15), "coverage": rng.uniform(0, 0.9),
+                          "score": rng.uniform(20, 80), "swd": rng.uniform(100, 300), "diversity": rng.uniform(0.2, 1.2)}
                       for i in pool}
             for i in failed & set(pool):
-                scores[i] = {"realism": 0.0, "swd": 1e4, "diversity": 0.0}
+                scores[i] = {**WORST, "score": 0.0}
             ranked = sorted(pool, key=lambda i: (-scores[i]["realism"], i))[:population]
             judge = [(d, x, rng.random()) for d in pool for x in pool if d != x]
             store.end_generation(g, members=[(i, r) for r, i in enumerate(ranked, 1)], scores=scores,
@@ -171,13 +179,15 @@ def synthetic_run(out: Path, *, generations: int, population: int, resolution: i
     return out / name
 
 
-def _commit(store: RunStore, ind_id: str, nrng, resolution: int, samples: int, failed) -> None:
+def _commit(store: RunStore, ind_id: str, nrng, resolution: int, samples: int, failed,
+            hostile: str | None = None) -> None:
     bad = ind_id in failed
     curves = {"d_loss": [float(x) for x in nrng.uniform(0.5, 1.5, 20)],
               "g_loss": [float(x) for x in nrng.uniform(0.5, 2.5, 20)]}
     store.commit_evaluation(
-        ind_id, status="failed" if bad else "ok", reason="RuntimeError: test" if bad else "",
-        metrics={"swd": 1e4 if bad else float(nrng.uniform(100, 300)), "diversity": float(nrng.uniform(0, 1))},
+        ind_id, status="failed" if bad else "ok", reason=(f"RuntimeError: {hostile or 'test'}") if bad else "",
+        metrics={"perceptual": 1e3 if bad else float(nrng.uniform(1, 15)), "coverage": float(nrng.uniform(0, 0.9)),
+                 "swd": 1e4 if bad else float(nrng.uniform(100, 300)), "diversity": float(nrng.uniform(0, 1))},
         stats={} if bad else {"status": "ok", "steps": 5, "lineage_steps": 5, "seconds": 0.1,
                               "steps_per_second": 50.0, "curves": curves, "inherited": {"g": [3, 4]}},
         timings={"train_s": 0.1, "score_s": 0.01, "total_s": 0.11},

@@ -5,6 +5,7 @@ cheap, and the terminal views."""
 from __future__ import annotations
 
 import re
+from html.parser import HTMLParser
 import time
 from pathlib import Path
 
@@ -256,3 +257,123 @@ def test_gallery_favourite_command(run):
         assert s.favourites() == {}
     r = CliRunner().invoke(main, ["gallery", "favourite", run.name, "g042-i00", "--out", root])
     assert r.exit_code == 2 and "no individual g042-i00" in r.output
+
+
+# ---- escaping: markup from the ledger is text on every page ------------------------------
+
+HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>" onmouseover="alert(2)'
+
+
+class _Tags(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def test_a_hostile_string_in_the_ledger_is_text_on_every_page(tmp_path):
+    run = synthetic_run(tmp_path, generations=2, population=4, failed={"g001-i02"}, name="hostile",
+                        hostile=HOSTILE)
+    gallery.build(run)
+    pages = pages_of(tmp_path)
+    assert len(pages) >= 1 + 1 + 2 + 2 * 8
+    shown_on = set()
+    for page in pages:
+        p = _Tags()
+        p.feed(page.read_text(encoding="utf-8"))
+        scripts = [a.get("src", "") for t, a in p.tags if t == "script"]
+        assert all(s.endswith("_static/gallery.js") for s in scripts), (page, scripts)
+        assert not [t for t, _ in p.tags if t == "img" and _.get("src") == "x"], page
+        for tag, attrs in p.tags:
+            assert not any(k.startswith("on") for k in attrs), (page, tag, attrs)
+        if HOSTILE in "".join(p.text) or any(HOSTILE in (v or "") for _, a in p.tags for v in a.values()):
+            shown_on.add(page)
+    # the run's name is in every page of the run (title, crumbs, data-run) and on the index
+    assert shown_on == set(pages)
+    raw = (run / "gen-000" / "g000-i01" / "index.html").read_text()
+    assert "<pre>" in raw and "&lt;script&gt;" in raw, "the broken genome is shown as escaped JSON"
+    failed = (run / "gen-001" / "g001-i02" / "index.html").read_text()
+    assert "RuntimeError: &lt;script&gt;" in failed
+
+
+# ---- what selection uses ---------------------------------------------------------------
+
+def _table_rows(html: str) -> list[dict[str, str]]:
+    """The generation table: {column heading: cell text} per row."""
+    table = html.split('<table class="wide">', 1)[1].split("</table>", 1)[0]
+    heads = [re.sub(r"<[^>]+>", "", h) for h in re.findall(r"<th>(.*?)</th>", table)]
+    rows = []
+    for tr in re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>", 1)[1], re.S):
+        cells = [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", tr, re.S)]
+        rows.append(dict(zip(heads, cells)))
+    return rows
+
+
+def test_pages_show_the_objectives_selection_uses(run):
+    from evoart.gallery.view import column
+    from evoart.objectives import LABELS, OBJECTIVES
+
+    gallery.build(run)
+    with RunStore.open(run, readonly=True) as s:
+        members = s.members(1)
+        scores = {i: s.scores(i, 1) for i, _ in members}
+    assert all(k in scores[i] for i, _ in members for k in OBJECTIVES + ("score",)), "the real run scores them"
+    html = (run / "gen-001" / "index.html").read_text()
+    rows = _table_rows(html)
+    assert [r["individual"] for r in rows] == [i for i, _ in members]
+    for r in rows:
+        for key in LABELS:
+            assert r[column(key)] == gallery.fmt(scores[r["individual"]][key], key), (r, key)
+    assert "SWD ↓" not in rows[0] and "diversity" not in rows[0], "selection does not use them"
+    for i, _ in members:
+        card = html.split(f'data-ind="{i}"', 1)[1].split("</figure>", 1)[0]
+        for key in ("perceptual", "coverage"):
+            assert gallery.fmt(scores[i][key], key) in card, (i, key)
+    run_html = (run / "index.html").read_text()
+    index_html = (run.parent / "index.html").read_text()
+    for key in LABELS:
+        assert f"best {LABELS[key]} " in run_html and f"best {LABELS[key]} " in index_html, key
+        assert f"<figcaption>{LABELS[key]} (" in run_html, f"a chart of {key} over generations"
+    first = members[0][0]
+    ind_html = (run / f"gen-{int(first[1:4]):03d}" / first / "index.html").read_text()
+    for key in LABELS:
+        assert f"<th>{column(key)}</th>" in ind_html and f"<li><b>{LABELS[key]}</b>:" in ind_html
+
+
+def test_the_pareto_view_plots_selection_objectives_and_marks_the_front(run):
+    from evoart.objectives import BETTER, OBJECTIVES
+
+    html = (run / "gen-001" / "index.html").read_text()
+    svg = html.split('<figure class="chart pareto">', 1)[1].split("</figure>", 1)[0]
+    assert f'data-axes="{" ".join(OBJECTIVES)}"' in svg
+    dots = {m[2]: (m[1], float(m[3]), float(m[4]), float(m[5])) for m in re.finditer(
+        r'<circle class="([^"]+)" data-ind="([^"]+)" cx="([^"]+)" cy="([^"]+)" r="([^"]+)">', svg)}
+    with RunStore.open(run, readonly=True) as s:
+        members = [i for i, _ in s.members(1)]
+        previous = [i for i, _ in s.members(0)]
+        pool = previous + [r.id for r in s.individuals(born=1) if r.id not in previous]
+        m = {i: s.scores(i, 1) for i in pool if s.individual(i).status == "ok"}
+    assert set(dots) == set(m), "every individual of the pool that trained"
+    x, y, size = OBJECTIVES
+    sign = {k: 1 if BETTER[k] == "higher" else -1 for k in OBJECTIVES}
+    for a in m:
+        for b in m:
+            if sign[x] * m[a][x] > sign[x] * m[b][x]:
+                assert dots[a][1] > dots[b][1], f"better {x} is further right"
+            if sign[y] * m[a][y] > sign[y] * m[b][y]:
+                assert dots[a][2] < dots[b][2], f"better {y} is higher up"
+            if sign[size] * m[a][size] > sign[size] * m[b][size]:
+                assert dots[a][3] >= dots[b][3], f"better {size} is a larger dot"
+
+    def dominated(a):
+        return any(all(sign[k] * m[b][k] >= sign[k] * m[a][k] for k in OBJECTIVES)
+                   and any(sign[k] * m[b][k] > sign[k] * m[a][k] for k in OBJECTIVES) for b in m if b != a)
+
+    assert {i for i, d in dots.items() if "onfront" in d[0].split()} == {i for i in m if not dominated(i)}
+    assert {i for i, d in dots.items() if "culled" in d[0].split()} == set(m) - set(members)

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from gallery_run import ledger_rows, private_copy, shared_run, tree_state
 
-from evoart import gallery
-from evoart.gallery_server import make_server
+from evoart.gallery import server as gallery_server
+from evoart.gallery.server import make_server
 from evoart.store import RunStore
 
 
@@ -286,7 +286,7 @@ def test_an_unexpected_error_is_a_bare_500(server, run, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("kaboom in /secret/path")
 
-    monkeypatch.setattr(gallery, "list_summaries", boom)
+    monkeypatch.setattr(gallery_server, "list_summaries", boom)
     status, _, body = request(server, "GET", "/api/runs")
     assert status == 500
     assert json.loads(body) == {"error": "internal error"}

@@ -187,7 +187,7 @@ def gallery_serve(run, host, port, browser, out):
 
     Serves the runs under --out (with RUN: the folder that holds RUN) and nothing else.
     """
-    from ..gallery_server import make_server
+    from ..gallery.server import make_server
 
     run_dir = _run_dir(run, out) if run else None
     root = run_dir.parent if run_dir else out

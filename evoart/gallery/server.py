@@ -34,8 +34,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from . import gallery
-from .store import DB_NAME, RunStore, StoreError
+from ..store import DB_NAME, RunStore, StoreError
+from .build import build, build_index, build_run
+from .view import INDEX_NAME, GalleryError, list_summaries
 
 MAX_BODY = 64 * 1024
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -98,7 +99,7 @@ class Rebuilder:
                 self.busy = True
             for run_dir in todo:
                 try:
-                    gallery.build(run_dir)
+                    build(run_dir)
                 except Exception as exc:  # noqa: BLE001 - a failed rebuild must not stop the server
                     self.log(f"could not rebuild the pages of {run_dir.name}: {exc}")
             with self.cond:
@@ -114,7 +115,7 @@ class GalleryServer(ThreadingHTTPServer):
                  log: Callable[[str], None] | None = None):
         self.root = Path(os.path.realpath(root))
         if not self.root.is_dir():
-            raise gallery.GalleryError(f"{root} is not a folder")
+            raise GalleryError(f"{root} is not a folder")
         self.log = log or (lambda msg: None)
         super().__init__((host, port), GalleryHandler)
         self.bound_host = host
@@ -300,7 +301,7 @@ class GalleryHandler(BaseHTTPRequestHandler):
         if real.is_dir():
             if not url_path.endswith("/"):
                 return real, url_path + "/"
-            real = real / gallery.INDEX_NAME
+            real = real / INDEX_NAME
         if not real.is_file() or real.suffix.lower() not in SERVED_TYPES:
             raise HTTPError(404, "not found")
         return real, None
@@ -309,9 +310,10 @@ class GalleryHandler(BaseHTTPRequestHandler):
         parts = path.split("/")[1:]
         if parts == ["api", "runs"]:
             runs = [{"name": s.name, "error": s.error, "dataset": s.dataset, "status": s.status,
-                     "generations": s.generations, "best_realism": s.best_realism, "best_swd": s.best_swd,
-                     "favourites": s.favourites}
-                    for s in gallery.list_summaries(self.server.root)]
+                     "generations": s.generations, "best_score": s.best_score, "best_realism": s.best_realism,
+                     "best_perceptual": s.best_perceptual, "best_coverage": s.best_coverage,
+                     "best_swd": s.best_swd, "favourites": s.favourites}
+                    for s in list_summaries(self.server.root)]
             return self._json(200, {"runs": runs})
         if len(parts) == 4 and parts[:2] == ["api", "runs"] and parts[3] == "favourites":
             run_dir = self.server.run_dir(unquote(parts[2]))
@@ -419,7 +421,7 @@ class GalleryHandler(BaseHTTPRequestHandler):
         if not isinstance(weights, bool):
             raise HTTPError(400, "with_weights must be true or false")
         try:
-            from .presets import PresetError, save_from_run, validate_name
+            from ..presets import PresetError, save_from_run, validate_name
         except ImportError:
             raise HTTPError(501, "this evoart has no presets module") from None
         try:
@@ -445,6 +447,6 @@ def make_server(root: Path, host: str = "127.0.0.1", port: int = 8000, *,
     root = Path(root)
     if build:
         if run_dir is not None:
-            gallery.build_run(run_dir)
-        gallery.build_index(root)
+            build_run(run_dir)
+        build_index(root)
     return GalleryServer(root, host, port, log=log)

@@ -1,0 +1,190 @@
+"""Charts as numbers: every coordinate, tick and label of the inline SVG charts, computed
+here and drawn by ``templates/charts.html``. Line charts (objectives over generations,
+training curves), the Pareto view of a generation and the judge heat map."""
+
+from __future__ import annotations
+
+import math
+
+from ..objectives import BETTER, LABELS, OBJECTIVES
+from .text import fmt, ind_href, num, short
+from .view import RunView, non_dominated
+
+NO_DATA = {"empty": True}
+
+
+def ticks(lo: float, hi: float, n: int = 4) -> list[float]:
+    if hi <= lo:
+        return [lo]
+    raw = (hi - lo) / n
+    mag = 10 ** math.floor(math.log10(raw))
+    step = min((s * mag for s in (1, 2, 2.5, 5, 10) if s * mag >= raw), default=raw)
+    start = math.ceil(lo / step) * step
+    out, v = [], start
+    while v <= hi + 1e-9 * abs(hi) and len(out) < 12:
+        out.append(round(v, 10))
+        v += step
+    return out
+
+
+def line_chart(title: str, xs: list[int], series: list[tuple[str, list[float | None], str]], *,
+               reference: float | None = None, note: str = "", xlabel: str = "generation",
+               w: int = 360, h: int = 200) -> dict:
+    """A small line chart: one polyline per series (label, values, css class), x = generation."""
+    left, right, top, bottom = 46, 10, 26, 28
+    vals = [v for _, ys, _ in series for v in ys if v is not None and math.isfinite(v)]
+    if reference is not None:
+        vals.append(reference)
+    head = {"title": title, "legend": [{"cls": cls, "label": label} for label, _, cls in series], "note": note}
+    if not vals or not xs:
+        return {**head, "empty": True}
+    lo, hi = min(vals), max(vals)
+    if hi - lo < 1e-12:
+        lo, hi = lo - 0.5 if lo else -0.5, hi + 0.5 if hi else 0.5
+    pad = (hi - lo) * 0.08
+    lo, hi = lo - pad, hi + pad
+    x0, x1 = min(xs), max(xs)
+
+    def X(x: float) -> float:
+        return left + (w - left - right) * ((x - x0) / (x1 - x0) if x1 > x0 else 0.5)
+
+    def Y(y: float) -> float:
+        return top + (h - top - bottom) * (1 - (y - lo) / (hi - lo))
+
+    step = max(1, math.ceil(len(xs) / 10))
+    lines = []
+    for label, ys, cls in series:
+        pts = [(X(x), Y(y), x, y) for x, y in zip(xs, ys) if y is not None and math.isfinite(y)]
+        lines.append({
+            "cls": cls,
+            "points": " ".join(f"{a:.1f},{b:.1f}" for a, b, _, _ in pts) if len(pts) > 1 else "",
+            "dots": [{"cx": num(a), "cy": num(b), "title": f"{label}, generation {x}: {short(y)}"}
+                     for a, b, x, y in pts],
+        })
+    return {
+        **head, "empty": False, "w": w, "h": h, "x1": left, "x2": w - right,
+        "yticks": [{"y": num(Y(t)), "ty": num(Y(t) + 3), "tx": left - 5, "label": short(t)} for t in ticks(lo, hi)],
+        "xticks": [{"x": num(X(x)), "y": h - bottom + 14, "label": str(x)} for x in xs[::step]],
+        "xlabel": {"x": f"{(left + w - right) / 2:.0f}", "y": h - 2, "text": xlabel},
+        "reference": num(Y(reference)) if reference is not None else None,
+        "lines": lines,
+    }
+
+
+def curves_chart(curves: dict[str, list[float]], steps: int, w: int = 520, h: int = 220) -> dict:
+    """Training losses of one individual (downsampled curves from ``train``)."""
+    curves = {k: v for k, v in curves.items() if v}
+    if not curves:
+        return NO_DATA
+    n = max(len(v) for v in curves.values())
+    classes = ["s0", "s1", "s2", "s3", "s4", "s5"]
+    series = [(k, [float(x) if x is not None else None for x in v] + [None] * (n - len(v)), classes[i % 6])
+              for i, (k, v) in enumerate(sorted(curves.items()))]
+    return line_chart("training losses", list(range(n)), series, w=w, h=h,
+                      xlabel=f"training ({steps} steps, averaged in {n} points)")
+
+
+def _direction(key: str) -> str:
+    return "→ better" if BETTER[key] == "higher" else "↓ better"
+
+
+def pareto_chart(run: RunView, generation: int, up: str, w: int = 360, h: int = 260) -> dict:
+    """The generation's pool on selection's objectives: the first objective across, the
+    second up (drawn so that better is right and up), the third as the point's size.
+    Points on the non-dominated front over all three objectives are ringed; survivors
+    filled, culled children hollow. Each point links to its individual."""
+    left, right, top, bottom = 46, 10, 26, 30
+    kx, ky, kr = OBJECTIVES
+    members = {i for i, _ in run.members.get(generation, [])}
+    pts = []
+    for ind_id in run.pool(generation):
+        ind = run.inds.get(ind_id)
+        if ind is None or ind.row.status != "ok":
+            continue
+        m = run.metrics(ind_id, generation)
+        if all(k in m for k in OBJECTIVES):
+            pts.append((ind, {k: m[k] for k in OBJECTIVES}))
+    title = (f"objectives of generation {generation}: {LABELS[kx]} {_direction(kx)}, "
+             f"{LABELS[ky]} {_direction(ky)}, dot size = {LABELS[kr]}")
+    head = {"title": title, "axes": [kx, ky, kr]}
+    if not pts:
+        return {**head, "empty": True}
+    front = set(non_dominated([p for _, p in pts]))
+
+    def span(key: str, pad_if_flat: float) -> tuple[float, float]:
+        vs = [p[key] for _, p in pts]
+        lo, hi = min(vs), max(vs)
+        if hi - lo < 1e-9:
+            lo, hi = lo - pad_if_flat, hi + pad_if_flat
+        pad = (hi - lo) * 0.08
+        return lo - pad, hi + pad
+
+    xlo, xhi = span(kx, 0.05)
+    ylo, yhi = span(ky, 1.0)
+    rlo, rhi = min(p[kr] for _, p in pts), max(p[kr] for _, p in pts)
+
+    def X(x: float) -> float:
+        frac = (x - xlo) / (xhi - xlo)
+        return left + (w - left - right) * (frac if BETTER[kx] == "higher" else 1 - frac)
+
+    def Y(y: float) -> float:  # better drawn at the top
+        frac = (y - ylo) / (yhi - ylo)
+        return top + (h - top - bottom) * (1 - frac if BETTER[ky] == "higher" else frac)
+
+    def R(v: float) -> float:  # 3 to 8 px, better larger
+        frac = 0.5 if rhi - rlo < 1e-12 else (v - rlo) / (rhi - rlo)
+        return 3 + 5 * (frac if BETTER[kr] == "higher" else 1 - frac)
+
+    dots = []
+    for k, (ind, p) in enumerate(pts):
+        member = ind.id in members
+        cls = ("member" if member else "culled") + (" onfront" if k in front else "") + (" fav" if ind.favourite else "")
+        values = ", ".join(f"{LABELS[o]} {fmt(p[o])}" for o in OBJECTIVES)
+        dots.append({"href": ind_href(up, ind.id, ind.born), "cls": cls, "cx": num(X(p[kx])), "cy": num(Y(p[ky])),
+                     "r": num(R(p[kr])), "id": ind.id,
+                     "title": f"{ind.id}: {values}{' (on the front)' if k in front else ''}"
+                              f"{'' if member else ' (culled)'}"})
+    # the members first, then the culled on top: hollow circles stay visible
+    dots.sort(key=lambda d: d["cls"].startswith("culled"))
+    mid = (top + h - bottom) / 2
+    return {
+        **head, "empty": False, "w": w, "h": h,
+        "yticks": [{"y": num(Y(t)), "ty": num(Y(t) + 3), "x1": left, "x2": w - right, "tx": left - 5,
+                    "label": short(t)} for t in ticks(ylo, yhi)],
+        "xticks": [{"x": num(X(t)), "y1": top, "y2": h - bottom, "ty": h - bottom + 13, "label": short(t)}
+                   for t in ticks(xlo, xhi)],
+        "xlabel": {"x": f"{(left + w - right) / 2:.0f}", "y": h - 3,
+                   "text": f"{LABELS[kx]} →" if BETTER[kx] == "higher" else f"← {LABELS[kx]}"},
+        # rotated to read upwards: the arrow points the way the values grow
+        "ylabel": {"x": 10, "y": f"{mid:.0f}",
+                   "text": f"{LABELS[ky]} →" if BETTER[ky] == "higher" else f"← {LABELS[ky]}"},
+        "dots": dots, "front": len(front), "count": len(pts), "over": ", ".join(LABELS[k] for k in OBJECTIVES),
+    }
+
+
+def judge_heatmap(matrix: list[tuple[str, str, float]]) -> dict:
+    """Each D (row) against each other G (column): the share of pairs where G's image
+    scored at least as real as a held-out real one."""
+    if not matrix:
+        return NO_DATA
+    ds = sorted({d for d, _, _ in matrix})
+    gs = sorted({g for _, g, _ in matrix})
+    val = {(d, g): v for d, g, v in matrix}
+    cell, lw, th = 22, 70, 70
+    w, h = lw + cell * len(gs) + 4, th + cell * len(ds) + 4
+    rows = []
+    for i, d in enumerate(ds):
+        y = th + i * cell
+        cells = []
+        for j, g in enumerate(gs):
+            v = val.get((d, g))
+            if v is None:
+                continue
+            light = 12 + 70 * max(0.0, min(1.0, v))
+            cells.append({"x": lw + j * cell, "fill": f"hsl(38 80% {light:.0f}%)",
+                          "title": f"D of {d} on G of {g}: {v:.2f}"})
+        rows.append({"label": d, "lx": lw - 4, "ly": f"{y + cell * 0.7:.0f}", "y": y, "cells": cells})
+    return {"empty": False, "w": w, "h": h, "size": cell - 1,
+            "columns": [{"label": g, "transform": f"translate({lw + j * cell + cell / 2 + 3:.0f},{th - 4}) rotate(-60)"}
+                        for j, g in enumerate(gs)],
+            "rows": rows}
