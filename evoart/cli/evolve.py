@@ -69,8 +69,8 @@ def _explicit(ctx: click.Context, name: str) -> bool:
 @click.option("--weights", metavar="W",
               help="With --selection weighted: e.g. realism=1,perceptual=2,coverage=1 (unnamed = 0).")
 @click.option("--features", type=click.Path(dir_okay=False),
-              help="A local TorchScript feature extractor (.pt) to use instead of the random CNN "
-                   "embedding for rkid and coverage.")
+              help="A local torch.export feature extractor (.pt2) to use instead of the random CNN "
+                   "embedding for rkid and coverage; TorchScript (.pt) still works but is deprecated.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("gallery"),
               show_default=True, help="Output root: one folder per run.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
