@@ -11,6 +11,7 @@ from ._common import check_images, check_size
 from .registry import register_metric
 from .swd import wasserstein_1d_sorted
 
+
 _COLOR_QUANTILES = 256
 
 

@@ -14,6 +14,7 @@ from torch import Tensor
 from ._common import MetricError, check_images, check_size, seeded_generator
 from .registry import register_metric
 
+
 def _embed(images: Tensor, grid: int) -> Tensor:
     """grid x grid average-pooled colour layout, flattened (3*grid*grid dims)."""
     return F.adaptive_avg_pool2d(images.detach().to(torch.float64), grid).flatten(1)

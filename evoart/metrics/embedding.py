@@ -16,6 +16,7 @@ from torch import Tensor
 from ..seeds import file_digest
 from ._common import MetricError, check_images, check_size
 
+
 #: Seed of the random CNNs. A constant, not the run's seed: the embedding is part of
 #: the metric's definition, so ``rkid`` and ``coverage`` values compare across runs
 #: and with ``evoart score``. Changing it (or the architecture) is a new version.

@@ -13,6 +13,7 @@ from torch import Tensor
 from ._common import check_images, seeded_generator
 from .registry import Scorer
 
+
 #: The parts of ``perceptual``, each a distance with a real-vs-real floor.
 PERCEPTUAL_PARTS = ("swd", "rkid", "color")
 #: Real-vs-real repeats behind each floor (mean and spread).

@@ -15,6 +15,7 @@ from .registry import Scorer, register_metric
 from .rkid import RKIDScorer, make_rkid_from
 from .swd import SWDScorer, make_swd
 
+
 @dataclass
 class PerceptualScorer:
     """``perceptual`` = sum over swd, rkid and color of log(1 + max(0, z)), z the part's

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+
 def pairwise_realism(fake_scores: Tensor, real_scores: Tensor) -> float:
     """Share of (fake, real) pairs where the fake scores at least as "real" as the real.
 

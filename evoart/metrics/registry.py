@@ -22,6 +22,7 @@ from typing import Any, Callable, Literal, Protocol
 
 from torch import Tensor
 
+
 Direction = Literal["lower", "higher"]
 
 #: Every option a caller may hand to :func:`build_metric`, and what it is.

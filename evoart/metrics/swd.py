@@ -15,6 +15,7 @@ from ._common import MetricError, check_images, check_size, seeded_generator, so
 from .pyramid import laplacian_pyramid, swd_num_levels
 from .registry import register_metric
 
+
 def _extract_descriptors(
     level: Tensor, *, nhood_size: int, nhoods_per_image: int, generator: torch.Generator
 ) -> Tensor:
