@@ -4,7 +4,8 @@ Scores 64 images of the built-in ``shapes`` dataset (32 px) against a held-out p
 with every registered metric, through each way a caller reaches the metrics: the registry
 (``get_metric``), a run's ``EvalContext.scorer`` (with its floors measured by
 ``protocol_floors``), ``evoart score``'s ``score_image_sets``, plus ``swd_floor``,
-``pairwise_realism``, the content digests and a TorchScript feature extractor. Every value
+``pairwise_realism``, the content digests and a feature extractor saved as TorchScript
+and as torch.export. Every value
 is printed with ``repr``, so two outputs are equal only if every bit is.
 
     python benchmarks/metrics_fingerprint.py > before.txt   # ... change the code ...
@@ -90,6 +91,14 @@ def main() -> None:
     torch.jit.script(_TinyExtractor()).save(pt)
     show("torchscript.rkid", metrics.get_metric("rkid")(reference, seed=SEED, features=pt).score(fake))
     show("torchscript.coverage", metrics.get_metric("coverage")(reference, seed=SEED, features=pt).score(fake))
+
+    # the same extractor as a torch.export program (dynamic batch size)
+    pt2 = os.path.join(tmp, "tiny.pt2")
+    example = torch.zeros(2, 3, 32, 32)
+    torch.export.save(torch.export.export(_TinyExtractor().eval(), (example,),
+                                          dynamic_shapes=({0: torch.export.Dim("batch")},)), pt2)
+    show("export.rkid", metrics.get_metric("rkid")(reference, seed=SEED, features=pt2).score(fake))
+    show("export.coverage", metrics.get_metric("coverage")(reference, seed=SEED, features=pt2).score(fake))
 
 
 if __name__ == "__main__":
