@@ -48,8 +48,12 @@ class _TinyExtractor(torch.nn.Module):
 
 def main() -> None:
     torch.set_num_threads(1)
-    tmp = tempfile.mkdtemp(prefix="evoart-fingerprint-")
-    os.environ["EVOART_CACHE"] = tmp  # floors are measured here, never read from a cache
+    with tempfile.TemporaryDirectory(prefix="evoart-fingerprint-") as tmp:
+        os.environ["EVOART_CACHE"] = tmp  # floors are measured here, never read from a cache
+        fingerprint(tmp)
+
+
+def fingerprint(tmp: str) -> None:
 
     from evoart import data, fitness, metrics
     from evoart.imaging import to_float_tensor
