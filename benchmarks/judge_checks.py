@@ -33,6 +33,7 @@ from evoart.executors import set_torch_threads  # noqa: E402
 from evoart.fitness import judge  # noqa: E402
 from evoart.imaging import image_grid, to_uint8  # noqa: E402
 from evoart.nets import build_generator  # noqa: E402
+from evoart.objectives import REPORTED  # noqa: E402
 from evoart.data import load_run_data as load_data  # noqa: E402
 from evoart.fitness import make_context  # noqa: E402
 from evoart.store import opened  # noqa: E402
@@ -136,8 +137,7 @@ def checks(run: Path, generation: int | None, genome_from: str | None) -> dict:
         panel = [j for j in judges if j[0] != exclude]  # a generator is never judged by its own D
         j = judge(panel + [("candidate", G.dcgan_genome(), None, samples_u8[:n])], ctx.holdout_images, n=n)
         s = scorer.score_all(fake)
-        return {"realism": round(j.realism["candidate"], 4), "perceptual": round(s["perceptual"], 3),
-                "swd": round(s["swd"], 1), "coverage": round(s["coverage"], 3)}
+        return {"realism": round(j.realism["candidate"], 4), **{m: round(s[m], 3) for m in REPORTED if m in s}}
 
     if genome is None:
         try:

@@ -1,5 +1,5 @@
 """The validation table of docs/METRICS.md: every metric on the FID paper's disturbances
-(``evoart.validation``), per built-in dataset, at N = 512 images per set.
+(``evoart.scoring.validation``), per built-in dataset, at N = 512 images per set.
 
 The test suite (tests/test_metrics_validation.py) computes the same table for ``shapes``
 and asserts on it; this script prints it as markdown for all three datasets and writes
@@ -20,7 +20,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evoart.validation import LEVELS, TABLE_METRICS, validation_table  # noqa: E402
+from evoart.scoring.validation import LEVELS, TABLE_METRICS, validation_table  # noqa: E402
 
 LABEL = {"noise": "Gaussian noise", "blur": "Gaussian blur", "rectangles": "black rectangles",
          "swirl": "swirl", "salt_pepper": "salt and pepper", "contamination": "contamination",

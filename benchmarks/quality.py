@@ -37,6 +37,7 @@ from evoart.config import EvolveConfig  # noqa: E402
 from evoart.executors import set_torch_threads  # noqa: E402
 from evoart.fitness import judge  # noqa: E402
 from evoart.imaging import contact_sheet, png_bytes, to_uint8  # noqa: E402
+from evoart.objectives import OBJECTIVES, REPORTED as REPORTED_METRICS  # noqa: E402
 from evoart.data import load_run_data as load_data  # noqa: E402
 from evoart.fitness import make_context  # noqa: E402
 from evoart.runner import start_run  # noqa: E402
@@ -44,7 +45,8 @@ from evoart.store import opened  # noqa: E402
 from evoart.train import generate, train_briefly  # noqa: E402
 
 BUDGET = dict(population=6, generations=4, steps=80, resolution=32, samples=128, workers=2, seed=0)
-REPORTED = ("score", "realism", "perceptual", "swd", "rkid", "color", "coverage", "diversity")
+#: The display score, the objectives evoart score does not report (realism), then every reported metric.
+REPORTED = ("score", *(m for m in OBJECTIVES if m not in REPORTED_METRICS), *REPORTED_METRICS)
 
 
 def dcgan() -> tuple[str, G.Genome]:
@@ -203,7 +205,7 @@ def compare_existing(run_dir: Path, docs: Path) -> None:
 
 
 def print_markdown(results: dict) -> None:
-    cols = ("score", "realism", "perceptual", "swd", "rkid", "color", "coverage")
+    cols = REPORTED
     print("| dataset | generator | steps | " + " | ".join(cols) + " |")
     print("|---|---|---|" + "---|" * len(cols))
     for ds, e in results["datasets"].items():

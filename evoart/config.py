@@ -45,7 +45,7 @@ class EvolveConfig:
     from_presets: list[str] = field(default_factory=list)
     selection: str = "nsga2"        # "nsga2" (Pareto fronts) or "weighted" (a weighted sum)
     weights: dict[str, float] | None = None  # for "weighted": objective -> weight; None = all 1
-    features: str | None = None     # a TorchScript feature extractor (.pt) for rkid and coverage
+    features: str | None = None     # a torch.export feature extractor (.pt2; TorchScript .pt deprecated) for rkid and coverage
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,9 +102,9 @@ class EvolveConfig:
         if self.weights is not None and self.selection != "weighted":
             raise ConfigError(f"{source}: weights are for --selection weighted (selection is {self.selection})")
         if self.features is not None:
-            need(isinstance(self.features, str) and self.features, "features must be a path to a .pt file")
+            need(isinstance(self.features, str) and self.features, "features must be a path to a .pt2 file")
             path = Path(self.features).expanduser()
-            need(path.is_file(), f"features: {self.features} does not exist (a TorchScript .pt file)")
+            need(path.is_file(), f"features: {self.features} does not exist (a torch.export .pt2 file)")
             self.features = str(path.resolve())
         return self
 

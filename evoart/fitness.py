@@ -50,7 +50,7 @@ class EvalContext:
     metric_seed: int
     device: str = "cpu"
     floors: dict | None = None      # metric -> Floor.to_dict(): real-vs-real at len(latents) samples
-    features: str | None = None     # a TorchScript feature extractor replacing the random CNN
+    features: str | None = None     # a feature extractor file (.pt2; .pt deprecated) replacing the random CNN
     _scorers: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __getstate__(self):
@@ -59,15 +59,15 @@ class EvalContext:
         return state
 
     def scorer(self, name: str):
+        """The run's scorer of metric ``name``, built once: the registry gives each metric
+        the parts of this context it declares (floors are measured only if one needs them)."""
         if name not in self._scorers:
-            options = {}
-            if name == "perceptual":
+            context = {"features": self.features}
+            if "floors" in metrics.get_metric_info(name).context:
                 if self.floors is None:
                     self.floors = protocol_floors(self)
-                options = {"floors": self.floors, "features": self.features}
-            elif name in ("rkid", "coverage"):
-                options = {"features": self.features}
-            self._scorers[name] = metrics.get_metric(name)(self.holdout_images, seed=self.metric_seed, **options)
+                context["floors"] = self.floors
+            self._scorers[name] = metrics.build_metric(name, self.holdout_images, seed=self.metric_seed, **context)
         return self._scorers[name]
 
     @property

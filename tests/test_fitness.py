@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -122,6 +123,31 @@ def test_the_context_builds_the_perceptual_scorer_from_its_floors(ctx):
     assert again._scorers == {} and again.floors == ctx.floors
 
 
+def test_the_context_builds_every_registered_metric_by_its_name_alone(ctx):
+    """EvalContext.scorer knows no metric names: the registry says what each one takes."""
+    fake = ctx.holdout_images[:48]
+    for info in metrics.list_metrics():
+        result = ctx.scorer(info.name).score(fake)
+        assert math.isfinite(result[info.name]), info.name
+
+
+def test_a_newly_registered_metric_gets_the_context_it_declares(ctx, monkeypatch):
+    from evoart.metrics import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # registered for this test only
+    seen = {}
+
+    @metrics.register_metric("probe", direction="lower", version=0, description="records its options",
+                             context=("features", "floors"))
+    def make_probe(real, *, seed, features=None, floors=None):
+        seen.update(seed=seed, features=features, floors=floors)
+        return metrics.get_metric("color")(real, seed=seed)
+
+    fresh = dataclasses.replace(ctx, _scorers={})
+    assert fresh.scorer("probe").score(ctx.holdout_images[:8])["color"] >= 0
+    assert seen == {"seed": ctx.metric_seed, "features": None, "floors": ctx.floors}
+
+
 def test_protocol_record_says_how_a_run_scores(ctx):
     record = fitness.protocol_record(ctx)
     assert record["versions"] == metrics.metric_versions()
@@ -200,14 +226,28 @@ class _Features(torch.nn.Module):
         return torch.tanh(self.conv(x))
 
 
-def test_a_run_can_score_in_the_users_own_feature_space(tmp_path):
-    path = tmp_path / "features.pt"
-    torch.jit.script(_Features()).save(str(path))
+def _save_features(path):
+    """A .pt2 (torch.export, dynamic batch size) or a deprecated TorchScript .pt file."""
+    if path.suffix == ".pt2":
+        ep = torch.export.export(_Features().eval(), (torch.zeros(2, 3, RES, RES),),
+                                 dynamic_shapes=({0: torch.export.Dim("batch")},))
+        torch.export.save(ep, str(path))
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch's own note on torch.jit
+            torch.jit.script(_Features()).save(str(path))
+
+
+@pytest.mark.filterwarnings("ignore:.*TorchScript feature extractors are deprecated:FutureWarning")
+@pytest.mark.parametrize("suffix, name", [(".pt2", "export:"), (".pt", "torchscript:")])
+def test_a_run_can_score_in_the_users_own_feature_space(tmp_path, suffix, name):
+    path = tmp_path / f"features{suffix}"
+    _save_features(path)
     c = EvalContext(train_images=squares(96, 1), holdout_images=squares(48, 2), latents=make_latents(16, seed=3),
                     noise_seed=4, metric_seed=5, features=str(path))
     c.floors = fitness.protocol_floors(c, repeats=2, cache_dir=str(tmp_path))
     record = fitness.protocol_record(c)
-    assert record["embedding"].startswith("torchscript:") and record["features"] == str(path)
+    assert record["embedding"].startswith(name) and record["features"] == str(path)
     ev = evaluate(EvalTask(id="g000-i00", genome=tiny_genome().to_dict(), seed=7, steps=2), c)
     assert ev.status == "ok" and math.isfinite(ev.metrics["rkid"])
     assert c.scorer("perceptual").embedding_name == record["embedding"]

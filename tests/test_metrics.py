@@ -1,4 +1,5 @@
-"""Behaviour of evoart.metrics that a user of the GA would notice.
+"""Behaviour of evoart.metrics that a user of the GA would notice, and the registry's
+contract with its callers.
 
 Image sets are random coloured rectangles and discs on flat backgrounds,
 drawn with torch from fixed seeds, in [-1, 1].
@@ -7,6 +8,7 @@ drawn with torch from fixed seeds, in [-1, 1].
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -15,8 +17,12 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from evoart.errors import EvoartError
 from evoart.metrics import (
+    CONTEXT_OPTIONS,
+    MetricError,
     MetricInfo,
+    build_metric,
     get_metric,
     get_metric_info,
     laplacian_pyramid,
@@ -115,6 +121,45 @@ def test_registry_refuses_unknown_duplicate_and_bad_direction():
     with pytest.raises(ValueError, match="direction"):
         register_metric("sideways", direction="up", version=1, description="x")  # type: ignore[arg-type]
     assert "sideways" not in {i.name for i in list_metrics()}
+
+
+def test_build_metric_gives_each_metric_only_the_context_it_declares(real, held_out):
+    """A caller passes everything it knows; swd takes no features, so a path that does not
+    even exist is not looked at, and the numbers are those of the factory itself."""
+    everything = {"features": "no/such/extractor.pt2", "floors": None}
+    scorer = build_metric("swd", real[:128], seed=0, **everything)
+    assert scorer.score(held_out[:64]) == make_swd(real[:128], seed=0).score(held_out[:64])
+    assert get_metric_info("swd").context == ()
+    assert set(get_metric_info("perceptual").context) == {"floors", "floor_real", "n", "repeats", "features"}
+    for info in list_metrics():
+        assert set(info.context) <= set(CONTEXT_OPTIONS), info
+
+
+def test_build_metric_refuses_an_option_that_is_no_context_option(real):
+    with pytest.raises(TypeError, match="featurs"):  # a typo is not dropped silently
+        build_metric("rkid", real[:64], seed=0, featurs="x.pt2")
+    with pytest.raises(KeyError, match="swd"):
+        build_metric("no-such-metric", real[:64], seed=0)
+
+
+def test_a_metric_must_take_the_context_it_declares():
+    with pytest.raises(ValueError, match="unknown context"):
+        register_metric("odd", direction="lower", version=1, description="x", context=("colour",))
+    with pytest.raises(ValueError, match="does not take"):
+        register_metric("odd", direction="lower", version=1, description="x",
+                        context=("features",))(lambda real, *, seed: None)
+    assert "odd" not in {i.name for i in list_metrics()}
+
+
+def test_every_reported_name_is_computed_by_a_registered_metric(real):
+    """objectives.REPORTED is the one list of names; each is a metric or one of its parts."""
+    from evoart.objectives import REPORTED
+
+    context = {"floor_real": real[512:640], "n": 32, "repeats": 2}
+    produced = set()
+    for info in list_metrics():
+        produced |= set(build_metric(info.name, real[:64], seed=0, **context).score(real[64:96]))
+    assert set(REPORTED) <= produced, set(REPORTED) - produced
 
 
 # ---------------------------------------------------------------------------
@@ -271,11 +316,12 @@ def test_swd_works_at_16_32_64_pixels(size, levels):
 
 
 def test_swd_refuses_mismatched_sizes_and_nan(swd_scorer):
-    with pytest.raises(ValueError, match="real images are"):
+    with pytest.raises(MetricError, match="real images are") as wrong_size:
         swd_scorer.score(torch.zeros(8, 3, 16, 16))
+    assert isinstance(wrong_size.value, EvoartError)  # the command line shows it as a message
     with pytest.raises(ValueError, match="NaN"):
         swd_scorer.score(torch.full((8, 3, 32, 32), float("nan")))
-    with pytest.raises(ValueError, match="min_resolution"):
+    with pytest.raises(MetricError, match="min_resolution"):
         make_swd(torch.zeros(4, 3, 8, 8), seed=0)
 
 
@@ -344,7 +390,7 @@ def test_diversity_of_another_real_sample_is_near_one(real):
 
 
 def test_diversity_refuses_a_real_set_without_variation():
-    with pytest.raises(ValueError, match="no variation"):
+    with pytest.raises(MetricError, match="no variation"):
         make_diversity(torch.zeros(10, 3, 32, 32), seed=0)
 
 
@@ -372,7 +418,7 @@ def test_registry_has_every_metric_of_the_protocol_with_its_direction():
     expected = {"swd": "lower", "rkid": "lower", "coverage": "higher", "color": "lower",
                 "perceptual": "lower", "diversity": "higher"}
     assert {k: infos[k].direction for k in expected} == expected
-    assert metric_versions() == {k: infos[k].version for k in infos}
+    assert set(metric_versions()) == set(infos)
 
 
 def test_random_embedding_is_fixed_and_per_image(held_out):
@@ -505,7 +551,7 @@ def test_measure_floors_is_seeded_and_needs_a_spread(perceptual_scorer, real):
 
 
 # ---------------------------------------------------------------------------
-# --features: the user's own TorchScript extractor
+# --features: the user's own extractor, as torch.export (.pt2) or TorchScript (.pt)
 # ---------------------------------------------------------------------------
 
 
@@ -521,30 +567,59 @@ class _TinyExtractor(torch.nn.Module):
         return torch.relu(self.conv(x))
 
 
+def _save_export(path, *, dynamic: bool = True) -> str:
+    example = torch.zeros(2, 3, 32, 32)
+    shapes = ({0: torch.export.Dim("batch")},) if dynamic else None
+    torch.export.save(torch.export.export(_TinyExtractor().eval(), (example,), dynamic_shapes=shapes), str(path))
+    return str(path)
+
+
 @pytest.fixture(scope="module")
-def extractor_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("features") / "tiny.pt"
-    torch.jit.script(_TinyExtractor()).save(str(path))
-    return path
+def extractor_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("features")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch's own note on torch.jit
+        torch.jit.script(_TinyExtractor()).save(str(root / "tiny.pt"))
+    return {"pt2": _save_export(root / "tiny.pt2"), "pt": str(root / "tiny.pt")}
 
 
-def test_a_torchscript_extractor_replaces_the_random_embedding(extractor_file, real, held_out):
-    emb = load_embedding(str(extractor_file))
-    assert emb.name.startswith("torchscript:") and emb.name == embedding_name(str(extractor_file))
-    feats = emb(held_out[:10])
-    assert feats.shape == (10, 16)  # the (N, 16, 16, 16) map, averaged over space
-    scorer = make_rkid(real[:128], seed=0, features=str(extractor_file))
-    same = scorer.score(held_out[:128])["rkid"]
-    noisy = scorer.score(add_noise(held_out[:128], 0.3, seed=1))["rkid"]
-    assert same < noisy
-    cov = make_coverage(real[:128], seed=0, features=str(extractor_file))
+def test_a_torch_export_extractor_replaces_the_random_embedding(extractor_files, real, held_out):
+    path = extractor_files["pt2"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # .pt2 is the current format: no note
+        emb = load_embedding(path)
+    assert emb.name.startswith("export:") and emb.name == embedding_name(path)
+    feats = emb(held_out[:130])  # two batches of different sizes: the batch size is dynamic
+    assert feats.shape == (130, 16)  # the (N, 16, 16, 16) map, averaged over space
+    scorer = make_rkid(real[:128], seed=0, features=path)
+    assert scorer.score(held_out[:128])["rkid"] < scorer.score(add_noise(held_out[:128], 0.3, seed=1))["rkid"]
+    cov = make_coverage(real[:128], seed=0, features=path)
     assert cov.score(held_out[:128])["coverage"] > cov.score(held_out[:1].expand(128, -1, -1, -1))["coverage"]
 
 
+def test_a_torchscript_extractor_still_works_with_a_deprecation_note(extractor_files, held_out):
+    path = extractor_files["pt"]
+    with pytest.warns(FutureWarning, match=r"TorchScript .* deprecated.*torch\.export\.save"):
+        emb = load_embedding(path)
+    assert emb.name.startswith("torchscript:") and emb.name == embedding_name(path)  # as runs recorded it
+    exported = load_embedding(extractor_files["pt2"])
+    assert torch.allclose(emb(held_out[:10]), exported(held_out[:10]), atol=1e-6)  # the same model
+
+
 def test_bad_feature_files_are_refused_clearly(tmp_path):
-    with pytest.raises(ValueError, match="does not exist"):
-        load_embedding(str(tmp_path / "missing.pt"))
+    with pytest.raises(MetricError, match="does not exist"):
+        load_embedding(str(tmp_path / "missing.pt2"))
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a model")
-    with pytest.raises(ValueError, match="not a loadable TorchScript"):
+    with pytest.raises(MetricError, match="not a loadable TorchScript") as bad:
         load_embedding(str(junk))
+    assert isinstance(bad.value, EvoartError)
+    (tmp_path / "junk.pt2").write_bytes(b"not a model")
+    with pytest.raises(MetricError, match="not a loadable torch.export"):
+        load_embedding(str(tmp_path / "junk.pt2"))
+
+
+def test_an_export_with_a_fixed_batch_size_is_refused_with_the_fix(tmp_path, held_out):
+    emb = load_embedding(_save_export(tmp_path / "static.pt2", dynamic=False))
+    with pytest.raises(MetricError, match="dynamic batch size"):
+        emb(held_out[:5])

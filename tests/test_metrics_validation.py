@@ -1,5 +1,5 @@
 """Proof that the metrics mean something: the FID paper's disturbances (Heusel et al. 2017,
-appendix A1; levels in ``evoart.validation``), applied to held-out images of the built-in
+appendix A1; levels in ``evoart.scoring.validation``), applied to held-out images of the built-in
 ``shapes`` dataset at N = 512 images per set (reference, disturbed set, and each of five
 real-vs-real floor draws), contamination with ``landscapes``.
 
@@ -28,7 +28,7 @@ import json
 
 import pytest
 
-from evoart.validation import FID_PAPER, LEVELS, validation_table
+from evoart.scoring.validation import FID_PAPER, LEVELS, validation_table
 
 N = 512
 STRICT = ("noise", "blur", "rectangles", "salt_pepper", "contamination")

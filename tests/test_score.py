@@ -82,6 +82,15 @@ def test_bad_input_exits_2_with_a_clear_message(folders, args, message):
     assert message in result.output
 
 
+def test_image_sets_the_metrics_cannot_use_raise_a_message_for_the_user():
+    from evoart.errors import EvoartError
+    from evoart.scoring import score_image_sets
+
+    real, fake = torch.rand(40, 3, 16, 16) * 2 - 1, torch.rand(8, 3, 32, 32) * 2 - 1
+    with pytest.raises(EvoartError, match="real images are"):
+        score_image_sets(real, fake)
+
+
 def test_too_few_real_images_or_no_arguments(folders, tmp_path):
     write_folder(tmp_path / "few", data.load_images("shapes", 16, count=10, seed=1).images)
     result = CliRunner().invoke(main, ["score", str(tmp_path / "few"), str(folders / "fake"), "--resolution", "16"])
@@ -100,12 +109,20 @@ class Extractor(torch.nn.Module):
         return self.conv(x).mean(dim=(2, 3))
 
 
-def test_a_local_torchscript_extractor(folders, tmp_path):
-    path = tmp_path / "extractor.pt"
-    torch.jit.script(Extractor()).save(str(path))
+@pytest.mark.filterwarnings("ignore:.*TorchScript feature extractors are deprecated:FutureWarning")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's own note on torch.jit.script
+@pytest.mark.parametrize("suffix, name", [(".pt2", "export:"), (".pt", "torchscript:")])
+def test_a_local_feature_extractor(folders, tmp_path, suffix, name):
+    path = tmp_path / f"extractor{suffix}"
+    if suffix == ".pt2":
+        ep = torch.export.export(Extractor().eval(), (torch.zeros(2, 3, 16, 16),),
+                                 dynamic_shapes=({0: torch.export.Dim("batch")},))
+        torch.export.save(ep, str(path))
+    else:
+        torch.jit.script(Extractor()).save(str(path))
     out = json.loads(invoke("score", folders / "real", folders / "fake", "--resolution", 16, "--json",
                             "--features", path).output)
-    assert out["meta"]["embedding"].startswith("torchscript:")
+    assert out["meta"]["embedding"].startswith(name)
     assert out["meta"]["floors"]["rkid"]["n"] == out["meta"]["samples"]
 
 

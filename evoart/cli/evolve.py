@@ -70,8 +70,8 @@ def _explicit(ctx: click.Context, name: str) -> bool:
 @click.option("--weights", metavar="W",
               help="With --selection weighted: e.g. realism=1,perceptual=2,coverage=1 (unnamed = 0).")
 @click.option("--features", type=click.Path(dir_okay=False),
-              help="A local TorchScript feature extractor (.pt) to use instead of the random CNN "
-                   "embedding for rkid and coverage.")
+              help="A local torch.export feature extractor (.pt2) to use instead of the random CNN "
+                   "embedding for rkid and coverage; TorchScript (.pt) still works but is deprecated.")
 @runs_root_option("Output root: one folder per run.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               help="A TOML file with the same names as these options.")

@@ -57,14 +57,14 @@ def score_image_sets(
     if n < 2:
         raise ScoreError(f"need at least 2 generated images, got {fake.shape[0]}")
     chosen = fake[torch.randperm(fake.shape[0], generator=gen)[:n]] if n < fake.shape[0] else fake
-    scorer = metrics.make_perceptual(reference, seed=seed, floor_real=pool, n=n, repeats=repeats,
-                                     features=features)
+    scorer = metrics.build_metric("perceptual", reference, seed=seed, floor_real=pool, n=n, repeats=repeats,
+                                  features=features)
     result = scorer.score_all(chosen)
     floors = dict(scorer.floors)
     if "diversity" in names:
-        div = metrics.make_diversity(reference, seed=seed)
+        div = metrics.build_metric("diversity", reference, seed=seed)
         result["diversity"] = div.score(chosen)["diversity"]
-        floors["diversity"] = metrics._summarise(
+        floors["diversity"] = metrics.summarise_floors(
             {"diversity": [div.score(pool[torch.randperm(pool.shape[0], generator=gen)[:n]])["diversity"]
                            for _ in range(repeats)]}, n)["diversity"]
     versions = metrics.metric_versions()

@@ -34,13 +34,16 @@ Everything is seeded: the same images, disturbance, level and seed give the same
 
 from __future__ import annotations
 
-import hashlib
 import math
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from .. import metrics
+from ..objectives import REPORTED
+from ..seeds import torch_generator
 
 #: Levels 1-3 of each disturbance (level 0 is the clean set).
 LEVELS: dict[str, tuple[float, ...]] = {
@@ -59,8 +62,7 @@ SWIRL_RADIUS = 100.0  # skimage.transform.swirl's default
 
 
 def _gen(seed: int, purpose: str) -> torch.Generator:
-    digest = hashlib.blake2b(f"{seed}:{purpose}".encode(), digest_size=8).digest()
-    return torch.Generator().manual_seed(int.from_bytes(digest, "little") & ((1 << 63) - 1))
+    return torch_generator(seed, purpose, algorithm="blake2b")
 
 
 def gaussian_noise(images: Tensor, alpha: float, *, seed: int = 0) -> Tensor:
@@ -174,8 +176,10 @@ def _need(other: Tensor | None) -> Tensor:
 # The validation table (tests/test_metrics_validation.py, benchmarks/metrics_table.py)
 # ---------------------------------------------------------------------------
 
-#: Metrics reported per disturbance level ("perceptual" and "swd" need SWD, the slow part).
-TABLE_METRICS = ("perceptual", "swd", "rkid", "color", "coverage", "density")
+#: Metrics reported per disturbance level: every reported metric that the perceptual
+#: scorer's ``score_all`` computes, i.e. all but diversity ("perceptual" and "swd" need
+#: SWD, the slow part).
+TABLE_METRICS = tuple(m for m in REPORTED if m != "diversity")
 #: Probes that do not need SWD: only embedding and colour metrics are computed for them.
 CHEAP_PROBES = ("collapse", "color_shift")
 
@@ -202,8 +206,8 @@ def validation_table(
 
     import numpy as np
 
-    from . import data, metrics
-    from .imaging import to_float_tensor
+    from .. import data
+    from ..imaging import to_float_tensor
 
     t0 = time.perf_counter()
     total = (2 + floor_repeats) * n
@@ -213,7 +217,7 @@ def validation_table(
     t_data = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    scorer = metrics.make_perceptual(reference, seed=seed, floor_real=pool, n=n, repeats=floor_repeats)
+    scorer = metrics.build_metric("perceptual", reference, seed=seed, floor_real=pool, n=n, repeats=floor_repeats)
     t_floors = time.perf_counter() - t0
 
     def row(images: Tensor, full: bool) -> dict[str, float]:
@@ -245,11 +249,7 @@ def validation_table(
         a, b = raw[perm[:n]], raw[perm[n : 2 * n]]
         mean, std = a.mean(dim=0), a.std(dim=0).clamp_min(1e-6)
         a, b = (a - mean) / std, (b - mean) / std
-        kaa = metrics._poly_kernel(a, a)
-        kbb = metrics._poly_kernel(b, b)
-        kab = metrics._poly_kernel(b, a)
-        kid = metrics._mean_off_diagonal(kaa) + metrics._mean_off_diagonal(kbb) - 2 * float(kab.mean())
-        kids.append(kid * metrics.RKID_SCALE)
+        kids.append(metrics.kid(a, b))
     t_kid = time.perf_counter() - t0
 
     return {
