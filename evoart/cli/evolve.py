@@ -17,11 +17,10 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
-from rich.text import Text
 
 from . import EXIT_INTERRUPTED, console, err_console, main
 from .options import device_option, runs_root_option
+from .tables import print_table
 
 
 # ---- evolve ------------------------------------------------------------------------------
@@ -261,16 +260,9 @@ class EvolveView:
         if self.progress is None:
             self.print("  judging: every discriminator against every other generator")
 
-    LEADERBOARD = (("#", ">", 3), ("individual", "<", 10), ("front", ">", 5), ("score ↑", ">", 7),
-                   ("realism ↑", ">", 9), ("perceptual ↓", ">", 12), ("coverage ↑", ">", 10),
-                   ("swd ↓", ">", 7), ("born of", "<", 19))
-
-    @staticmethod
-    def _leaderboard_row(rank: int, m) -> list[str]:
-        o = m.metrics
-        return [str(rank), m.id, str(m.front), f"{o.get('score', 0):.1f}", f"{o.get('realism', 0):.3f}",
-                f"{o.get('perceptual', 0):.2f}", f"{o.get('coverage', 0):.2f}", f"{o.get('swd', 0):.1f}",
-                "+".join(m.parents) or m.origin]
+    LEADERBOARD = [("#", "right"), ("individual", "left"), ("front", "right"), ("score ↑", "right"),
+                   ("realism ↑", "right"), ("perceptual ↓", "right"), ("coverage ↑", "right"),
+                   ("swd ↓", "right"), ("born of", "left"), ("genome", "left")]
 
     def on_generation_end(self, info):
         from ..genome import describe
@@ -278,26 +270,13 @@ class EvolveView:
         gen, ranked, s = info["generation"], info["ranked"], info["summary"]
         if self.progress is not None:
             self.progress.update(self.gen_task, completed=gen + 1)
-        title = f"Generation {gen}: population in rank order"
-        if self.live:
-            table = Table(title=title, title_justify="left")
-            for col, just, _ in self.LEADERBOARD:
-                table.add_column(col, justify="right" if just == ">" else "left", no_wrap=True,
-                                 min_width=max(len(col), 3))
-            table.add_column("genome", no_wrap=True, overflow="ellipsis", ratio=1)
-            for rank, m in enumerate(ranked, 1):
-                table.add_row(*self._leaderboard_row(rank, m), Text(describe(m.genome)))  # '[ttp]' is not markup
-            self.print(table)
-        else:
-            # Logs and pipes: plain lines that keep every column whatever the width; the
-            # genome comes last, whole.
-            def line(cells):
-                return "  ".join(f"{c:{just}{width}}" for c, (_, just, width) in zip(cells, self.LEADERBOARD))
-
-            rows = [line([c for c, _, _ in self.LEADERBOARD]) + "  genome"]
-            rows += [line(self._leaderboard_row(rank, m)) + "  " + describe(m.genome)
-                     for rank, m in enumerate(ranked, 1)]
-            self.print(title + "\n" + "\n".join(rows), highlight=False, markup=False, soft_wrap=True)
+        rows = []
+        for rank, m in enumerate(ranked, 1):
+            o = m.metrics
+            rows.append([str(rank), m.id, str(m.front), f"{o.get('score', 0):.1f}", f"{o.get('realism', 0):.3f}",
+                         f"{o.get('perceptual', 0):.2f}", f"{o.get('coverage', 0):.2f}", f"{o.get('swd', 0):.1f}",
+                         "+".join(m.parents) or m.origin, describe(m.genome)])
+        print_table(f"Generation {gen}: population in rank order", self.LEADERBOARD, rows)
         self.print(f"  best score {s['best_score']:.1f} (median {s['median_score']:.1f}), "
                    f"best realism {s['best_realism']:.3f} (median {s['median_realism']:.3f}), "
                    f"best perceptual {s['best_perceptual']:.2f} (median {s['median_perceptual']:.2f}), "

@@ -6,13 +6,12 @@ import sys
 from pathlib import Path
 
 import click
-from rich import box
-from rich.table import Table
 
 from . import console, err_console, main
+from .options import runs_root_option
+from .tables import print_table
 
-OUT_OPTION = click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("gallery"),
-                          show_default=True, help="The folder that holds the runs.")
+OUT_OPTION = runs_root_option("Folder of the runs (the gallery root).")
 
 
 def _run_dir(run: str, out: Path) -> Path:
@@ -43,29 +42,27 @@ def gallery():
 @gallery.command("list")
 @OUT_OPTION
 def gallery_list(out):
-    """The runs under --out, newest first (a run's name starts with its date): best realism (higher is better) and swd (lower
-    is better) of their last generation, and how many favourites."""
+    """The runs under --out, newest first (a run's name starts with its date), with the best
+    display score, realism, perceptual distance and coverage of their last generation (what
+    selection uses) and how many favourites."""
     from ..gallery import list_summaries
 
     runs = sorted(list_summaries(out), key=lambda r: r.created, reverse=True)
     if not runs:
         console.print(f"No runs in {out}. Start one with: evoart evolve --out {out}", highlight=False)
         return
-    table = Table(title=f"Runs in {out}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for col, just in (("run", "left"), ("dataset", "left"), ("status", "left"), ("gens", "right"), ("size", "right"), ("realism", "right"), ("swd", "right"), ("★", "right")):
-        table.add_column(col, justify=just, no_wrap=col != "run", overflow="fold" if col == "run" else "ellipsis",
-                         min_width=len(col) if col != "run" else 12)
+    columns = [("run", "left"), ("dataset", "left"), ("status", "left"), ("gens", "right"), ("size", "right"),
+               ("score ↑", "right"), ("realism ↑", "right"), ("perceptual ↓", "right"), ("coverage ↑", "right"),
+               ("★", "right")]
+    rows = []
     for r in runs:
         if r.error:
-            table.add_row(r.path.name, f"[red]{r.error}[/]", "", "", "", "", "", "")
+            rows.append([r.path.name, f"unreadable: {r.error}"] + [""] * (len(columns) - 2))
             continue
-        status = {"finished": "[green]finished[/]", "running": "[yellow]running[/]",
-                  "interrupted": "[red]interrupted[/]"}.get(r.status, r.status)
-        table.add_row(r.name, r.dataset, status,
-                      f"{r.generations}/{r.total_generations}", f"{r.population}×{r.resolution}px",
-                      _f(r.best_realism), _f(r.best_swd, 1), str(r.favourites or ""))
-    console.print(table)
-
+        rows.append([r.name, r.dataset, r.status, f"{r.generations}/{r.total_generations}",
+                     f"{r.population}×{r.resolution}px", _f(r.best_score, 1), _f(r.best_realism),
+                     _f(r.best_perceptual, 2), _f(r.best_coverage, 2), str(r.favourites or "")])
+    print_table(f"Runs in {out}", columns, rows)
 
 @gallery.command("show")
 @click.argument("run")
@@ -86,25 +83,22 @@ def gallery_show(run, generation, out):
         raise click.UsageError(f"run {view.name} has generations {view.finished[0]} to {view.finished[-1]}; "
                          f"there is no generation {g}")
     s = view.summary(g)
-    table = Table(title=f"{view.name} · generation {g} of {view.finished[-1]}: population in rank order",
-                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for col, just in (("#", "right"), ("individual", "left"), ("realism ↑", "right"),
-                      ("swd ↓", "right"), ("diversity", "right"), ("from", "left"), ("samples", "left")):
-        wraps = col in ("from", "samples")
-        table.add_column(col, justify=just, no_wrap=not wraps, overflow="fold" if wraps else "ellipsis",
-                         min_width=None if wraps else len(col))
+    columns = [("#", "right"), ("individual", "left"), ("score ↑", "right"), ("realism ↑", "right"),
+               ("perceptual ↓", "right"), ("coverage ↑", "right"), ("from", "left"), ("samples", "left")]
+    rows = []
     for ind_id, rank in view.members[g]:
         ind = view.inds[ind_id]
         m = view.metrics(ind_id, g)
         samples = individual_dir(run_dir, ind_id) / "samples.png"
-        table.add_row(str(rank), ind_id + (" [yellow]★[/]" if ind.favourite else ""), _f(m.get("realism")),
-                      _f(m.get("swd"), 1), _f(m.get("diversity"), 2),
-                      "+".join(ind.row.parents) or ind.row.origin,
-                      str(samples.relative_to(run_dir)) if samples.is_file() else f"[dim]{ind.row.status}: none[/]")
-    console.print(table)
+        rows.append([str(rank), ind_id + (" ★" if ind.favourite else ""), _f(m.get("score"), 1),
+                     _f(m.get("realism")), _f(m.get("perceptual"), 2), _f(m.get("coverage"), 2),
+                     "+".join(ind.row.parents) or ind.row.origin,
+                     str(samples.relative_to(run_dir)) if samples.is_file() else f"{ind.row.status}: none"])
+    print_table(f"{view.name} · generation {g} of {view.finished[-1]}: population in rank order", columns, rows)
     console.print(f"Images under {run_dir}", highlight=False, soft_wrap=True)
-    console.print(f"best realism {_f(s['best_realism'])} (median {_f(s['median_realism'])}), best swd "
-                  f"{_f(s['best_swd'], 1)} (median {_f(s['median_swd'], 1)})", highlight=False)
+    console.print("best " + ", ".join(f"{k} {_f(s[f'best_{k}'], d)} (median {_f(s[f'median_{k}'], d)})"
+                                      for k, d in (("score", 1), ("realism", 3), ("perceptual", 2), ("coverage", 2))),
+                  highlight=False)
     if view.favourites:
         console.print("Favourites: " + ", ".join(view.favourites), highlight=False)
     console.print(f"Page: {run_dir / f'gen-{g:03d}' / 'index.html'}", highlight=False, soft_wrap=True)
