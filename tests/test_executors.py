@@ -102,8 +102,9 @@ def test_one_worker_means_this_process_and_more_mean_a_pool(ctx):
 
 
 def test_the_pool_yields_results_as_they_finish_and_leaves_no_worker_behind(ctx):
-    # the first task trains a hundred times longer: the quick ones come back before it
-    slow, quick = task(0, steps=300), [task(1), task(2)]
+    # the first task trains 150 times longer (seconds more of a worker's time, whatever the
+    # load: both workers start together), so the quick ones come back before it
+    slow, quick = task(0, steps=450), [task(1), task(2)]
     got, steps, workers = run_pool(ctx, [slow, *quick])
     assert sorted(ev.id for ev in got) == [slow.id] + [t.id for t in quick]
     assert all(ev.status == "ok" for ev in got), [ev.reason for ev in got]
