@@ -46,7 +46,8 @@ def task(i: int, steps: int = STEPS) -> EvalTask:
 
 def run_pool(ctx: EvalContext, tasks: list[EvalTask], workers: int = 2):
     """Map ``tasks`` through a fresh pool and close it. Returns the evaluations in the
-    order they came, the progress calls, and the worker processes seen while it ran."""
+    order they came, the progress calls, the worker processes seen while it ran, and the
+    processes it started that are still alive after ``close()``."""
     steps: list[tuple[str, int, int]] = []
     seen: dict[int, mp.Process] = {}
 
@@ -54,6 +55,7 @@ def run_pool(ctx: EvalContext, tasks: list[EvalTask], workers: int = 2):
         steps.append((i, s, t))
         seen.update({p.pid: p for p in mp.active_children()})
 
+    before = {p.pid for p in mp.active_children()}
     pool = ProcessExecutor(ctx, workers, progress=progress)
     got: list[Evaluation] = []
     try:
@@ -61,13 +63,14 @@ def run_pool(ctx: EvalContext, tasks: list[EvalTask], workers: int = 2):
             got.append(ev)
     finally:
         pool.close()
-    return got, steps, list(seen.values())
+    left = [p.pid for p in mp.active_children() if p.pid not in before]
+    return got, steps, list(seen.values()), left
 
 
-def assert_no_worker_alive(workers: list[mp.Process]) -> None:
+def assert_no_worker_alive(workers: list[mp.Process], left: list[int]) -> None:
     assert workers, "the pool should have started worker processes"
     assert not [p.pid for p in workers if p.is_alive()]
-    assert mp.active_children() == []
+    assert left == []  # nor any other process the pool started
 
 
 # ---- in this process ---------------------------------------------------------------------
@@ -105,7 +108,7 @@ def test_the_pool_yields_results_as_they_finish_and_leaves_no_worker_behind(ctx)
     # the first task trains 150 times longer (seconds more of a worker's time, whatever the
     # load: both workers start together), so the quick ones come back before it
     slow, quick = task(0, steps=450), [task(1), task(2)]
-    got, steps, workers = run_pool(ctx, [slow, *quick])
+    got, steps, workers, left = run_pool(ctx, [slow, *quick])
     assert sorted(ev.id for ev in got) == [slow.id] + [t.id for t in quick]
     assert all(ev.status == "ok" for ev in got), [ev.reason for ev in got]
     assert got[-1].id == slow.id
@@ -117,21 +120,21 @@ def test_the_pool_yields_results_as_they_finish_and_leaves_no_worker_behind(ctx)
     # a worker scores an individual as the driver itself would (one torch thread each)
     direct = evaluate(quick[0], ctx)
     assert next(ev for ev in got if ev.id == quick[0].id).metrics == pytest.approx(direct.metrics, rel=1e-6)
-    assert_no_worker_alive(workers)
+    assert_no_worker_alive(workers, left)
 
 
 def test_a_dead_worker_fails_only_its_individual(ctx, monkeypatch):
     # workers are spawned, so they read the fault from the environment they start with
     monkeypatch.setenv(FAULT_ENV, "crash:g000-i01")
     tasks = [task(i) for i in range(3)]
-    got, _, workers = run_pool(ctx, tasks)
+    got, _, workers, left = run_pool(ctx, tasks)
     assert sorted(ev.id for ev in got) == [t.id for t in tasks]  # each exactly once
     by_id = {ev.id: ev for ev in got}
     dead = by_id.pop("g000-i01")
     assert dead.status == "failed" and "worker process died" in dead.reason
     assert dead.metrics == fitness.WORST
     assert {ev.status for ev in by_id.values()} == {"ok"}, {i: ev.reason for i, ev in by_id.items()}
-    assert_no_worker_alive(workers)
+    assert_no_worker_alive(workers, left)
 
 
 # ---- torch threads -----------------------------------------------------------------------
