@@ -1,0 +1,153 @@
+"""Executors as the driver relies on them: one ``Evaluation`` per task, yielded as each
+finishes; training progress reaches the caller's callback; a worker that dies fails only
+its own individual and the rest still finish; ``close()`` leaves no worker behind; and the
+driver's torch threads follow the number of workers."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+
+import pytest
+import torch
+
+from evoart import executors, fitness
+from evoart.executors import ProcessExecutor, SerialExecutor, driver_threads, make_executor
+from evoart.faults import ENV as FAULT_ENV
+from evoart.fitness import EvalContext, EvalTask, Evaluation, evaluate, make_latents
+
+from genomes import tiny_genome
+
+RES = 16
+STEPS = 3
+
+
+def squares(n: int, seed: int) -> torch.Tensor:
+    """Coloured squares of random size and place on black, 16 px, in [-1, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    x = -torch.ones(n, 3, RES, RES)
+    for i in range(n):
+        s = int(torch.randint(4, 10, (1,), generator=g))
+        y0, x0 = (int(v) for v in torch.randint(0, RES - s + 1, (2,), generator=g))
+        x[i, :, y0:y0 + s, x0:x0 + s] = torch.rand(3, 1, 1, generator=g) * 2 - 1
+    return x
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory) -> EvalContext:
+    c = EvalContext(train_images=squares(64, 1), holdout_images=squares(32, 2),
+                    latents=make_latents(16, seed=3), noise_seed=4, metric_seed=5)
+    c.floors = fitness.protocol_floors(c, repeats=2, cache_dir=str(tmp_path_factory.mktemp("cache")))
+    return c
+
+
+def task(i: int, steps: int = STEPS) -> EvalTask:
+    return EvalTask(id=f"g000-i{i:02d}", genome=tiny_genome().to_dict(), seed=i, steps=steps)
+
+
+def run_pool(ctx: EvalContext, tasks: list[EvalTask], workers: int = 2):
+    """Map ``tasks`` through a fresh pool and close it. Returns the evaluations in the
+    order they came, the progress calls, the worker processes seen while it ran, and the
+    processes it started that are still alive after ``close()``."""
+    steps: list[tuple[str, int, int]] = []
+    seen: dict[int, mp.Process] = {}
+
+    def progress(i, s, t):  # called while a worker trains: note which processes are up
+        steps.append((i, s, t))
+        seen.update({p.pid: p for p in mp.active_children()})
+
+    before = {p.pid for p in mp.active_children()}
+    pool = ProcessExecutor(ctx, workers, progress=progress)
+    got: list[Evaluation] = []
+    try:
+        for ev in pool.map(tasks):
+            got.append(ev)
+    finally:
+        pool.close()
+    left = [p.pid for p in mp.active_children() if p.pid not in before]
+    return got, steps, list(seen.values()), left
+
+
+def assert_no_worker_alive(workers: list[mp.Process], left: list[int]) -> None:
+    assert workers, "the pool should have started worker processes"
+    assert not [p.pid for p in workers if p.is_alive()]
+    assert left == []  # nor any other process the pool started
+
+
+# ---- in this process ---------------------------------------------------------------------
+
+
+def test_the_serial_executor_yields_one_evaluation_per_task_in_order_with_progress(ctx):
+    steps = []
+    tasks = [task(i) for i in range(3)]
+    got = list(SerialExecutor(ctx, progress=lambda i, s, t: steps.append((i, s, t))).map(tasks))
+    assert [ev.id for ev in got] == [t.id for t in tasks]
+    assert all(isinstance(ev, Evaluation) and ev.status == "ok" for ev in got), [ev.reason for ev in got]
+    assert [(i, s) for i, s, _ in steps] == [(t.id, s) for t in tasks for s in range(1, STEPS + 1)]
+    assert {t for _, _, t in steps} == {STEPS}
+    # the same individual as evaluating it directly
+    assert got[1].metrics == evaluate(tasks[1], ctx).metrics
+
+
+def test_the_serial_executor_runs_without_a_progress_callback(ctx):
+    assert [ev.status for ev in SerialExecutor(ctx).map([task(0, steps=1)])] == ["ok"]
+
+
+def test_one_worker_means_this_process_and_more_mean_a_pool(ctx):
+    assert isinstance(make_executor(ctx, 1), SerialExecutor)
+    pool = make_executor(ctx, 2)
+    try:
+        assert isinstance(pool, ProcessExecutor) and pool.workers == 2
+    finally:
+        pool.close()
+
+
+# ---- the process pool --------------------------------------------------------------------
+
+
+def test_the_pool_yields_results_as_they_finish_and_leaves_no_worker_behind(ctx):
+    # the first task trains 150 times longer (seconds more of a worker's time, whatever the
+    # load: both workers start together), so the quick ones come back before it
+    slow, quick = task(0, steps=450), [task(1), task(2)]
+    got, steps, workers, left = run_pool(ctx, [slow, *quick])
+    assert sorted(ev.id for ev in got) == [slow.id] + [t.id for t in quick]
+    assert all(ev.status == "ok" for ev in got), [ev.reason for ev in got]
+    assert got[-1].id == slow.id
+    # every individual's progress reaches the callback, up to its last step
+    for t in (slow, *quick):
+        mine = [(s, total) for i, s, total in steps if i == t.id]
+        assert mine and mine[-1] == (t.steps, t.steps), t.id
+        assert [s for s, _ in mine] == sorted(s for s, _ in mine)
+    # a worker scores an individual as the driver itself would (one torch thread each)
+    direct = evaluate(quick[0], ctx)
+    assert next(ev for ev in got if ev.id == quick[0].id).metrics == pytest.approx(direct.metrics, rel=1e-6)
+    assert_no_worker_alive(workers, left)
+
+
+def test_a_dead_worker_fails_only_its_individual(ctx, monkeypatch):
+    # workers are spawned, so they read the fault from the environment they start with
+    monkeypatch.setenv(FAULT_ENV, "crash:g000-i01")
+    tasks = [task(i) for i in range(3)]
+    got, _, workers, left = run_pool(ctx, tasks)
+    assert sorted(ev.id for ev in got) == [t.id for t in tasks]  # each exactly once
+    by_id = {ev.id: ev for ev in got}
+    dead = by_id.pop("g000-i01")
+    assert dead.status == "failed" and "worker process died" in dead.reason
+    assert dead.metrics == fitness.WORST
+    assert {ev.status for ev in by_id.values()} == {"ok"}, {i: ev.reason for i, ev in by_id.items()}
+    assert_no_worker_alive(workers, left)
+
+
+# ---- torch threads -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cores, workers, threads", [
+    (8, 1, 1),     # the driver trains itself: one thread, like a worker
+    (8, 0, 1),
+    (8, 2, 2),     # workers train; the driver judges between generations with up to two
+    (8, 6, 2),
+    (1, 2, 1),     # never more threads than cores
+    (None, 2, 1),  # core count unknown
+])
+def test_driver_threads(monkeypatch, cores, workers, threads):
+    monkeypatch.setattr(executors.os, "cpu_count", lambda: cores)
+    assert driver_threads(workers) == threads
