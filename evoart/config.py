@@ -78,7 +78,7 @@ class EvolveConfig:
             v = getattr(self, name)
             need(isinstance(v, int) and not isinstance(v, bool), f"{name} must be an integer, got {v!r}")
         need(self.population >= 2, "population must be at least 2 (the judging pass compares individuals)")
-        need(self.children is None or (isinstance(self.children, int) and self.children >= 1),
+        need(self.children is None or (_is_int(self.children) and self.children >= 1),
              "children must be a positive integer")
         need(self.generations >= 1, "generations must be at least 1")
         need(self.steps >= 1, "steps must be at least 1")
@@ -90,11 +90,11 @@ class EvolveConfig:
         need(self.device in ("auto", "cpu", "cuda", "mps") or str(self.device).startswith("cuda:"),
              f"device must be auto, cpu, cuda or mps, got {self.device!r}")
         need(isinstance(self.inherit, bool), "inherit must be true or false")
-        need(isinstance(self.mutation_strength, (int, float)) and 0 < self.mutation_strength <= 5,
+        need(_is_number(self.mutation_strength) and 0 < self.mutation_strength <= 5,
              "mutation_strength must be in (0, 5]")
-        need(isinstance(self.crossover_rate, (int, float)) and 0 <= self.crossover_rate <= 1,
+        need(_is_number(self.crossover_rate) and 0 <= self.crossover_rate <= 1,
              "crossover_rate must be in [0, 1]")
-        need(self.budget_seconds is None or (isinstance(self.budget_seconds, (int, float)) and self.budget_seconds > 0),
+        need(self.budget_seconds is None or (_is_number(self.budget_seconds) and self.budget_seconds > 0),
              "budget_seconds must be a positive number")
         need(isinstance(self.from_presets, list), "from_presets must be a list of preset names")
         need(self.selection in SELECTIONS, f"selection must be one of {', '.join(SELECTIONS)}, got {self.selection!r}")
@@ -110,6 +110,15 @@ class EvolveConfig:
 
 
 SELECTIONS = ("nsga2", "weighted")
+
+
+def _is_int(v: Any) -> bool:
+    """An integer, and not a boolean (``true`` in a TOML file is not 1)."""
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def parse_weights(weights: Any, *, source: str = "config") -> dict[str, float] | None:

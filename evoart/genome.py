@@ -338,8 +338,11 @@ def layout(genome: Genome, resolution: int) -> tuple[int, list[BlockLayout]]:
     (k = log2(resolution / 4)); any later ones act as refine blocks. When a genome has
     fewer than k, its first refine blocks upsample (nearest) instead, and whatever is
     still missing is made up by parameter-free nearest upsampling of the 4x4 map before
-    the first block, so every genome builds at every supported resolution with the same
-    number of parameters. Returns (size of the map entering the first block, layouts).
+    the first block, so every genome builds at every supported resolution. Making up
+    upsamplings adds no parameters; an upsampling block that acts as a refine block at a
+    small resolution builds a plain convolution instead of its transposed or pixel-shuffle
+    one, so its parameter count can differ there. Returns (size of the map entering the
+    first block, layouts).
     """
     k = upsamplings_needed(resolution)
     blocks = genome.generator.blocks

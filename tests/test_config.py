@@ -179,3 +179,10 @@ def test_weights_are_for_weighted_selection():
     with pytest.raises(ConfigError, match="--selection weighted"):
         EvolveConfig(weights="realism=1").validate()
     assert EvolveConfig(selection="weighted").validate().weights is None  # all equal
+
+
+@pytest.mark.parametrize("option", ["children", "mutation_strength", "crossover_rate", "budget_seconds"])
+def test_true_is_not_a_number(option):
+    """`children = true` in a TOML file must not quietly mean one child per generation."""
+    with pytest.raises(ConfigError, match=option):
+        EvolveConfig.from_dict({option: True})
