@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from test_presets import REPO, make_run, small_genome
+from test_presets import SHIPPED_DIR, make_run, small_genome
 
 from evoart import presets
 from evoart import render as R
@@ -94,7 +94,7 @@ def run_without_evoart(kind: str, model: Path, z: np.ndarray, tmp_path: Path) ->
 
 
 def shipped(name):
-    return presets.load_preset(REPO / "presets" / f"{name}.json").genome
+    return presets.load_preset(SHIPPED_DIR / f"{name}.json").genome
 
 
 def check(facts: dict, images: np.ndarray, G, genome, n: int, z: np.ndarray):

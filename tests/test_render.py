@@ -11,7 +11,7 @@ import torch
 from click.testing import CliRunner
 from e2e import evoart
 from PIL import Image
-from test_presets import REPO, SHIPPED, make_run, small_genome, snapshot
+from test_presets import SHIPPED, SHIPPED_DIR, make_run, small_genome, snapshot
 
 from evoart import presets
 from evoart import render as R
@@ -48,7 +48,7 @@ def weighted(home, tmp_path) -> str:
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_a_one_cell_spatial_grid_is_exactly_the_generator(name):
-    genome = presets.load_preset(REPO / "presets" / f"{name}.json").genome
+    genome = presets.load_preset(SHIPPED_DIR / f"{name}.json").genome
     G = generator(genome, 16)
     z = R.latent_grid(G.latent, 3, 0)
     with torch.no_grad():
@@ -89,14 +89,14 @@ def test_the_plan_says_plainly_when_it_only_resizes():
     assert down.method == "downscale" and "downscaled" in down.message
     crop = R.plan_size(g, 32, (100, 100))
     assert crop.cells == (4, 4) and "centre-cropped from 128x128" in crop.message
-    group = presets.load_preset(REPO / "presets" / "pixel-shuffle.json").genome
+    group = presets.load_preset(SHIPPED_DIR / "pixel-shuffle.json").genome
     assert "group norm" in R.plan_size(group, 32, (64, 64)).message
     with pytest.raises(R.RenderError):
         R.plan_size(g, 32, (8192, 8192))
 
 
 def test_image_i_depends_only_on_the_seed_and_i():
-    G = generator(presets.load_preset(REPO / "presets" / "pixel-shuffle.json").genome)  # noise injection
+    G = generator(presets.load_preset(SHIPPED_DIR / "pixel-shuffle.json").genome)  # noise injection
     a = R.render_images(G, 3, seed=4)
     b = R.render_images(G, 2, seed=4)
     assert np.array_equal(a[:2], b)
