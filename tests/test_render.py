@@ -251,16 +251,17 @@ def test_weights_and_training_options_together_say_which_wins(weighted, tmp_path
 def test_render_is_one_library_call_that_lists_every_file_it_wrote(weighted, tmp_path):
     seen, said, noted = [], [], []
     result = R.render(weighted, out=tmp_path / "lib", samples=3, size=(32, 32), walk=True, frames=4, keyframes=2,
-                      exports=["torchscript"], steps=5, device="cpu",
+                      exports=["pt2"], steps=5, device="cpu",
                       progress=lambda stage, done, total: seen.append((stage, done, total)),
                       message=said.append, note=noted.append)
-    assert [f.kind for f in result.files] == ["grid", "gif", "webp", "torchscript"]
+    assert [f.kind for f in result.files] == ["grid", "gif", "webp", "pt2"]
     for f in result.files:
         assert f.path.is_file() and f.path.stat().st_size == f.bytes > 0
     assert sorted(p.name for p in (tmp_path / "lib").iterdir()) == sorted(f.path.name for f in result.files)
     grid = result.file("grid")
     assert grid.path.name == "dc16-s0-32x32-grid.png" and grid.facts["samples"] == 3
-    assert result.file("gif").facts["frames"] == 4 and result.file("torchscript").path.name == "dc16.torchscript.pt"
+    assert result.file("gif").facts["frames"] == 4 and result.file("pt2").path.name == "dc16.pt2"
+    assert result.file("pt2").facts["checked"].startswith("max difference to torch")
     assert result.plan.method == "spatial" and result.training is None and result.preset is None
     assert ("rendering", 3, 3) in seen and ("walk", 4, 4) in seen
     assert said[0] == "Rendering preset dc16 (your presets)"

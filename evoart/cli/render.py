@@ -25,8 +25,8 @@ Writes a grid of samples into --out. A target without trained weights (the shipp
 presets, for example) is first trained on --data for --steps steps. --size larger than
 the training resolution grows the image through the generator from a grid of latents
 (Spatial GAN style); --grow upscale only resizes. --walk adds a looping latent walk as
-GIF and WebP; --export writes the generator as ONNX or TorchScript to run without
-evoart. Files are never overwritten without --force.
+GIF and WebP; --export writes the generator as ONNX or a torch.export program
+(.pt2) to run without evoart. Files are never overwritten without --force.
 
 \b
 Examples:
@@ -97,8 +97,9 @@ class _Bars:
 @click.option("--keyframes", type=click.IntRange(2, 100), default=4, show_default=True,
               help="Fixed latents the walk passes through.")
 @click.option("--fps", type=click.FloatRange(1, 60), default=20, show_default=True, help="Frames per second of the walk.")
-@click.option("--export", "exports", type=click.Choice(["onnx", "torchscript"]), multiple=True,
-              help="Also write the generator as ONNX or TorchScript (repeatable).")
+@click.option("--export", "exports", type=click.Choice(["onnx", "pt2", "torchscript"]), multiple=True,
+              help="Also write the generator as ONNX or a torch.export program (.pt2), repeatable. "
+                   "torchscript is a deprecated alias of pt2.")
 @click.option("--data", default="shapes", show_default=True, help="Dataset to train on when TARGET has no weights.")
 @click.option("--steps", type=click.IntRange(1, 100000), default=300, show_default=True,
               help="Training steps when TARGET has no weights.")

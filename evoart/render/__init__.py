@@ -11,7 +11,7 @@ layer over it); the pieces it is made of are here too:
   GAN, Jetchev et al. 2016) or, as asked, only resized.
 * ``walks``: ``latent_walk``, a seamless loop of spherical interpolations between fixed
   latents, saved as GIF and WebP.
-* ``export``: ``export_onnx`` / ``export_torchscript``, the generator as a file that runs
+* ``export``: ``export_onnx`` / ``export_pt2``, the generator as a file that runs
   without evoart: input ``z`` (N, latent) float32, output ``images`` (N, 3, R, R) float32
   RGB in [0, 1].
 * ``pipeline``: ``render``, the file names, the refusal to overwrite, ``RenderResult``.
@@ -24,13 +24,17 @@ byte-identical PNGs.
 from __future__ import annotations
 
 from .export import (
+    EXPORT_ALIASES,
     EXPORT_KINDS,
     EXPORTERS,
     ONNX_OPSET,
+    PT2_METADATA,
+    TORCHSCRIPT_NOTE,
     ExportedGenerator,
     export_kind,
     export_onnx,
-    export_torchscript,
+    export_pt2,
+    pt2_bytes,
 )
 from .pipeline import (
     RenderedFile,
@@ -57,9 +61,10 @@ from .spatial import (
 from .walks import gif_bytes, latent_walk, slerp, walk_latents, webp_bytes
 
 __all__ = [
-    "EXPORTERS", "EXPORT_KINDS", "GROW_METHODS", "MAX_PIXELS", "ONNX_OPSET", "ExportedGenerator", "GrowPlan", "RenderError", "RenderResult", "RenderedFile", "Source",
-    "SpatialGenerator", "Training", "check_size", "export_kind", "export_onnx", "export_torchscript", "gif_bytes",
+    "EXPORTERS", "EXPORT_ALIASES", "EXPORT_KINDS", "GROW_METHODS", "MAX_PIXELS", "ONNX_OPSET", "PT2_METADATA",
+    "TORCHSCRIPT_NOTE", "ExportedGenerator", "GrowPlan", "RenderError", "RenderResult", "RenderedFile", "Source",
+    "SpatialGenerator", "Training", "check_size", "export_kind", "export_onnx", "export_pt2", "gif_bytes",
     "grid_png", "latent_grid", "latent_walk", "load_generator", "output_paths", "output_stem", "plan_size",
-    "refuse_to_overwrite", "render", "render_images", "resolve_source", "slerp", "spatial_support",
+    "pt2_bytes", "refuse_to_overwrite", "render", "render_images", "resolve_source", "slerp", "spatial_support",
     "train_source", "view_scale", "walk_latents", "webp_bytes",
 ]

@@ -6,7 +6,10 @@ against torch after it is written:
 
 * ``export_onnx``: one ONNX file (opset 18) for onnxruntime, TouchDesigner and browsers;
   needs the optional extra ``evoart[onnx]``.
-* ``export_torchscript``: a traced TorchScript module, loaded with ``torch.jit.load``.
+* ``export_pt2``: a ``torch.export`` program (``.pt2``), loaded with
+  ``torch.export.load(path).module()``; needs only torch. It replaces TorchScript, which
+  torch deprecates: the ``torchscript`` kind is kept one release as an alias that writes
+  the ``.pt2`` file (``EXPORT_ALIASES``, ``TORCHSCRIPT_NOTE``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from ..nets import Generator, build_generator
 from .sources import RenderError, os_errors
 
 ONNX_OPSET = 18          # what onnxruntime 1.14+ (TouchDesigner 2023+) and onnxruntime-web run
+PT2_METADATA = "evoart.json"  # the extra file of a .pt2 that holds evoart's description
 CHECK_TOLERANCE = 1e-3   # an exported file that differs from torch by more is not written off as rounding
 
 
@@ -149,38 +153,62 @@ def export_onnx(G: Generator, genome: Genome, path: Path, *, name: str) -> dict:
     return facts
 
 
-def export_torchscript(G: Generator, genome: Genome, path: Path, *, name: str) -> dict:
-    """Write a traced TorchScript module (``torch.jit.load`` runs it without evoart),
-    where the installed torch still supports tracing."""
-    trace = getattr(torch.jit, "trace", None)
-    if trace is None:
-        raise RenderError(f"torch {torch.__version__} no longer supports TorchScript; use --export onnx")
+def pt2_bytes(G: Generator, genome: Genome, *, name: str) -> bytes:
+    """The generator as a ``torch.export`` program, serialised (``torch.export.save``),
+    with evoart's description as the extra file ``evoart.json``."""
     H = _cpu_copy(G, genome)
     wrapper = ExportedGenerator(H).eval()
     z = torch.randn(2, H.latent, generator=torch.Generator().manual_seed(0))
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # TorchScript is deprecated in recent torch, still works
+        warnings.simplefilter("ignore")
         try:
-            with torch.no_grad():
-                traced = trace(wrapper, z, check_trace=False)
-        except Exception as exc:  # noqa: BLE001 - tracing raises many kinds
-            raise RenderError(f"TorchScript tracing failed with torch {torch.__version__}: "
+            program = torch.export.export(wrapper, (z,), dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
+            buf = io.BytesIO()
+            torch.export.save(program, buf, extra_files={PT2_METADATA: json.dumps(_metadata(name, genome, H),
+                                                                                  indent=2)})
+        except Exception as exc:  # noqa: BLE001 - torch.export raises many kinds; keep the first line
+            raise RenderError(f"torch.export of {name} failed with torch {torch.__version__}: "
                               f"{_first_line(exc)}; use --export onnx") from None
-        buf = io.BytesIO()
-        extra = {"evoart.json": json.dumps(_metadata(name, genome, H), indent=2)}
-        torch.jit.save(traced, buf, _extra_files=extra)
-    data = buf.getvalue()
+    return buf.getvalue()
+
+
+def export_pt2(G: Generator, genome: Genome, path: Path, *, name: str) -> dict:
+    """Write the generator as a ``torch.export`` program (``.pt2``: dynamic batch, weights
+    inside, evoart's description in the extra file ``evoart.json``), then load the file
+    back and check it against the generator (a file that fails is removed). Without evoart
+    it runs as ``torch.export.load(path).module()(z)``. Returns facts about the file."""
+    data = pt2_bytes(G, genome, name=name)
+    path = Path(path)
     with os_errors("write", path):
-        atomic_write_bytes(Path(path), data)
-    return {"path": str(path), "bytes": len(data)}
+        atomic_write_bytes(path, data)
+    wrapper = ExportedGenerator(_cpu_copy(G, genome)).eval()
+    with _removed_if_untrusted(path):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                module = torch.export.load(path).module()
+        except Exception as exc:  # noqa: BLE001 - a program that does not load back is not kept
+            raise RenderError(f"the torch.export program {path} does not load back: {_first_line(exc)}") from None
+
+        def run(z: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return module(torch.from_numpy(z)).numpy()
+
+        checked = _check_against_torch(run, wrapper, genome, "torch.export program")
+    return {"path": str(path), "bytes": len(data), "checked": checked, "load": "torch.export.load(path).module()"}
 
 
-EXPORTERS = {"onnx": (".onnx", export_onnx), "torchscript": (".torchscript.pt", export_torchscript)}
-EXPORT_KINDS = tuple(EXPORTERS)
+EXPORTERS = {"onnx": (".onnx", export_onnx), "pt2": (".pt2", export_pt2)}
+# Kept one release: TorchScript is deprecated in torch; the old kind writes the .pt2 file.
+EXPORT_ALIASES = {"torchscript": "pt2"}
+EXPORT_KINDS = tuple(EXPORTERS) + tuple(EXPORT_ALIASES)
+TORCHSCRIPT_NOTE = ("TorchScript is deprecated in torch, so --export torchscript now writes {path} with "
+                    "torch.export instead; use --export pt2 (load it with torch.export.load(path).module())")
 
 
 def export_kind(kind: str) -> str:
-    """The exporter a ``--export`` kind names."""
+    """The exporter a ``--export`` kind names (an alias names its replacement)."""
+    kind = EXPORT_ALIASES.get(kind, kind)
     if kind not in EXPORTERS:
         raise RenderError(f"unknown export {kind!r}; evoart exports {', '.join(EXPORT_KINDS)}")
     return kind

@@ -12,7 +12,7 @@ It is what ``evoart render`` runs, and what a notebook calls::
 Progress and messages flow out through callbacks, never to a console: ``progress(stage,
 done, total)`` for the stages ``training``, ``rendering`` and ``walk``, ``message(text)``
 for what is being done and written, ``note(text)`` for what the user should know (an
-option that is ignored, a format this Pillow cannot write). The
+option that is ignored, a deprecated export, a format this Pillow cannot write). The
 notes are also kept in ``RenderResult.notes``. Process-wide settings (torch's thread
 count) are the caller's to make.
 """
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..files import atomic_write_bytes
-from .export import EXPORTERS, export_kind
+from .export import EXPORT_ALIASES, EXPORTERS, TORCHSCRIPT_NOTE, export_kind
 from .sources import RenderError, Source, Training, load_generator, os_errors, resolve_source, train_source
 from .spatial import GROW_METHODS, GrowPlan, check_size, grid_png, plan_size, render_images, view_scale
 from .walks import check_walk, gif_bytes, latent_walk, webp_bytes
@@ -45,7 +45,7 @@ Say = Callable[[str], None]
 @dataclass
 class RenderedFile:
     """One file ``render`` wrote: what it is (``grid``, ``gif``, ``webp``, ``onnx``,
-    ``torchscript``, ``preset``, ``preset-weights``), where, how large, and what else is known
+    ``pt2``, ``preset``, ``preset-weights``), where, how large, and what else is known
     about it (samples, frames, seconds, the export's check)."""
 
     kind: str
@@ -150,7 +150,7 @@ def render(target: str | Path | Source, *, out: str | Path = "renders", samples:
     (width, height) above the training resolution grows through the generator (``grow=
     "spatial"``) or is resized (``"upscale"``); ``walk`` adds a looping latent walk of
     ``frames`` through ``keyframes`` as GIF and WebP; ``exports`` names ``"onnx"`` and
-    ``"torchscript"`` files. A
+    ``"pt2"`` files (``"torchscript"``, deprecated, writes the ``.pt2`` with a note). A
     target without weights, or any with ``retrain``, is first trained on ``data`` for
     ``steps`` steps at ``resolution`` px (defaults: shapes, 300, 32); given for a target
     with weights, those are ignored with a note. ``save_as`` keeps the trained generator
@@ -255,7 +255,10 @@ def render(target: str | Path | Source, *, out: str | Path = "renders", samples:
         except RenderError as exc:
             tell(str(exc))
 
+    aliases = {export_kind(k): k for k in exports if k in EXPORT_ALIASES}
     for kind in dict.fromkeys(export_kind(k) for k in exports):
+        if kind in aliases:
+            tell(TORCHSCRIPT_NOTE.format(path=outputs[kind]))
         t0 = time.perf_counter()
         facts = EXPORTERS[kind][1](G, source.genome, outputs[kind], name=source.name)
         seconds = time.perf_counter() - t0
