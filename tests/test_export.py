@@ -1,6 +1,7 @@
-"""Exports run without evoart: each exported file is loaded in a fresh Python process in
-which evoart cannot be imported, and must produce images of the right shape and range
-(and, without noise injection, the generator's own images)."""
+"""Exports run without evoart: each exported file (ONNX, torch.export .pt2) is loaded in
+a fresh Python process in which evoart cannot be imported, and must produce images of the
+right shape and range (and, without noise injection, the generator's own images). The
+deprecated ``--export torchscript`` writes the .pt2 file and says so."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from test_presets import REPO, make_run, small_genome
+from test_presets import SHIPPED_DIR, make_run, small_genome
 
 from evoart import presets
 from evoart import render as R
@@ -67,7 +68,7 @@ if kind == "onnx":
 else:
     import torch
     extra = {"evoart.json": ""}
-    m = torch.jit.load(model, _extra_files=extra)
+    m = torch.export.load(model, extra_files=extra).module()
     with torch.no_grad():
         images = m(torch.from_numpy(z)).numpy()
         again = m(torch.from_numpy(z)).numpy()
@@ -94,7 +95,7 @@ def run_without_evoart(kind: str, model: Path, z: np.ndarray, tmp_path: Path) ->
 
 
 def shipped(name):
-    return presets.load_preset(REPO / "presets" / f"{name}.json").genome
+    return presets.load_preset(SHIPPED_DIR / f"{name}.json").genome
 
 
 def check(facts: dict, images: np.ndarray, G, genome, n: int, z: np.ndarray):
@@ -111,7 +112,7 @@ def check(facts: dict, images: np.ndarray, G, genome, n: int, z: np.ndarray):
         assert np.abs(images - want).max() < 1e-4
 
 
-@pytest.mark.parametrize("kind", [pytest.param("onnx", marks=needs_onnx), "torchscript"])
+@pytest.mark.parametrize("kind", [pytest.param("onnx", marks=needs_onnx), "pt2"])
 @pytest.mark.parametrize("name", ["dcgan-classic", "pixel-shuffle", "cppn-like"])
 def test_an_exported_generator_runs_without_evoart(kind, name, tmp_path):
     genome = shipped(name)
@@ -137,14 +138,61 @@ def test_render_export_writes_both_files_for_a_preset(tmp_path, monkeypatch):
     presets.save_from_run(run, "g000-i01", "dc16", with_weights=True)
     out = tmp_path / "exports"
     r = CliRunner().invoke(main, ["render", "dc16", "--out", str(out), "--samples", "1",
-                                  "--export", "onnx", "--export", "torchscript"], catch_exceptions=False)
+                                  "--export", "onnx", "--export", "pt2"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
-    assert "max difference to torch" in r.output and "RGB in [0, 1]" in r.output
+    assert r.output.count("max difference to torch") == 2 and "RGB in [0, 1]" in r.output
+    assert "deprecated" not in r.output
     G = R.load_generator(R.resolve_source("dc16"))
     z = np.random.default_rng(2).standard_normal((3, 100)).astype(np.float32)
-    for kind, file in (("onnx", "dc16.onnx"), ("torchscript", "dc16.torchscript.pt")):
+    for kind, file in (("onnx", "dc16.onnx"), ("pt2", "dc16.pt2")):
         got, images = run_without_evoart(kind, out / file, z, tmp_path)
         check(got, images, G, dcgan_genome(), 3, z)
+
+
+def test_export_torchscript_is_a_deprecated_alias_that_writes_pt2(tmp_path, monkeypatch):
+    monkeypatch.setenv("EVOART_HOME", str(tmp_path / "home"))
+    run = make_run(tmp_path / "gallery", [dcgan_genome()])
+    presets.save_from_run(run, "g000-i00", "dc16", with_weights=True)
+    out = tmp_path / "exports"
+    r = CliRunner().invoke(main, ["render", "dc16", "--out", str(out), "--samples", "1",
+                                  "--export", "torchscript", "--export", "pt2"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    flat = " ".join(r.output.split())  # rich wraps long lines
+    assert "Note:" in flat and "TorchScript is deprecated in torch" in flat
+    assert "use --export pt2" in flat and "torch.export.load(path).module()" in flat
+    assert sorted(p.name for p in out.iterdir()) == ["dc16-s0-grid.png", "dc16.pt2"]  # one file for both
+    assert flat.count("max difference to torch") == 1
+    z = np.random.default_rng(3).standard_normal((2, 100)).astype(np.float32)
+    got, images = run_without_evoart("pt2", out / "dc16.pt2", z, tmp_path)
+    check(got, images, R.load_generator(R.resolve_source("dc16")), dcgan_genome(), 2, z)
+
+
+def test_a_pt2_export_that_fails_its_check_is_not_left_behind(tmp_path, monkeypatch):
+    from evoart.render import export
+
+    monkeypatch.setattr(export, "CHECK_TOLERANCE", -1.0)  # nothing passes
+    G = build_generator(dcgan_genome(), 16).eval()
+    path = tmp_path / "x.pt2"
+    with pytest.raises(R.RenderError, match="differs from the generator"):
+        R.export_pt2(G, dcgan_genome(), path, name="x")
+    assert not path.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_pt2_export_takes_any_batch_size_and_carries_its_description(tmp_path):
+    genome = dcgan_genome()
+    G = build_generator(genome, 16).eval()
+    facts = R.export_pt2(G, genome, tmp_path / "dc.pt2", name="dc")
+    assert facts["checked"].startswith("max difference to torch")
+    assert facts["load"] == "torch.export.load(path).module()"
+    extra = {R.PT2_METADATA: ""}
+    module = torch.export.load(tmp_path / "dc.pt2", extra_files=extra).module()
+    meta = json.loads(extra[R.PT2_METADATA])
+    assert meta["evoart.latent"] == "100" and meta["evoart.noise"] == "none"
+    for n in (1, 7):
+        z = torch.randn(n, 100)
+        with torch.no_grad():
+            got, want = module(z), R.ExportedGenerator(G)(z)
+        assert got.shape == (n, 3, 16, 16) and float((got - want).abs().max()) < 1e-4
 
 
 def test_onnx_export_without_the_extra_says_how_to_get_it(tmp_path, monkeypatch):

@@ -23,10 +23,12 @@ from evoart.cli import main
 from evoart.genome import Block, GeneratorGenes, Genome, dcgan_genome, validate
 from evoart.nets import build_discriminator, build_generator
 from evoart.presets import PresetError
+from evoart.seeds import bytes_digest
 from evoart.store import RunStore
 
 SHIPPED = ["cppn-like", "dcgan-classic", "hinge-residual", "lsgan", "pixel-shuffle"]
 REPO = Path(__file__).resolve().parent.parent
+SHIPPED_DIR = REPO / "evoart" / "presets" / "shipped"  # package data
 
 
 def cli(*args):
@@ -88,7 +90,7 @@ def test_the_shipped_presets_are_listed_with_their_origin(home):
     infos = presets.list_presets()
     assert [i.name for i in infos] == SHIPPED
     assert all(i.origin == "shipped" and i.error is None and i.summary for i in infos)
-    assert presets.shipped_dir() == REPO / "presets"
+    assert presets.shipped_dir() == SHIPPED_DIR
 
 
 def test_dcgan_classic_is_the_reference_dcgan_genome(home):
@@ -235,7 +237,7 @@ def test_shipped_presets_cannot_be_deleted_renamed_or_shadowed(home, run):
         assert r.exit_code == 2 and "shipped" in r.output
     r = cli("preset", "save", run, "g000-i00", "lsgan", "--force")
     assert r.exit_code == 2 and "shipped with evoart" in r.output
-    assert (REPO / "presets" / "lsgan.json").is_file()
+    assert (SHIPPED_DIR / "lsgan.json").is_file()
 
 
 def test_export_and_import_share_one_file_with_the_weights(home, run, tmp_path):
@@ -278,7 +280,7 @@ def test_a_broken_user_preset_is_listed_with_its_error_not_hiding_the_rest(home)
 
 def test_load_preset_by_path(home, tmp_path):
     path = tmp_path / "x.json"
-    shutil.copy(REPO / "presets" / "lsgan.json", path)
+    shutil.copy(SHIPPED_DIR / "lsgan.json", path)
     p = presets.load_preset(str(path))
     assert p.origin == "file" and p.name == "lsgan"
 
@@ -366,8 +368,8 @@ def test_unknown_fields(home, kept, tmp_path, where, says):
 def test_bad_names_everywhere(home, kept, run, tmp_path, bad):
     refused(cli("preset", "save", run, "g000-i00", bad), "preset name")
     refused(cli("preset", "rename", "keep", bad), "preset name")
-    refused(cli("preset", "import", REPO / "presets" / "lsgan.json", "--name", bad), "preset name")
-    doc = json.loads((REPO / "presets" / "lsgan.json").read_text()) | {"name": bad}
+    refused(cli("preset", "import", SHIPPED_DIR / "lsgan.json", "--name", bad), "preset name")
+    doc = json.loads((SHIPPED_DIR / "lsgan.json").read_text()) | {"name": bad}
     refused(cli("preset", "import", write_json(tmp_path / "p.json", doc)), "preset name")
     refused(cli("render", bad, "--out", tmp_path / "r"), "")
     assert snapshot(home) == kept
@@ -379,14 +381,14 @@ def test_a_name_that_already_exists(home, kept, run, tmp_path):
     presets.save_from_run(run, "g000-i00", "other")
     before = snapshot(home)
     refused(cli("preset", "rename", "other", "keep"), "already exists")
-    refused(cli("preset", "import", REPO / "presets" / "lsgan.json", "--name", "keep"), "already exists")
+    refused(cli("preset", "import", SHIPPED_DIR / "lsgan.json", "--name", "keep"), "already exists")
     bundle = tmp_path / "b.zip"
     presets.export_preset("keep", bundle)
     refused(cli("preset", "import", bundle), "already exists")
     refused(cli("preset", "export", "other", bundle), "exists", "--force")
     assert snapshot(home) == before
     # with --force a valid import does replace, and the old weights go with it
-    assert cli("preset", "import", REPO / "presets" / "lsgan.json", "--name", "keep", "--force").exit_code == 0
+    assert cli("preset", "import", SHIPPED_DIR / "lsgan.json", "--name", "keep", "--force").exit_code == 0
     assert sorted(snapshot(home / "presets")) == ["keep.json", "other.json"]
 
 
@@ -406,12 +408,12 @@ def test_a_weights_file_of_the_wrong_shape(home, kept, tmp_path):
     other = presets.state_bytes(build_generator(small_genome(16, 32), 16).state_dict())
     (tmp_path / "keep.generator.pt").write_bytes(other)
     doc = keep_doc(home)
-    doc["weights"].update(bytes=len(other), sha256=presets._sha256(other))
+    doc["weights"].update(bytes=len(other), sha256=bytes_digest(other))
     refused(cli("preset", "import", write_json(tmp_path / "keep.json", doc), "--force"),
             "does not fit the genome at 16 px", "shape")
     # a weights file that is not a state dict at all
     (tmp_path / "keep.generator.pt").write_bytes(b"\x80\x04K\x01." + b"0" * (len(other) - 5))
-    doc["weights"].update(sha256=presets._sha256((tmp_path / "keep.generator.pt").read_bytes()))
+    doc["weights"].update(sha256=bytes_digest((tmp_path / "keep.generator.pt").read_bytes()))
     refused(cli("preset", "import", write_json(tmp_path / "keep.json", doc), "--force"), "not a readable weights file")
     assert snapshot(home) == kept
     # the user's own weights replaced on disk by bytes of the same size: the checksum says so
@@ -420,7 +422,7 @@ def test_a_weights_file_of_the_wrong_shape(home, kept, tmp_path):
 
 
 def test_a_preset_file_of_several_megabytes(home, kept, tmp_path):
-    doc = json.loads((REPO / "presets" / "lsgan.json").read_text()) | {"name": "keep"}
+    doc = json.loads((SHIPPED_DIR / "lsgan.json").read_text()) | {"name": "keep"}
     doc["notes"] = "x" * 5_000_000
     f = write_json(tmp_path / "huge.json", doc)
     refused(cli("preset", "import", f, "--force"), "5.0 MB", "at most 256 KB")
@@ -456,14 +458,14 @@ def test_a_bundle_is_imported_not_used_in_place(home, kept, tmp_path):
 
 def test_a_bundle_with_unexpected_members(home, kept, tmp_path):
     with zipfile.ZipFile(tmp_path / "odd.zip", "w") as z:
-        z.writestr("preset.json", (REPO / "presets" / "lsgan.json").read_text())
+        z.writestr("preset.json", (SHIPPED_DIR / "lsgan.json").read_text())
         z.writestr("../../evil.sh", "rm -rf /")
     refused(cli("preset", "import", tmp_path / "odd.zip"), "not an evoart preset bundle")
     assert snapshot(home) == kept
 
 
 def test_weights_file_names_cannot_point_elsewhere(home, tmp_path):
-    doc = json.loads((REPO / "presets" / "lsgan.json").read_text())
+    doc = json.loads((SHIPPED_DIR / "lsgan.json").read_text())
     doc["weights"] = {"file": "../../secret.pt", "resolution": 32, "sha256": "0" * 64, "bytes": 10}
     refused(cli("preset", "import", write_json(tmp_path / "p.json", doc)), "plain file name")
 
@@ -526,7 +528,7 @@ def test_evolve_from_presets_puts_their_genomes_and_weights_in_generation_zero(h
     assert rows["g000-i01"]["origin"] == "preset:cppn-like"
     assert {rows["g000-i02"]["origin"], rows["g000-i03"]["origin"]} == {"mutant:mine", "mutant:cppn-like"}
     assert json.loads(rows["g000-i00"]["genome"]) == small_genome().to_dict()
-    assert json.loads(rows["g000-i01"]["genome"]) == presets.load_preset(REPO / "presets" / "cppn-like.json").genome.to_dict()
+    assert json.loads(rows["g000-i01"]["genome"]) == presets.load_preset(SHIPPED_DIR / "cppn-like.json").genome.to_dict()
     # the weighted preset started from its weights: every generator tensor was inherited
     inherited = json.loads(rows["g000-i00"]["stats"])["inherited"]["g"]
     assert inherited[0] == inherited[1] > 0
@@ -555,6 +557,13 @@ def test_the_shipped_presets_are_found_from_an_installed_wheel(tmp_path):
     python = venv / "bin" / "python"
     subprocess.run(pip + ["--python", str(python), "install", "--no-deps", "--no-index", str(wheel)],
                    check=True, capture_output=True, timeout=300)
+    # Finding the user's presets needs platformdirs, evoart's one dependency that is
+    # imported here; it is pure Python: copy it in rather than ask an index for it.
+    import platformdirs
+
+    purelib = subprocess.run([str(python), "-I", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True, timeout=60).stdout.strip()
+    shutil.copytree(Path(platformdirs.__file__).parent, Path(purelib) / "platformdirs")
     shutil.rmtree(src)  # nothing may come from a checkout
     code = ("import sys, evoart, evoart.presets as p;"
             "assert evoart.__file__.startswith(sys.prefix), evoart.__file__;"
@@ -563,7 +572,8 @@ def test_the_shipped_presets_are_found_from_an_installed_wheel(tmp_path):
                           env={"EVOART_HOME": str(tmp_path / "home"), "PATH": os.environ["PATH"]}, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     where, names = proc.stdout.split()
-    assert Path(where) == venv / "share" / "evoart" / "presets"
+    # package data inside the installed package, read with importlib.resources
+    assert Path(where).is_relative_to(venv) and Path(where).parts[-3:] == ("evoart", "presets", "shipped")
     assert names.split(",") == SHIPPED
 
 

@@ -11,7 +11,7 @@ import torch
 from click.testing import CliRunner
 from e2e import evoart
 from PIL import Image
-from test_presets import REPO, SHIPPED, make_run, small_genome, snapshot
+from test_presets import SHIPPED, SHIPPED_DIR, make_run, small_genome, snapshot
 
 from evoart import presets
 from evoart import render as R
@@ -48,7 +48,7 @@ def weighted(home, tmp_path) -> str:
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_a_one_cell_spatial_grid_is_exactly_the_generator(name):
-    genome = presets.load_preset(REPO / "presets" / f"{name}.json").genome
+    genome = presets.load_preset(SHIPPED_DIR / f"{name}.json").genome
     G = generator(genome, 16)
     z = R.latent_grid(G.latent, 3, 0)
     with torch.no_grad():
@@ -89,14 +89,14 @@ def test_the_plan_says_plainly_when_it_only_resizes():
     assert down.method == "downscale" and "downscaled" in down.message
     crop = R.plan_size(g, 32, (100, 100))
     assert crop.cells == (4, 4) and "centre-cropped from 128x128" in crop.message
-    group = presets.load_preset(REPO / "presets" / "pixel-shuffle.json").genome
+    group = presets.load_preset(SHIPPED_DIR / "pixel-shuffle.json").genome
     assert "group norm" in R.plan_size(group, 32, (64, 64)).message
     with pytest.raises(R.RenderError):
         R.plan_size(g, 32, (8192, 8192))
 
 
 def test_image_i_depends_only_on_the_seed_and_i():
-    G = generator(presets.load_preset(REPO / "presets" / "pixel-shuffle.json").genome)  # noise injection
+    G = generator(presets.load_preset(SHIPPED_DIR / "pixel-shuffle.json").genome)  # noise injection
     a = R.render_images(G, 3, seed=4)
     b = R.render_images(G, 2, seed=4)
     assert np.array_equal(a[:2], b)
@@ -233,7 +233,8 @@ def test_render_never_overwrites_without_force(weighted, tmp_path):
     assert cli("render", weighted, "--out", out, "--samples", "2").exit_code == 0
     before = snapshot(out)
     r = cli("render", weighted, "--out", out, "--samples", "5", "--walk", "--frames", "4", "--keyframes", "2")
-    assert r.exit_code == 1 and "exists" in r.output and "--force" in r.output
+    # a RenderError from the library, so exit code 2 like every other refusal
+    assert r.exit_code == 2 and "exists" in r.output and "--force" in r.output
     assert snapshot(out) == before  # not even the walk, which did not exist, was written
     assert cli("render", weighted, "--out", out, "--samples", "5", "--force").exit_code == 0
     assert snapshot(out) != before
@@ -243,3 +244,69 @@ def test_weights_and_training_options_together_say_which_wins(weighted, tmp_path
     r = cli("render", weighted, "--out", tmp_path / "r", "--samples", "1", "--steps", "5")
     assert r.exit_code == 0
     assert "ignoring --steps" in r.output and "--retrain" in r.output
+
+
+# ---- the library call (no CLI) ---------------------------------------------------------
+
+def test_render_is_one_library_call_that_lists_every_file_it_wrote(weighted, tmp_path):
+    seen, said, noted = [], [], []
+    result = R.render(weighted, out=tmp_path / "lib", samples=3, size=(32, 32), walk=True, frames=4, keyframes=2,
+                      exports=["pt2"], steps=5, device="cpu",
+                      progress=lambda stage, done, total: seen.append((stage, done, total)),
+                      message=said.append, note=noted.append)
+    assert [f.kind for f in result.files] == ["grid", "gif", "webp", "pt2"]
+    for f in result.files:
+        assert f.path.is_file() and f.path.stat().st_size == f.bytes > 0
+    assert sorted(p.name for p in (tmp_path / "lib").iterdir()) == sorted(f.path.name for f in result.files)
+    grid = result.file("grid")
+    assert grid.path.name == "dc16-s0-32x32-grid.png" and grid.facts["samples"] == 3
+    assert result.file("gif").facts["frames"] == 4 and result.file("pt2").path.name == "dc16.pt2"
+    assert result.file("pt2").facts["checked"].startswith("max difference to torch")
+    assert result.plan.method == "spatial" and result.training is None and result.preset is None
+    assert ("rendering", 3, 3) in seen and ("walk", 4, 4) in seen
+    assert said[0] == "Rendering preset dc16 (your presets)"
+    assert any(s.startswith(f"Wrote {grid.path} (3 samples") for s in said)
+    assert noted == result.notes and len(noted) == 1 and "ignoring --steps" in noted[0]
+    # the command line writes the very same grid
+    assert cli("render", weighted, "--out", tmp_path / "cli", "--samples", "3", "--size", "32").exit_code == 0
+    assert (tmp_path / "cli" / grid.path.name).read_bytes() == grid.path.read_bytes()
+    # and the same call again refuses before any work, with an error meant for the user
+    with pytest.raises(R.RenderError, match="exists.*--force"):
+        R.render(weighted, out=tmp_path / "lib", samples=3, size=(32, 32), device="cpu")
+
+
+def test_the_library_call_trains_and_keeps_a_preset(home, tmp_path):
+    result = R.render("cppn-like", out=tmp_path / "r", samples=2, steps=2, resolution=16, save_as="lib-cppn",
+                      device="cpu")
+    assert [f.kind for f in result.files] == ["preset", "preset-weights", "grid"]
+    assert all(f.path.is_file() and f.path.stat().st_size == f.bytes for f in result.files)
+    assert result.training.steps == 2 and result.training.resolution == 16
+    assert result.preset == home / "presets" / "lib-cppn.json"
+    assert presets.load_preset("lib-cppn").provenance["derived_from"] == "cppn-like"
+
+
+@pytest.mark.parametrize("options, says", [
+    ({"samples": 0}, "--samples 0"),
+    ({"size": (0, 8)}, "outside 1 to 4096x4096"),
+    ({"size": "big"}, "not (width, height)"),
+    ({"grow": "stretch"}, "--grow 'stretch'"),
+    ({"exports": ["tflite"]}, "unknown export 'tflite'"),
+    ({"exports": "onnx"}, "list of kinds"),
+    ({"walk": True, "frames": 3, "keyframes": 4}, "at least as many frames"),
+    ({"steps": 0}, "--steps 0"),
+    ({"resolution": 24}, "--resolution 24"),
+    ({"device": "tpu"}, "unknown device"),
+])
+def test_the_library_call_refuses_bad_options_before_any_work(weighted, tmp_path, options, says):
+    from evoart.errors import EvoartError
+
+    with pytest.raises(EvoartError) as exc:
+        R.render(weighted, out=tmp_path / "r", **options)
+    assert says in str(exc.value)
+    assert not (tmp_path / "r").exists()
+
+
+def test_an_out_that_is_a_file_is_refused(weighted, tmp_path):
+    (tmp_path / "taken").write_text("not a folder")
+    with pytest.raises(R.RenderError, match="is a file"):
+        R.render(weighted, out=tmp_path / "taken", samples=1, device="cpu")

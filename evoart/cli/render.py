@@ -15,6 +15,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.text import Text
 
 from . import console, err_console, main
 
@@ -24,8 +25,8 @@ Writes a grid of samples into --out. A target without trained weights (the shipp
 presets, for example) is first trained on --data for --steps steps. --size larger than
 the training resolution grows the image through the generator from a grid of latents
 (Spatial GAN style); --grow upscale only resizes. --walk adds a looping latent walk as
-GIF and WebP; --export writes the generator as ONNX or TorchScript to run without
-evoart. Files are never overwritten without --force.
+GIF and WebP; --export writes the generator as ONNX or a torch.export program
+(.pt2) to run without evoart. Files are never overwritten without --force.
 
 \b
 Examples:
@@ -50,7 +51,8 @@ def parse_size(value: str | None) -> tuple[int, int] | None:
 
 
 class _Bars:
-    """A rich progress bar on a terminal, a few plain lines otherwise."""
+    """A rich progress bar per stage on a terminal, a few plain lines otherwise: the
+    library's ``progress(stage, done, total)`` callback."""
 
     def __init__(self):
         self.progress = None
@@ -68,18 +70,16 @@ class _Bars:
         if self.progress is not None:
             self.progress.stop()
 
-    def callback(self, label: str):
-        self.last[label] = time.monotonic()
-
-        def update(done: int, total: int) -> None:
-            if self.progress is not None:
-                if label not in self.tasks:
-                    self.tasks[label] = self.progress.add_task(label, total=total)
-                self.progress.update(self.tasks[label], completed=done, total=total)
-            elif done == total or time.monotonic() - self.last.get(label, 0) > 10:
-                self.last[label] = time.monotonic()
-                console.print(f"{label}: {done}/{total}", highlight=False)
-        return update
+    def __call__(self, label: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            if label not in self.tasks:
+                self.tasks[label] = self.progress.add_task(label, total=total)
+            self.progress.update(self.tasks[label], completed=done, total=total)
+            return
+        self.last.setdefault(label, time.monotonic())
+        if done == total or time.monotonic() - self.last[label] > 10:
+            self.last[label] = time.monotonic()
+            console.print(f"{label}: {done}/{total}", highlight=False)
 
 
 @main.command(help=RENDER_HELP)
@@ -97,8 +97,9 @@ class _Bars:
 @click.option("--keyframes", type=click.IntRange(2, 100), default=4, show_default=True,
               help="Fixed latents the walk passes through.")
 @click.option("--fps", type=click.FloatRange(1, 60), default=20, show_default=True, help="Frames per second of the walk.")
-@click.option("--export", "exports", type=click.Choice(["onnx", "torchscript"]), multiple=True,
-              help="Also write the generator as ONNX or TorchScript (repeatable).")
+@click.option("--export", "exports", type=click.Choice(["onnx", "pt2", "torchscript"]), multiple=True,
+              help="Also write the generator as ONNX or a torch.export program (.pt2), repeatable. "
+                   "torchscript is a deprecated alias of pt2.")
 @click.option("--data", default="shapes", show_default=True, help="Dataset to train on when TARGET has no weights.")
 @click.option("--steps", type=click.IntRange(1, 100000), default=300, show_default=True,
               help="Training steps when TARGET has no weights.")
@@ -119,8 +120,7 @@ def render(ctx, target, out, samples, seed, size, grow, scale, walk, frames, key
 
     import torch
 
-    from .. import render as R
-    from ..presets import check_name_free, save_trained
+    from ..render import render as render_target
     from ..train import resolve_device
 
     wh = parse_size(size)
@@ -129,83 +129,15 @@ def render(ctx, target, out, samples, seed, size, grow, scale, walk, frames, key
         # torch's default (a thread per core) collapses to a fraction of its speed as soon
         # as anything else keeps a core busy (measured 5x slower on a busy 2-core machine)
         torch.set_num_threads(threads or max(1, (os.cpu_count() or 2) // 2))
-    if save_as:
-        check_name_free(save_as, force)
-    source = R.resolve_source(target, runs)
-    console.print(f"Rendering {source.description}", highlight=False)
 
-    # Every output path is known before any work: refuse early rather than after training.
-    stem = f"{source.name}-s{seed}" + (f"-{wh[0]}x{wh[1]}" if wh else "")
-    outputs = {"grid": out / f"{stem}-grid.png"}
-    if walk:
-        outputs["gif"] = out / f"{stem}-walk.gif"
-        outputs["webp"] = out / f"{stem}-walk.webp"
-    for kind in dict.fromkeys(exports):
-        outputs[kind] = out / f"{source.name}{R.EXPORTERS[kind][0]}"
-    taken = [p for p in outputs.values() if p.exists()]
-    if taken and not force:
-        raise click.ClickException(f"{taken[0]} exists" + (f" (and {len(taken) - 1} more)" if len(taken) > 1 else "")
-                                   + "; pass --force to overwrite, or another --out or --seed")
+    def given(name, value):  # training options count only when typed: the library notes them
+        return value if ctx.get_parameter_source(name).name == "COMMANDLINE" else None
 
     with _Bars() as bars:
-        explicit = [n for n in ("data", "steps", "resolution") if ctx.get_parameter_source(n).name == "COMMANDLINE"]
-        if source.state is not None and not retrain:
-            if explicit:
-                err_console.print(f"[yellow]Note:[/] {source.name} has trained weights ({source.resolution} px); "
-                                  f"ignoring --{', --'.join(explicit)} (pass --retrain to train anew)",
-                                  highlight=False)
-        else:
-            why = "retraining" if source.state is not None else "no trained weights"
-            console.print(f"{why}: training on {data} at {resolution} px for {steps} steps (seed {seed}, {device})",
-                          highlight=False)
-            source, training = R.train_source(source, data, resolution=int(resolution), steps=steps, seed=seed,
-                                              device=device, progress=bars.callback("training"))
-            console.print(f"trained in {training.seconds:.1f} s", highlight=False)
-        if save_as:
-            path = save_trained(save_as, source.genome, source.state, source.resolution,
-                                notes=f"Kept by evoart render from {source.description}.",
-                                provenance=source.provenance, force=force)
-            console.print(f"Kept as preset [bold]{save_as}[/]: {path}", highlight=False)
-
-        G = R.load_generator(source, device)
-        plan = R.plan_size(source.genome, source.resolution, wh, grow)
-        n = samples or (4 if wh else 64)
-        t0 = time.perf_counter()
-        images = R.render_images(G, n, seed=seed, plan=plan, progress=bars.callback("rendering"))
-        render_s = time.perf_counter() - t0
-        tile = max(plan.size)
-        zoom = scale or R.view_scale(tile, 128)
-        out.mkdir(parents=True, exist_ok=True)
-        _write(outputs["grid"], R.grid_png(images, scale=zoom))
-        zoom_note = f", tiles zoomed {zoom}x" if zoom > 1 else ""
-        console.print(f"{plan.message}", highlight=False)
-        console.print(f"Wrote {outputs['grid']} ({n} samples in {render_s:.1f} s{zoom_note})", highlight=False)
-
-        if walk:
-            t0 = time.perf_counter()
-            movie = R.latent_walk(G, frames=frames, keyframes=keyframes, seed=seed, plan=plan,
-                                  progress=bars.callback("walk"))
-            wz = R.view_scale(tile, 256)
-            _write(outputs["gif"], R.gif_bytes(movie, fps=fps, scale=wz))
-            console.print(f"Wrote {outputs['gif']} ({frames} frames, {keyframes} keyframes, "
-                          f"{time.perf_counter() - t0:.1f} s)", highlight=False)
-            try:
-                _write(outputs["webp"], R.webp_bytes(movie, fps=fps, scale=wz))
-                console.print(f"Wrote {outputs['webp']}", highlight=False)
-            except R.RenderError as exc:
-                err_console.print(f"[yellow]Note:[/] {exc}", highlight=False)
-
-        for kind in dict.fromkeys(exports):
-            t0 = time.perf_counter()
-            facts = R.EXPORTERS[kind][1](G, source.genome, outputs[kind], name=source.name)
-            checked = f"; {facts['checked']}" if facts.get("checked") else ""
-            console.print(f"Wrote {outputs[kind]} ({facts['bytes'] / 1e6:.1f} MB, "
-                          f"{time.perf_counter() - t0:.1f} s{checked}): input z (batch, {G.latent}) float32, "
-                          f"output images (batch, 3, {G.resolution}, {G.resolution}) RGB in [0, 1]",
-                          highlight=False)
-
-
-def _write(path: Path, data: bytes) -> None:
-    from ..files import atomic_write_bytes
-
-    atomic_write_bytes(path, data)
+        render_target(
+            target, out=out, samples=samples, seed=seed, size=wh, grow=grow, scale=scale, walk=walk,
+            frames=frames, keyframes=keyframes, fps=fps, exports=exports, data=given("data", data),
+            steps=given("steps", steps), resolution=given("resolution", int(resolution)), retrain=retrain,
+            save_as=save_as, device=device, runs=runs, force=force, progress=bars,
+            message=lambda text: console.print(text, markup=False, highlight=False),
+            note=lambda text: err_console.print(Text.assemble(("Note:", "yellow"), " ", text), highlight=False))
