@@ -544,10 +544,16 @@ def test_evolve_from_presets_puts_their_genomes_and_weights_in_generation_zero(h
 def test_the_shipped_presets_are_found_from_an_installed_wheel(tmp_path):
     """Build the wheel as `pip install .` does, install it into a fresh virtual
     environment (never this one: pip would replace the editable install), and look for
-    the shipped presets from there, with the checkout out of sight."""
+    the shipped presets (and the gallery's templates) from there, with the checkout out
+    of sight."""
     src = tmp_path / "src"
-    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".venv", ".git", "gallery", "build", "dist", "*.egg-info",
-                                                              "__pycache__", ".pytest_cache", ".hypothesis", "renders"))
+    skip = shutil.ignore_patterns(".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache",
+                                  ".hypothesis", "renders")
+
+    def ignore(folder, names):  # the runs folder gallery/ at the top, not the evoart.gallery package
+        return set(skip(folder, names)) | ({"gallery"} if Path(folder) == REPO else set())
+
+    shutil.copytree(REPO, src, ignore=ignore)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run(pip + ["wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(src)],
                    check=True, capture_output=True, timeout=300)
@@ -567,6 +573,8 @@ def test_the_shipped_presets_are_found_from_an_installed_wheel(tmp_path):
     shutil.rmtree(src)  # nothing may come from a checkout
     code = ("import sys, evoart, evoart.presets as p;"
             "assert evoart.__file__.startswith(sys.prefix), evoart.__file__;"
+            "from pathlib import Path; g = Path(evoart.__file__).parent / 'gallery';"
+            "assert (g / 'templates' / 'run.html').is_file() and (g / 'static' / 'gallery.css').is_file(), g;"
             "print(p.shipped_dir()); print(','.join(i.name for i in p.list_presets() if i.error is None))")
     proc = subprocess.run([str(python), "-I", "-c", code], capture_output=True, text=True, cwd=tmp_path,
                           env={"EVOART_HOME": str(tmp_path / "home"), "PATH": os.environ["PATH"]}, timeout=120, check=False)
