@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import console, main
+from .options import runs_root_option
 
 PRESET_HELP = """Keep favourite genomes as presets, to re-render, share and evolve from.
 
@@ -41,8 +42,7 @@ def preset():
 @click.option("--with-weights", is_flag=True, help="Keep the trained generator too (renders without training).")
 @click.option("--notes", default="", help="A note to keep with the preset.")
 @click.option("--force", is_flag=True, help="Replace your preset of the same name.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("gallery"),
-              show_default=True, help="Where RUN names are looked up.")
+@runs_root_option("Where RUN names are looked up.")
 def preset_save(run, individual, name, with_weights, notes, force, out):
     """Keep INDIVIDUAL of RUN (a name under --out or a run folder) as preset NAME."""
     from ..presets import save_from_run

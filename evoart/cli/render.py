@@ -18,6 +18,7 @@ from rich.progress import (
 from rich.text import Text
 
 from . import console, err_console, main
+from .options import device_option, runs_root_option
 
 RENDER_HELP = """Render TARGET: a preset (name or .json file) or RUN:INDIVIDUAL.
 
@@ -107,11 +108,10 @@ class _Bars:
               help="Training resolution when TARGET has no weights.")
 @click.option("--retrain", is_flag=True, help="Train anew even if TARGET has weights.")
 @click.option("--save-as", metavar="NAME", help="Keep the trained generator as your preset NAME.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
+@device_option("auto")
 @click.option("--threads", type=click.IntRange(1, 256),
               help="CPU threads for torch.  [default: half the cores, at least 1]")
-@click.option("--runs", type=click.Path(file_okay=False, path_type=Path), default=Path("gallery"),
-              show_default=True, help="Where RUN names are looked up.")
+@runs_root_option("Where RUN names are looked up.", name="--runs")
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
 @click.pass_context
 def render(ctx, target, out, samples, seed, size, grow, scale, walk, frames, keyframes, fps, exports, data,

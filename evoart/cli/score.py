@@ -9,6 +9,7 @@ import click
 from rich.table import Table
 
 from . import console, main
+from .options import runs_root_option
 
 SCORE_HELP = """Score generated images against real ones with evoart's metrics.
 
@@ -40,8 +41,7 @@ def _fmt(value: float) -> str:
 @click.argument("real", required=False)
 @click.argument("fake", required=False)
 @click.option("--run", "run", metavar="RUN", help="Re-score a run's individuals (a name under --out or a path).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("gallery"),
-              show_default=True, help="Where --run looks for runs by name.")
+@runs_root_option("Where --run looks for runs by name.")
 @click.option("--generation", type=int, help="With --run: only this generation's members.")
 @click.option("--metric", "names", multiple=True, metavar="NAME",
               help="Report only these metrics (repeatable); default all.")

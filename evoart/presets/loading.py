@@ -18,12 +18,11 @@ import io
 import os
 import warnings
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import os_errors as _os_errors
 from ..genome import Genome, describe
 from ..seeds import bytes_digest
 from .model import (
@@ -64,17 +63,9 @@ def shipped_dir() -> Traversable:
     return files(__package__) / SHIPPED_FOLDER
 
 
-@contextmanager
-def os_errors(doing: str, path: object = None) -> Iterator[None]:
-    """An OSError inside (a folder that cannot be read, a full disk, no permission)
-    becomes a PresetError that says what could not be done, and to which file: ``path``,
-    else the one the OSError names."""
-    try:
-        yield
-    except OSError as exc:
-        target = path if path is not None else exc.filename
-        where = f" {target}" if target else ""
-        raise PresetError(f"cannot {doing}{where}: {exc.strerror or exc}") from None
+def os_errors(doing: str, path: object = None):
+    """``errors.os_errors`` raising a PresetError."""
+    return _os_errors(doing, path, error=PresetError)
 
 
 def _as_path(path) -> Path | Traversable:

@@ -107,6 +107,12 @@ def _removed_if_untrusted(path: Path):
         raise
 
 
+def _to_export(G: Generator, genome: Genome) -> tuple[Generator, ExportedGenerator, torch.Tensor]:
+    """A CPU copy of the generator, its export wrapper and a fixed example batch."""
+    H = _cpu_copy(G, genome)
+    return H, ExportedGenerator(H).eval(), torch.randn(2, H.latent, generator=torch.Generator().manual_seed(0))
+
+
 def export_onnx(G: Generator, genome: Genome, path: Path, *, name: str) -> dict:
     """Write the generator as one ONNX file (opset 18, weights inside, dynamic batch) with
     evoart's description in its metadata, and check it with onnxruntime when installed.
@@ -118,9 +124,7 @@ def export_onnx(G: Generator, genome: Genome, path: Path, *, name: str) -> dict:
         raise RenderError("ONNX export needs the optional extra: pip install 'evoart[onnx]' "
                           "(onnx, onnxscript, onnxruntime)") from None
 
-    H = _cpu_copy(G, genome)
-    wrapper = ExportedGenerator(H).eval()
-    z = torch.randn(2, H.latent, generator=torch.Generator().manual_seed(0))
+    H, wrapper, z = _to_export(G, genome)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -156,9 +160,7 @@ def export_onnx(G: Generator, genome: Genome, path: Path, *, name: str) -> dict:
 def pt2_bytes(G: Generator, genome: Genome, *, name: str) -> bytes:
     """The generator as a ``torch.export`` program, serialised (``torch.export.save``),
     with evoart's description as the extra file ``evoart.json``."""
-    H = _cpu_copy(G, genome)
-    wrapper = ExportedGenerator(H).eval()
-    z = torch.randn(2, H.latent, generator=torch.Generator().manual_seed(0))
+    H, wrapper, z = _to_export(G, genome)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:

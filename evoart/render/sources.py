@@ -4,12 +4,12 @@ not."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import EvoartError
+from ..errors import os_errors as _os_errors
 from ..genome import Genome
 from ..nets import Generator, build_generator
 
@@ -18,17 +18,9 @@ class RenderError(EvoartError):
     """A render that cannot be done as asked; the message is meant for the user."""
 
 
-@contextmanager
-def os_errors(doing: str, path: object = None) -> Iterator[None]:
-    """An OSError inside (no permission, a full disk) becomes a RenderError that says
-    what could not be done, and to which file: ``path``, else the one the OSError
-    names."""
-    try:
-        yield
-    except OSError as exc:
-        target = path if path is not None else exc.filename
-        where = f" {target}" if target else ""
-        raise RenderError(f"cannot {doing}{where}: {exc.strerror or exc}") from None
+def os_errors(doing: str, path: object = None):
+    """``errors.os_errors`` raising a RenderError."""
+    return _os_errors(doing, path, error=RenderError)
 
 
 @dataclass
