@@ -49,7 +49,8 @@ def _fmt(value: float) -> str:
 @click.option("--resolution", type=int, default=32, show_default=True, help="Images are decoded at this size.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the real split and the metrics.")
 @click.option("--features", type=click.Path(dir_okay=False),
-              help="A local torch.export feature extractor (.pt2; TorchScript .pt is deprecated) instead of the random CNN embedding.")
+              help="A local torch.export feature extractor (.pt2; TorchScript .pt is deprecated) "
+                   "instead of the random CNN embedding.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @click.option("--save", is_flag=True, help="With --run: also write the scores to RUN/rescore.json.")
 def score(real, fake, run, out, generation, names, samples, resolution, seed, features, as_json, save):
