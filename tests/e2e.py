@@ -28,8 +28,15 @@ def start_evoart(*args: str, env: dict | None = None) -> subprocess.Popen:
                             text=True, env={**os.environ, **(env or {})})
 
 
+def runs_in(out: Path) -> list[Path]:
+    """The run folders under ``out`` whose ledger exists (none while ``out`` does not)."""
+    if not out.is_dir():
+        return []
+    return [p for p in out.iterdir() if (p / "run.db").is_file()]
+
+
 def only_run(out: Path) -> Path:
-    runs = [p for p in out.iterdir() if (p / "run.db").is_file()]
+    runs = runs_in(out)
     assert len(runs) == 1, runs
     return runs[0]
 

@@ -16,6 +16,7 @@ from e2e import (
     ledger,
     only_run,
     processes_with_env,
+    runs_in,
     snapshot,
     start_evoart,
     wait_until,
@@ -54,7 +55,8 @@ def test_ctrl_c_stops_cleanly_prints_the_resume_command_and_resume_finishes(tmp_
     out = tmp_path / "g"
     proc = start_evoart("evolve", *TINY, "--generations", "2", "--steps", "60", "--out", str(out))
     try:
-        assert wait_until(lambda: out.exists() and any(out.iterdir()) and committed(only_run(out)) >= 1, 120)
+        # (the run folder exists a moment before its ledger: wait for the ledger, never assert on the way)
+        assert wait_until(lambda: len(runs_in(out)) == 1 and committed(runs_in(out)[0]) >= 1, 120)
         run = only_run(out)
 
         # A second writer on the same run is refused while the first one runs.
