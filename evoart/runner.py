@@ -235,6 +235,9 @@ def start_run(cfg: EvolveConfig, out_root: Path, *, progress=None, step_progress
     preset_record = []
     if not seed_genomes and cfg.from_presets:
         seed_genomes, seed_states, preset_record = preset_seeds(cfg)
+    from .gallery import check_root
+
+    check_root(Path(out_root))  # refuse before anything is written into the user's folder
     images, train_u8, holdout_u8 = load_run_data(cfg, data_progress)
     if progress:
         progress("data", {"name": images.name, "kind": images.kind, "count": len(images.images),

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from .build import build, build_index, build_run
 from .genes import gene_diff
+from .root import MARKER, check_root, claim_root
 from .text import fmt
 from .thumbs import ensure_thumb
 from .view import (
@@ -48,6 +49,7 @@ from .view import (
 )
 
 __all__ = [
+    "MARKER", "check_root", "claim_root",
     "INDEX_NAME", "LINEAGE_NAME", "STATIC_DIR", "THUMB_NAME", "BuildReport", "GalleryError", "Individual",
     "RunSummary", "RunView", "build", "build_index", "build_run", "ensure_thumb", "fmt", "gene_diff",
     "list_summaries", "summarize",

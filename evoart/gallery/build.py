@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from ..store import RunStore, StoreError, generation_dir, list_runs, opened
+from .root import claim_root
 from .pages import generation_page, index_page, individual_page, lineage_page, run_page
 from .thumbs import ensure_thumb
 from .view import INDEX_NAME, LINEAGE_NAME, THUMB_NAME, BuildReport, RunSummary, RunView, summarize
@@ -47,6 +48,7 @@ def build_index(root: Path, *, build_missing: bool = True) -> Path:
     """Write ``root/index.html`` listing every run; runs whose pages were never built
     (older runs, runs copied in) are built first so that every link resolves."""
     root = Path(root)
+    claim_root(root)  # before anything is written: never over a file evoart did not write
     runs = list_runs(root)
     if build_missing:
         for p in runs:
