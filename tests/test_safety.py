@@ -63,3 +63,29 @@ def test_a_gallery_written_by_an_earlier_evoart_is_adopted(tmp_path):
     (site / MARKER).unlink()
     assert invoke("gallery", "build", "--out", site).exit_code == 0
     assert (site / MARKER).is_file()
+
+
+@pytest.fixture(scope="module")
+def a_gallery(tmp_path_factory):
+    site = tmp_path_factory.mktemp("served") / "site"
+    assert invoke("evolve", *TINY, "--out", site).exit_code == 0
+    return site
+
+
+def test_serving_on_a_busy_port_says_which_and_how_to_pick_a_free_one(a_gallery):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        result = invoke("gallery", "serve", "--out", a_gallery, "--port", port)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "bug" not in result.output
+    assert f"127.0.0.1:{port}" in result.output and "--port 0" in result.output
+
+
+def test_serving_on_an_address_this_machine_lacks_is_refused_plainly(a_gallery):
+    result = invoke("gallery", "serve", "--out", a_gallery, "--host", "192.0.2.1", "--port", 0)  # TEST-NET-1
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "cannot listen on 192.0.2.1" in result.output

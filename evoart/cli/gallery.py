@@ -191,11 +191,7 @@ def gallery_serve(run, host, port, browser, out):
     def log(msg: str) -> None:
         err_console.print(msg, highlight=False, markup=False)
 
-    try:
-        server = make_server(root, host, port, log=log, run_dir=run_dir)
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
-                                   "pass another --port (0 picks a free one)") from None
+    server = make_server(root, host, port, log=log, run_dir=run_dir)
     url = server.url + (f"{run_dir.name}/" if run_dir else "")
     if host not in ("127.0.0.1", "localhost", "::1"):
         err_console.print(f"[yellow]Warning:[/] listening on {host}: anyone who can reach this machine can "

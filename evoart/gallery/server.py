@@ -117,9 +117,13 @@ class GalleryServer(ThreadingHTTPServer):
         if not self.root.is_dir():
             raise GalleryError(f"{root} is not a folder")
         self.log = log or (lambda msg: None)
-        super().__init__((host, port), GalleryHandler)
+        self.rebuilder = Rebuilder(self.log)  # before binding: a failed bind closes the server
+        try:
+            super().__init__((host, port), GalleryHandler)
+        except OSError as exc:  # a busy port, an address this machine does not have
+            raise GalleryError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pass another "
+                               "--port, or --port 0 to pick a free one (and a --host this machine has)") from None
         self.bound_host = host
-        self.rebuilder = Rebuilder(self.log)
 
     @property
     def port(self) -> int:
