@@ -23,7 +23,7 @@ def _db(ref: str) -> Path:
 
 
 def read(ref: str) -> dict:
-    conn = sqlite3.connect(f"file:{_db(ref)}?mode=ro", uri=True)
+    conn = sqlite3.connect(_db(ref).absolute().as_uri() + "?mode=ro", uri=True)
     try:
         inds = {r[0]: (r[1], r[2], r[3]) for r in
                 conn.execute("SELECT id, genome_hash, parents, status FROM individual")}

@@ -89,3 +89,17 @@ def test_serving_on_an_address_this_machine_lacks_is_refused_plainly(a_gallery):
     result = invoke("gallery", "serve", "--out", a_gallery, "--host", "192.0.2.1", "--port", 0)  # TEST-NET-1
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output and "cannot listen on 192.0.2.1" in result.output
+
+
+@pytest.mark.parametrize("name", ["art #2", "what?", "100% mine"])
+def test_a_run_in_a_folder_named_with_uri_characters_opens_read_only(tmp_path, name):
+    site = tmp_path / name
+    assert invoke("evolve", *TINY, "--out", site).exit_code == 0
+    (run,) = [p for p in site.iterdir() if (p / "run.db").is_file()]
+    around = sorted(p.name for p in tmp_path.iterdir())
+    for args in (["gallery", "list", "--out", site], ["gallery", "show", run.name, "--out", site],
+                 ["gallery", "favourite", run.name, "g000-i00", "--out", site]):
+        result = invoke(*args)
+        assert result.exit_code == 0, (args, result.output)
+        assert "older ledger schema" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == around  # no stray file beside the folder

@@ -43,7 +43,10 @@ class RunStore:
     @staticmethod
     def _connect(path: Path, readonly: bool = False) -> sqlite3.Connection:
         if readonly:
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30, check_same_thread=False)
+            # as_uri() percent-encodes the path: a '#', '?' or '%' in a folder name must not
+            # end the file name early (SQLite would open, even create, some other file)
+            uri = Path(os.path.abspath(path)).as_uri() + "?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
         else:
             conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
