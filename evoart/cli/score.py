@@ -53,7 +53,7 @@ def _fmt(value: float) -> str:
 @click.argument("real", required=False)
 @click.argument("fake", required=False)
 @click.option("--run", "run", metavar="RUN", help="Re-score a run's individuals (a name under --out or a path).")
-@runs_root_option("Where --run looks for runs by name.")
+@runs_root_option("Where --run and --heldout look for runs by name.")
 @click.option("--heldout", "heldout", metavar="RUN",
               help="The held-out evaluation of a run (a name under --out or a path).")
 @click.option("--generation", type=int, multiple=True,
@@ -67,7 +67,8 @@ def _fmt(value: float) -> str:
               help="Report only these metrics (repeatable); default all.")
 @click.option("--samples", type=int, help="Generated images scored (default: all, at most a quarter of REAL).")
 @click.option("--resolution", type=int, default=32, show_default=True, help="Images are decoded at this size.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the real split and the metrics.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seeds the real split and the metrics (with --heldout: the critic).")
 @click.option("--features", type=click.Path(dir_okay=False),
               help="A local TorchScript feature extractor (.pt) instead of the random CNN embedding.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")

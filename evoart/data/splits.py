@@ -112,7 +112,10 @@ def three_way_split(sources: np.ndarray, n_fitness: int, n_eval: int, seed: int
             fitness.extend(members[g])
         else:
             train.extend(members[g])
-    return tuple(np.sort(np.array(part, dtype=np.int64)) for part in (train, fitness, evaluation))  # type: ignore[return-value]
+    def sort(part: list[int]) -> np.ndarray:
+        return np.sort(np.array(part, dtype=np.int64))
+
+    return sort(train), sort(fitness), sort(evaluation)
 
 
 @dataclass(frozen=True)
@@ -168,7 +171,8 @@ def split_run(imageset: ImageSet, *, holdout: int, eval_holdout: int, seed: int,
             eval_holdout = int(recorded["requested"]["evaluation"])
         _require(imageset, batch + holdout + eval_holdout,
                  f"the largest batch ({batch}) plus the fitness holdout ({holdout}) plus the "
-                 f"evaluation holdout ({eval_holdout}). Add images, or lower --holdout or --eval-holdout.")
+                 f"evaluation holdout ({eval_holdout}). Add images, or lower holdout or eval_holdout "
+                 "(in a --config file).")
         sources = imageset.source_ids()
         train, fitness, evaluation = three_way_split(sources, holdout, eval_holdout, seed)
         n_sources = int(len(np.unique(sources)))
@@ -177,7 +181,7 @@ def split_run(imageset: ImageSet, *, holdout: int, eval_holdout: int, seed: int,
                 f"After splitting {imageset.source if imageset.kind == 'folder' else imageset.name} by source "
                 f"({n_sources} sources for {n} images; crops named <source>@<k> share one), only {len(train)} "
                 f"images are left to train on; evoart needs at least {batch}: the largest batch. Add images or "
-                "sources, or lower --holdout or --eval-holdout.")
+                "sources, or lower holdout or eval_holdout (in a --config file).")
         split = Split(2, seed, train, fitness, evaluation, (holdout, eval_holdout), n_sources)
     else:
         raise DataError(f"this run's data split has version {version}, which this evoart does not know; "
