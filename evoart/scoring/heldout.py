@@ -196,14 +196,30 @@ def shape_classes(labels: dict) -> Tensor:
 
 
 def _structure_free(images: Tensor, gen: torch.Generator) -> Tensor:
-    """Images with a shapes image's colours but no shapes: half its pixels shuffled, half
-    its mean colour."""
-    n = images.shape[0]
-    flat = images.flatten(2)
-    perm = torch.argsort(torch.rand(n, flat.shape[2], generator=gen), dim=1)
-    shuffled = torch.gather(flat, 2, perm[:, None, :].expand(-1, 3, -1)).view_as(images)
-    mean = images.mean((2, 3), keepdim=True).expand_as(images)
-    return torch.cat([shuffled[: n // 2], mean[n // 2:]])
+    """Images with no shapes in them, as many as ``images``: a quarter each image's own
+    pixels shuffled, a quarter its mean colour, and half coloured noise at a random scale
+    (1 to 8 px, bilinear, at a random saturation), alone or blended at least half into
+    the image. Noise
+    of every scale is needed: with only the first two kinds, a 12-step generator's
+    blotchy colour noise was classified as shapes every time."""
+    n, _, size, _ = images.shape
+    q = n // 4
+    flat = images[:q].flatten(2)
+    perm = torch.argsort(torch.rand(q, flat.shape[2], generator=gen), dim=1)
+    shuffled = torch.gather(flat, 2, perm[:, None, :].expand(-1, 3, -1)).view(q, 3, size, size)
+    mean = images[q:2 * q].mean((2, 3), keepdim=True).expand(-1, -1, size, size)
+    rest = images[2 * q:]
+    noise = []
+    for image in rest:
+        scale = int(2 ** torch.randint(0, 4, (1,), generator=gen))
+        small = torch.rand(1, 3, max(1, size // scale), max(1, size // scale), generator=gen) * 2 - 1
+        grey = small.mean(1, keepdim=True)
+        small = grey + float(torch.rand(1, generator=gen)) * (small - grey)
+        field = F.interpolate(small, size=(size, size), mode="bilinear", align_corners=False)[0]
+        # blended at least half-and-half: a lighter veil of noise leaves the shapes recognisable
+        alpha = 0.5 + 0.5 * float(torch.rand(1, generator=gen)) if torch.rand(1, generator=gen) < 0.5 else 1.0
+        noise.append(alpha * field + (1 - alpha) * image if alpha < 1.0 else field)
+    return torch.cat([shuffled, mean, torch.stack(noise)])
 
 
 def _classifier_path(resolution: int, budget: Budget) -> str:
@@ -247,7 +263,7 @@ def shapes_classifier(resolution: int, budget: Budget = Budget()) -> nn.Module:
     images, labels = shapes_with_labels(budget.classifier_images, resolution, seed=_CLASSIFIER_SEED)
     x = _classifier_view(to_float_tensor(images))  # drawn at the run's size, seen as the samples are
     gen = torch.Generator().manual_seed(_CLASSIFIER_SEED)
-    negatives = _structure_free(x[: len(x) // 4], gen)
+    negatives = _structure_free(x[: len(x) // 2], gen)
     x = torch.cat([x, negatives])
     y = torch.cat([shape_classes(labels), torch.zeros(len(negatives), dtype=torch.long)])
     torch.manual_seed(_CLASSIFIER_SEED)
