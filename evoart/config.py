@@ -34,7 +34,8 @@ class EvolveConfig:
     resolution: int = 32
     samples: int = 128              # generated images scored per individual (fixed latents)
     judge_samples: int | None = None  # images per G and real images per D when judging; None = min(64, samples)
-    holdout: int = 256              # real images no individual trains on, used for judging and scoring
+    holdout: int = 256              # the fitness holdout: real images no individual trains on, used for judging and scoring
+    eval_holdout: int = 256         # the evaluation holdout: real images nothing in evolution sees (evoart score --heldout); 0 = none
     device: str = "auto"
     workers: int = 2                # parallel evaluations (processes); 1 = in this process
     seed: int = 0
@@ -73,7 +74,7 @@ class EvolveConfig:
         if self.judge_samples is None:
             self.judge_samples = min(64, self.samples) if isinstance(self.samples, int) else 64
         ints = ["population", "generations", "steps", "resolution", "samples", "judge_samples",
-                "holdout", "workers", "seed"]
+                "holdout", "eval_holdout", "workers", "seed"]
         for name in ints:
             v = getattr(self, name)
             need(isinstance(v, int) and not isinstance(v, bool), f"{name} must be an integer, got {v!r}")
@@ -86,6 +87,10 @@ class EvolveConfig:
         need(self.samples >= 16, "samples must be at least 16")
         need(2 <= self.judge_samples <= self.samples, "judge_samples must be between 2 and samples")
         need(self.holdout >= self.judge_samples, "holdout must be at least judge_samples")
+        need(self.eval_holdout == 0 or self.eval_holdout >= EVAL_HOLDOUT_MIN,
+             f"eval_holdout must be 0 (no evaluation split: evoart score --heldout cannot judge the run) or at "
+             f"least {EVAL_HOLDOUT_MIN} (the evaluation critic trains on one half and is tested on the other), "
+             f"got {self.eval_holdout}")
         need(self.workers >= 1, "workers must be at least 1")
         need(self.device in ("auto", "cpu", "cuda", "mps") or str(self.device).startswith("cuda:"),
              f"device must be auto, cpu, cuda or mps, got {self.device!r}")
@@ -110,6 +115,9 @@ class EvolveConfig:
 
 
 SELECTIONS = ("nsga2", "weighted")
+#: The smallest evaluation holdout: the held-out evaluation's critic trains on one half
+#: of it and is tested on the other, and coverage needs neighbours.
+EVAL_HOLDOUT_MIN = 32
 
 
 def _is_int(v: Any) -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, data, ga
-from .data import load_run_data
+from .data import load_run_split, recorded_split
 from .config import ConfigError, EvolveConfig
 from .executors import make_executor
 from .faults import fault_point
@@ -238,10 +238,13 @@ def start_run(cfg: EvolveConfig, out_root: Path, *, progress=None, step_progress
     from .gallery import check_root
 
     check_root(Path(out_root))  # refuse before anything is written into the user's folder
-    images, train_u8, holdout_u8 = load_run_data(cfg, data_progress)
+    images, split = load_run_split(cfg, data_progress)
+    # the evaluation split stays out of the context: no individual and no fitness term sees it
+    train_u8, holdout_u8 = images.images[split.train], images.images[split.fitness]
     if progress:
         progress("data", {"name": images.name, "kind": images.kind, "count": len(images.images),
-                          "skipped": images.skipped, "train": len(train_u8), "holdout": len(holdout_u8)})
+                          "skipped": images.skipped, "train": len(train_u8), "holdout": len(holdout_u8),
+                          "evaluation": len(split.evaluation)})
     ctx = make_context(cfg, train_u8, holdout_u8, device)
     run_dir = new_run_dir(Path(out_root), name or run_name(cfg, images))
     record = {
@@ -251,6 +254,7 @@ def start_run(cfg: EvolveConfig, out_root: Path, *, progress=None, step_progress
                     "skipped": len(images.skipped)},
         "device": device,
         "metrics": protocol_record(ctx),
+        "splits": split.record(),
     }
     if preset_record:
         record["presets"] = preset_record
@@ -280,6 +284,8 @@ def resume_run(ref: str | Path, out_root: Path | None = None, *, overrides: dict
         store.lock()
         record = store.config
         cfg_dict = dict(record["evolve"])
+        if "splits" not in record:  # recorded before evaluation splits: it keeps its two-way split
+            cfg_dict.setdefault("eval_holdout", 0)
         for key, value in (overrides or {}).items():
             if key not in RESUME_OVERRIDABLE:
                 raise ConfigError(f"--{key} cannot change when resuming (only "
@@ -294,16 +300,20 @@ def resume_run(ref: str | Path, out_root: Path | None = None, *, overrides: dict
                     f"run {run_dir.name} already has {last + 1} generations; pass --generations "
                     f"above {last + 1} to extend it")
         device = resolve_device(cfg.device)
-        images, train_u8, holdout_u8 = load_run_data(cfg, data_progress)
+        images, split = load_run_split(cfg, data_progress, recorded=recorded_split(record))
+        train_u8, holdout_u8 = images.images[split.train], images.images[split.fitness]
         if images.fingerprint != record["dataset"]["fingerprint"]:
             raise StoreError(
                 f"the images of {cfg.data} changed since run {run_dir.name} started; resuming would "
                 "train on different data. Restore them, or start a new run.")
         if cfg.to_dict() != record["evolve"]:
             store.update_config({**record, "evolve": cfg.to_dict(), "device": device})
+        if "splits" not in record:  # say so in the record: this run's split is the two-way one
+            store.update_config({**store.config, "splits": split.record()})
         if progress:
             progress("data", {"name": images.name, "kind": images.kind, "count": len(images.images),
-                              "skipped": images.skipped, "train": len(train_u8), "holdout": len(holdout_u8)})
+                              "skipped": images.skipped, "train": len(train_u8), "holdout": len(holdout_u8),
+                              "evaluation": len(split.evaluation)})
             progress("run", {"run_dir": run_dir, "device": device, "config": cfg, "resumed": True})
         seeds, seed_states = _resume_seeds(cfg, store, record)
         ctx = make_context(cfg, train_u8, holdout_u8, device, protocol=record.get("metrics"))

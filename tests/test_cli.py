@@ -105,7 +105,8 @@ def test_image_folder_with_broken_files_is_used_and_left_untouched(tmp_path):
     (folder / "cut.png").write_bytes(good[: len(good) // 2])
     before = listing(folder)
     cfg = tmp_path / "small.toml"
-    cfg.write_text("holdout = 16\njudge_samples = 8\nsamples = 16\nworkers = 1\n")
+    # 90 images: too few for the default evaluation holdout (256) on top
+    cfg.write_text("holdout = 16\neval_holdout = 0\njudge_samples = 8\nsamples = 16\nworkers = 1\n")
     out = tmp_path / "g"
     proc = evoart("evolve", str(folder), "--config", str(cfg), "--population", "2", "--generations", "1",
                   "--steps", "3", "--resolution", "16", "--out", str(out))
@@ -195,7 +196,8 @@ def test_too_few_images_is_refused_with_what_is_needed(tmp_path):
     result = CliRunner().invoke(main, ["evolve", str(folder), "--out", str(tmp_path / "g")])
     assert result.exit_code == 2
     assert "Only 12 usable images" in result.output
-    assert "largest batch (64)" in result.output and "held-out split (256)" in result.output
+    assert ("the largest batch (64) plus the fitness holdout (256) plus the evaluation holdout (256)"
+            in result.output)
     assert not (tmp_path / "g").exists()
 
 

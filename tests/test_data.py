@@ -544,3 +544,112 @@ def test_imageset_is_a_plain_dataclass():
     imageset = load_images("shapes", 8, count=2)
     assert isinstance(imageset, ImageSet)
     assert set(imageset.__dataclass_fields__) >= {"name", "kind", "source", "fingerprint", "images", "skipped"}
+
+
+# --------------------------------------------------------------------------- three-way split
+
+
+def test_three_way_split_is_disjoint_complete_and_deterministic():
+    train, fitness, evaluation = data.three_way_split(np.arange(1000), 256, 256, seed=3)
+    assert (len(train), len(fitness), len(evaluation)) == (488, 256, 256)
+    assert not (set(train) & set(fitness) or set(train) & set(evaluation) or set(fitness) & set(evaluation))
+    assert np.array_equal(np.sort(np.concatenate([train, fitness, evaluation])), np.arange(1000))
+    again = data.three_way_split(np.arange(1000), 256, 256, seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip((train, fitness, evaluation), again))
+    assert not np.array_equal(data.three_way_split(np.arange(1000), 256, 256, seed=4)[2], evaluation)
+
+
+def test_the_evaluation_split_does_not_depend_on_the_fitness_holdout_size():
+    small = data.three_way_split(np.arange(1000), 64, 256, seed=0)[2]
+    large = data.three_way_split(np.arange(1000), 400, 256, seed=0)[2]
+    np.testing.assert_array_equal(small, large)
+
+
+def test_crops_of_one_photograph_stay_in_one_split():
+    sources = np.repeat(np.arange(60), 10)  # 60 photographs, 10 crops each
+    parts = data.three_way_split(sources, 100, 100, seed=1)
+    for part in parts:
+        assert len(part) % 10 == 0
+    owners = [set(sources[part]) for part in parts]
+    assert not (owners[0] & owners[1] or owners[0] & owners[2] or owners[1] & owners[2])
+    assert len(parts[1]) == 100 and len(parts[2]) == 100
+
+
+def test_folder_files_named_source_at_k_share_a_source():
+    assert data.folder_source("crops/harbour@3.png") == "crops/harbour"
+    assert data.folder_source("harbour@12.jpg") == "harbour"
+    assert data.folder_source("a/harbour@12.jpg") != data.folder_source("b/harbour@12.jpg")
+    for separate in ("IMG_0001.jpg", "photo-2.png", "icon@2x.png", "x/y.png"):
+        assert data.folder_source(separate) == separate
+
+
+def test_a_folder_of_crops_splits_by_photograph(tmp_path, cache):
+    folder = tmp_path / "crops"
+    rng = np.random.default_rng(0)
+    for photo in range(40):
+        for k in range(4):
+            save(folder / "sub" / f"p{photo:02d}@{k}.png", Image.fromarray(rng.integers(0, 255, (8, 8, 3), np.uint8)))
+    save(folder / "lonely.png", solid(RED))
+    imageset = load_images(folder, 8, cache_dir=cache)
+    assert len(np.unique(imageset.source_ids())) == 41
+    split = data.split_run(imageset, holdout=20, eval_holdout=20, seed=0, batch=64)
+    ids = imageset.source_ids()
+    groups = [set(ids[getattr(split, part)]) for part in ("train", "fitness", "evaluation")]
+    assert not (groups[0] & groups[1] or groups[0] & groups[2] or groups[1] & groups[2])
+    again = load_images(folder, 8, cache_dir=cache)  # from the decode cache: the same sources
+    assert again.cached and np.array_equal(again.source_ids(), ids)
+
+
+def test_the_run_split_needs_batch_plus_both_holdouts():
+    imageset = load_images("shapes", 8, count=500)
+    with pytest.raises(DataError, match=r"needs at least 576: the largest batch \(64\) plus the fitness holdout "
+                                        r"\(256\) plus the evaluation holdout \(256\)"):
+        data.split_run(imageset, holdout=256, eval_holdout=256, seed=0, batch=64)
+
+
+def test_a_recorded_split_is_rebuilt_exactly_and_checked():
+    imageset = load_images("shapes", 8, count=700)
+    split = data.split_run(imageset, holdout=128, eval_holdout=64, seed=5, batch=64)
+    record = split.record()
+    # rebuilt from the record alone, whatever the configuration now asks for
+    again = data.split_run(imageset, holdout=256, eval_holdout=256, seed=99, batch=64, recorded=record)
+    for part in ("train", "fitness", "evaluation"):
+        np.testing.assert_array_equal(getattr(again, part), getattr(split, part))
+    tampered = {**record, "digests": {**record["digests"], "evaluation": "0" * 16}}
+    with pytest.raises(DataError, match="evaluation split of this run cannot be rebuilt"):
+        data.split_run(imageset, holdout=128, eval_holdout=64, seed=5, batch=64, recorded=tampered)
+
+
+def test_runs_recorded_before_evaluation_splits_keep_their_two_way_split():
+    from evoart.config import EvolveConfig
+
+    cfg = EvolveConfig(resolution=16, seed=4)
+    images, train, held = data.load_run_data(cfg, recorded=data.recorded_split({"evolve": {}}))
+    old_train, old_held = holdout_split(len(images), 256, seed=4)  # what such a run trained on
+    np.testing.assert_array_equal(train, images.images[old_train])
+    np.testing.assert_array_equal(held, images.images[old_held])
+    _, split = data.load_run_split(cfg, recorded=data.LEGACY_RECORD)
+    assert split.version == 1 and len(split.evaluation) == 0
+
+
+def test_a_new_run_never_returns_the_evaluation_images_for_training_or_fitness():
+    from evoart.config import EvolveConfig
+
+    cfg = EvolveConfig(resolution=16, seed=2)
+    images, split = data.load_run_split(cfg)
+    _, train, held = data.load_run_data(cfg)
+    evaluation = {img.tobytes() for img in images.images[split.evaluation]}
+    assert len(evaluation) == 256 and len(held) == 256
+    assert not evaluation & {img.tobytes() for img in np.concatenate([train, held])}
+
+
+def test_shapes_labels_do_not_change_a_pixel():
+    from evoart.data.shapes import shapes_with_labels
+
+    from evoart.seeds import array_digest
+
+    images, labels = shapes_with_labels(300, 16, seed=7)
+    # the dataset fingerprint of these arguments, as it was before labels existed
+    assert array_digest(images) == load_images("shapes", 16, count=300, seed=7).fingerprint == "4f962d5184a59fc0"
+    assert set(labels["count"]) == {1, 2, 3} and set(labels["kind"]) == {0, 1, 2}
+    assert ((labels["kinds"] >= 0).sum(1) == labels["count"]).all()

@@ -164,3 +164,78 @@ def test_rescoring_one_generation_prints_a_table_and_can_save(run_dir):
     assert bad.exit_code == 2 and "no finished generation 9" in bad.output
     missing = CliRunner().invoke(main, ["score", "--run", str(run_dir.parent / "nope")])
     assert missing.exit_code == 2 and "no run named" in missing.output
+
+
+# ---- the held-out evaluation ---------------------------------------------------------------
+
+
+@pytest.fixture(autouse=False)
+def small_classifier(monkeypatch, tmp_path_factory):
+    """The shapes classifier on a small budget (the full one is tested in test_heldout)."""
+    from evoart.scoring import heldout
+
+    monkeypatch.setenv("EVOART_CACHE", str(tmp_path_factory.getbasetemp() / "heldout-cache"))
+    full = heldout.shapes_classifier
+    monkeypatch.setattr(heldout, "shapes_classifier",
+                        lambda resolution, budget=None: full(resolution, heldout.Budget(classifier_steps=100)))
+
+
+def test_heldout_evaluation_of_a_run_prints_a_table(run_dir, small_classifier):
+    before = score_rows(run_dir)
+    result = invoke("score", "--heldout", run_dir, "--critic-steps", 40)
+    assert result.exit_code == 0, result.output
+    for text in ("held-out evaluation", "real (training images)", "best of generation 0",
+                 "best of generation 1", "critic", "auc", "swd", "rkid", "cover.", "recog."):
+        assert text in result.output, text
+    assert score_rows(run_dir) == before  # reads the run, writes nothing
+
+
+def test_heldout_json_has_every_contender_on_the_recorded_evaluation_split(run_dir, small_classifier):
+    out = json.loads(invoke("score", "--heldout", run_dir, "--critic-steps", 40, "--json",
+                            "--generation", 1).output)
+    assert [c["id"] for c in out["contenders"]][0] == "real"
+    assert [c["generation"] for c in out["contenders"]] == [None, 1]
+    assert out["meta"]["evaluation_images"] == 256 and out["meta"]["samples"] == 24
+    assert out["meta"]["split"]["version"] == 2 and out["meta"]["budget"]["critic_steps"] == 40
+    for c in out["contenders"]:
+        assert 0.0 <= c["critic"] <= 1.0 and 0.0 <= c["recognisable"] <= 1.0
+
+
+def test_heldout_on_a_run_recorded_before_evaluation_splits_says_what_to_do(run_dir, tmp_path):
+    import shutil
+
+    from evoart.store import RunStore
+
+    old = tmp_path / run_dir.name
+    shutil.copytree(run_dir, old)
+    store = RunStore.open(old)
+    try:
+        record = dict(store.config)
+        record.pop("splits")
+        record["evolve"] = {k: v for k, v in record["evolve"].items() if k != "eval_holdout"}
+        store.update_config(record)
+    finally:
+        store.close()
+    result = CliRunner().invoke(main, ["score", "--heldout", str(old)])
+    assert result.exit_code == 2, result.output
+    assert "recorded before evoart kept an evaluation split" in result.output
+    assert "start a new run" in result.output
+    # and it still rescores, on its old two-way split
+    rescored = CliRunner().invoke(main, ["score", "--run", str(old), "--json"])
+    assert rescored.exit_code == 0, rescored.output
+    # and it resumes on its old two-way split, which its record now names
+    from evoart.runner import resume_run
+
+    resume_run(old, overrides={"generations": 3})
+    store = RunStore.open(old, readonly=True)
+    try:
+        record = store.config
+    finally:
+        store.close()
+    assert record["splits"]["version"] == 1 and record["evolve"]["eval_holdout"] == 0
+    images = data.load_images("shapes", 16)
+    train, held = data.holdout_split(len(images), 256, seed=3)
+    from evoart.seeds import array_digest
+
+    assert record["splits"]["digests"]["fitness"] == array_digest(held)
+    assert record["splits"]["digests"]["train"] == array_digest(train)

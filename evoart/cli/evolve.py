@@ -205,7 +205,9 @@ class EvolveView:
     def on_data(self, info):
         skipped = info["skipped"]
         self.print(f"Data: {info['name']} ({info['kind']}), {info['count']} images: "
-                   f"{info['train']} to train on, {info['holdout']} held out for judging", highlight=False)
+                   f"{info['train']} to train on, {info['holdout']} held out for judging"
+                   + (f", {info['evaluation']} for the held-out evaluation" if info.get("evaluation") else ""),
+                   highlight=False)
         if skipped:
             shown = "; ".join(f"{p} ({r})" for p, r in skipped[:10])
             more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""

@@ -16,6 +16,8 @@ SCORE_HELP = """Score generated images against real ones with evoart's metrics.
 \b
   evoart score REAL FAKE            two image folders (or a built-in dataset name for REAL)
   evoart score --run RUN            a run's individuals again, with the run's own protocol
+  evoart score --heldout RUN        the held-out evaluation: the best of generation 0 and of
+                                    the last generation on the run's evaluation split
 
 The real images are split in two halves (seeded): the reference every metric compares
 with, and a pool that measures each metric's real-vs-real floor at the same sample count,
@@ -30,6 +32,16 @@ indistinguishable from real images. Metrics (docs/METRICS.md):
   coverage    share of real images with a generated one among 5 neighbours     (higher)
   density     generated images per real neighbourhood, / 5 (~1 for real)       (higher)
   diversity   spread of the images relative to the real ones (1 = as varied)
+
+With --heldout, on images no individual and no fitness term saw:
+
+\b
+  critic      a fresh critic's Jensen-Shannon divergence estimate, bits: 0 = it cannot
+              tell the samples from real images, 1 = it always can              (lower)
+  auc         that critic's AUC on its test halves (0.5 = chance)               (lower)
+  swd, rkid, coverage   as above, against the evaluation split
+  recog.      shapes only: share of samples a classifier trained on the
+              generator's labels names with confidence >= 0.9                   (higher)
 """
 
 
@@ -41,21 +53,41 @@ def _fmt(value: float) -> str:
 @click.argument("real", required=False)
 @click.argument("fake", required=False)
 @click.option("--run", "run", metavar="RUN", help="Re-score a run's individuals (a name under --out or a path).")
-@runs_root_option("Where --run looks for runs by name.")
-@click.option("--generation", type=int, help="With --run: only this generation's members.")
+@runs_root_option("Where --run and --heldout look for runs by name.")
+@click.option("--heldout", "heldout", metavar="RUN",
+              help="The held-out evaluation of a run (a name under --out or a path).")
+@click.option("--generation", type=int, multiple=True,
+              help="With --run: only this generation's members. With --heldout: the best of this "
+                   "generation (repeatable; default 0 and the last).")
+@click.option("--individual", "individuals", multiple=True, metavar="ID",
+              help="With --heldout: also evaluate this individual (repeatable).")
+@click.option("--critic-steps", type=int, help="With --heldout: the evaluation critic's training steps "
+              "(default 400; use the same for everything you compare).")
 @click.option("--metric", "names", multiple=True, metavar="NAME",
               help="Report only these metrics (repeatable); default all.")
 @click.option("--samples", type=int, help="Generated images scored (default: all, at most a quarter of REAL).")
 @click.option("--resolution", type=int, default=32, show_default=True, help="Images are decoded at this size.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the real split and the metrics.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seeds the real split and the metrics (with --heldout: the critic).")
 @click.option("--features", type=click.Path(dir_okay=False),
               help="A local torch.export feature extractor (.pt2; TorchScript .pt is deprecated) "
                    "instead of the random CNN embedding.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @click.option("--save", is_flag=True, help="With --run: also write the scores to RUN/rescore.json.")
-def score(real, fake, run, out, generation, names, samples, resolution, seed, features, as_json, save):
+def score(real, fake, run, heldout, out, generation, individuals, critic_steps, names, samples, resolution, seed,
+          features, as_json, save):
     from ..scoring import rescore_run, score_folders
 
+    if heldout:
+        if real or fake or run:
+            raise click.UsageError("give --heldout RUN alone, without REAL and FAKE or --run")
+        _heldout(heldout, out, list(generation), list(individuals), critic_steps, seed, as_json)
+        return
+    if individuals or critic_steps is not None:
+        raise click.UsageError("--individual and --critic-steps are for --heldout RUN")
+    if len(generation) > 1:
+        raise click.UsageError("--run takes one --generation")
+    generation = generation[0] if generation else None
     if run:
         if real or fake:
             raise click.UsageError("give either REAL and FAKE folders or --run RUN, not both")
@@ -136,3 +168,50 @@ def _print_run(result: dict, saved: bool, run_dir: Path) -> None:
                       "column is not comparable for those.", highlight=False)
     if saved:
         console.print(f"Wrote {run_dir / 'rescore.json'}", highlight=False)
+
+
+def _heldout(ref, out, generations, individuals, critic_steps, seed, as_json) -> None:
+    from ..scoring import Budget, evaluate_run
+    from ..store import resolve_run
+
+    if critic_steps is not None and critic_steps < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--critic-steps")
+    budget = Budget(critic_steps=critic_steps) if critic_steps else Budget()
+    run_dir = resolve_run(ref, out)
+    if as_json:
+        result = evaluate_run(run_dir, generations=generations or None, individuals=individuals, seed=seed,
+                              budget=budget)
+        click.echo(json.dumps(result, sort_keys=True))
+        return
+    with console.status("held-out evaluation: training a critic per contender ...") as status:
+        def progress(ind_id, done, total):
+            status.update(f"held-out evaluation: {done}/{total} contenders done ({ind_id})")
+
+        result = evaluate_run(run_dir, generations=generations or None, individuals=individuals, seed=seed,
+                              budget=budget, progress=progress)
+    meta = result["meta"]
+    from .tables import print_table
+
+    columns = [("contender", "left"), ("id", "left"), ("critic", "right"), ("auc", "right"), ("swd", "right"),
+               ("rkid", "right"), ("cover.", "right")]
+    if meta["recognisability"]:
+        columns.append(("recog.", "right"))
+
+    def f3(v: float) -> str:
+        return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
+
+    rows = []
+    for c in result["contenders"]:
+        cells = [c["label"], c["id"], f"{c['critic']:.3f}", f"{c['critic_auc']:.3f}", f3(c["swd"]), f3(c["rkid"]),
+                 f"{c['coverage']:.3f}"]
+        if meta["recognisability"]:
+            cells.append(f"{c['recognisable']:.2f}")
+        rows.append(cells)
+    print_table(f"{run_dir.name}: held-out evaluation ({meta['samples']} samples against "
+                f"{meta['evaluation_images']} evaluation images, {meta['resolution']} px)", columns, rows)
+    b = meta["budget"]
+    console.print("critic: a fresh critic's JS divergence estimate in bits (0 = cannot tell them from the "
+                  "evaluation images, 1 = always can; lower is better), trained on half of each set and tested "
+                  f"on the other half; {b['critic_steps']} steps, batch {b['batch']}, width {b['width']}, seed "
+                  f"{meta['seed']}. The real row is the floor: training images the evaluation never saw either.",
+                  highlight=False)

@@ -18,7 +18,8 @@ from . import landscapes  # noqa: F401, I001
 from . import patterns  # noqa: F401, I001
 from .builtin import list_datasets, register_dataset
 from .folders import decode_image, default_cache_dir
-from .loading import holdout_split, load_images, load_run_data, preview, require_count
+from .loading import load_images, load_run_data, load_run_split, preview, recorded_split, require_count
+from .splits import LEGACY_RECORD, SPLIT_VERSION, Split, folder_source, holdout_split, split_run, three_way_split
 from .types import (
     BUILTIN_COUNT,
     CACHE_VERSION,
@@ -40,7 +41,15 @@ __all__ = [
     "ImageSet",
     "decode_image",
     "default_cache_dir",
+    "LEGACY_RECORD",
+    "SPLIT_VERSION",
+    "Split",
+    "folder_source",
     "holdout_split",
+    "load_run_split",
+    "recorded_split",
+    "split_run",
+    "three_way_split",
     "list_datasets",
     "load_images",
     "load_run_data",

@@ -240,8 +240,14 @@ def _load_folder(
             f"(for example {example_path}: {example_reason}). "
             "Check that the files are intact images, or point evoart at another folder."
         )
+    from .splits import folder_source, source_ids
+
+    failed = {path for path, _ in skipped}
+    kept = [c.relative for c in candidates if str(c.path) not in failed]
+    sources = source_ids([folder_source(r) for r in kept]) if len(kept) == len(images) else None
     if count is not None:
         images = images[:count]
+        sources = sources[:count] if sources is not None else None
     return ImageSet(
         name=folder.name,
         kind="folder",
@@ -250,6 +256,7 @@ def _load_folder(
         images=images,
         skipped=skipped,
         cached=cached,
+        sources=sources,
     )
 
 

@@ -13,6 +13,7 @@ from PIL import Image
 from .. import imaging
 from . import builtin, types
 from .folders import _fingerprint, _load_folder
+from .splits import LEGACY_RECORD, Split, holdout_split, split_run  # noqa: F401  (holdout_split: re-exported)
 from .types import DataError, ImageSet
 
 # --------------------------------------------------------------------------
@@ -97,30 +98,34 @@ def require_count(imageset: ImageSet, needed: int, why: str) -> None:
     raise DataError(f"Only {have} usable {noun} in {where}{skipped}; evoart needs at least {needed}: {why}")
 
 
-def holdout_split(n: int, n_holdout: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Split ``range(n)`` into (train, held-out) index arrays with a seeded permutation.
+def load_run_split(cfg, progress: Callable[[int, int], None] | None = None, *,
+                   recorded: dict | None = None) -> tuple[ImageSet, Split]:
+    """A run's images (``cfg``: an ``EvolveConfig``) and their split into training,
+    fitness holdout and evaluation holdout (:mod:`evoart.data.splits`).
 
-    The held-out images are never trained on, so metrics on them measure
-    generalisation rather than memorisation. Both arrays are sorted int64 and
-    disjoint, and together cover ``range(n)``; the same arguments always give
-    the same split.
-    """
-    if not 0 <= n_holdout <= n:
-        raise ValueError(f"n_holdout must be between 0 and n={n}, got {n_holdout}")
-    order = np.random.default_rng(seed).permutation(n)
-    return np.sort(order[n_holdout:]).astype(np.int64), np.sort(order[:n_holdout]).astype(np.int64)
-
-
-def load_run_data(cfg, progress: Callable[[int, int], None] | None = None) -> tuple[ImageSet, np.ndarray, np.ndarray]:
-    """A run's images (``cfg``: an ``EvolveConfig``) split into a training set and a
-    held-out set nobody trains on: ``(ImageSet, train uint8, held-out uint8)``."""
+    ``recorded``: the run record's ``splits`` entry for an existing run
+    (:func:`recorded_split` reads it from a record), ``None`` for a new run."""
     from ..genome import BATCH_SIZES
 
     images = load_images(cfg.data, cfg.resolution, progress=progress)
-    require_count(images, max(BATCH_SIZES) + cfg.holdout,
-                  f"the largest batch ({max(BATCH_SIZES)}) plus the held-out split ({cfg.holdout})")
-    train_idx, hold_idx = holdout_split(len(images.images), cfg.holdout, seed=cfg.seed)
-    return images, images.images[train_idx], images.images[hold_idx]
+    split = split_run(images, holdout=cfg.holdout, eval_holdout=getattr(cfg, "eval_holdout", 0),
+                      seed=cfg.seed, batch=max(BATCH_SIZES), recorded=recorded)
+    return images, split
+
+
+def recorded_split(run_record: dict) -> dict:
+    """The ``splits`` entry of a run's record; a run recorded before evaluation splits
+    existed has none and keeps its two-way split (``LEGACY_RECORD``)."""
+    return run_record.get("splits") or dict(LEGACY_RECORD)
+
+
+def load_run_data(cfg, progress: Callable[[int, int], None] | None = None, *,
+                  recorded: dict | None = None) -> tuple[ImageSet, np.ndarray, np.ndarray]:
+    """A run's images split into a training set and the fitness holdout nobody trains on:
+    ``(ImageSet, train uint8, fitness holdout uint8)``. The evaluation holdout is not
+    returned: what trains and what scores fitness never needs it."""
+    images, split = load_run_split(cfg, progress, recorded=recorded)
+    return images, images.images[split.train], images.images[split.fitness]
 
 
 def preview(

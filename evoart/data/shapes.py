@@ -70,6 +70,30 @@ def _polygon(cx: float, cy: float, radius: float, sides: int, angle: float, size
     "softly graded background. Simple on purpose: a tiny GAN shows recognisable shapes quickly.",
 )
 def generate_shapes(count: int, resolution: int, rng: np.random.Generator) -> np.ndarray:
+    return _draw_shapes(count, resolution, rng, None)
+
+
+#: The shape kinds of ``shapes``, in the order of their label numbers.
+SHAPE_KINDS = ("circle", "square", "triangle")
+
+
+def shapes_with_labels(count: int, resolution: int, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The built-in ``shapes`` images for ``seed`` (the same pixels as
+    ``load_images("shapes", resolution, count=count, seed=seed)``) and the generator's
+    own labels: ``count`` (1-3 shapes, int64), ``kind`` (the largest shape's kind, an
+    index into :data:`SHAPE_KINDS`; it is drawn first, so later shapes may overlap it)
+    and ``kinds`` (every shape's kind, largest first, -1 where there is none; (N, 3))."""
+    labels: list[list[int]] = []
+    images = _draw_shapes(count, resolution, np.random.default_rng(seed), labels)
+    kinds = np.full((count, 3), -1, np.int64)
+    for i, row in enumerate(labels):
+        kinds[i, :len(row)] = row
+    return images, {"count": np.array([len(row) for row in labels], np.int64), "kind": kinds[:, 0], "kinds": kinds}
+
+
+def _draw_shapes(count: int, resolution: int, rng: np.random.Generator, labels: list | None) -> np.ndarray:
+    """The images of ``shapes``; with ``labels`` (a list), each image's shape kinds are
+    appended to it. Labels are read off the draws, never drawn: the pixels are the same."""
     size = SUPERSAMPLE * resolution
     out = np.empty((count, resolution, resolution, 3), np.uint8)
     for index in range(count):
@@ -79,8 +103,10 @@ def generate_shapes(count: int, resolution: int, rng: np.random.Generator) -> np
         radii = np.sort(rng.uniform(0.14, 0.28, n_shapes))[::-1]  # large first: small ones stay visible
         hues: list[float] = []
         placed: list[tuple[float, float, float]] = []
+        drawn: list[int] = []
         for radius in radii:
             kind = int(rng.integers(3))
+            drawn.append(kind)
             colour, hue = _shape_colour(rng, background_luma, hues)
             hues.append(hue)
             cx, cy = _place(rng, radius, placed)
@@ -95,6 +121,8 @@ def generate_shapes(count: int, resolution: int, rng: np.random.Generator) -> np
             else:  # equilateral triangle, any rotation
                 draw.polygon(_polygon(cx, cy, radius, 3, angle, size), fill=fill)
         out[index] = _downsample(canvas, resolution)
+        if labels is not None:
+            labels.append(drawn)
     return out
 
 

@@ -55,6 +55,11 @@ class ImageSet:
 
     ``skipped`` lists ``(path, reason)`` for files that could not be used;
     ``cached`` says whether a folder was read from the decode cache.
+
+    ``sources`` gives each image's source photograph as an int64 id (equal ids, one
+    source), so the data split can keep crops of one photograph together; ``None`` means
+    every image is its own source (built-ins). For folders see
+    :func:`evoart.data.splits.folder_source`.
     """
 
     name: str
@@ -64,6 +69,13 @@ class ImageSet:
     images: np.ndarray
     skipped: list[tuple[str, str]] = field(default_factory=list)
     cached: bool = False
+    sources: np.ndarray | None = None
+
+    def source_ids(self) -> np.ndarray:
+        """Each image's source id (int64); one source per image when none are known."""
+        if self.sources is None:
+            return np.arange(len(self), dtype=np.int64)
+        return np.asarray(self.sources, dtype=np.int64)
 
     def __len__(self) -> int:
         return int(self.images.shape[0])

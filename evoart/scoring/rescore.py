@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Callable
 
 from .. import metrics
-from ..data import load_run_data
+from ..data import load_run_data, recorded_split
 from ..fitness import make_context
 from ..train import generate
 from .folders import ScoreError, _pick
@@ -34,7 +34,7 @@ def rescore_run(run_dir, *, generation: int | None = None, names=None,
             if not ids:
                 raise ScoreError(f"run {store.run_dir.name} has no finished generation {generation}")
             rows = store.individuals(ids=ids)
-        _, train_u8, holdout_u8 = load_run_data(cfg)
+        _, train_u8, holdout_u8 = load_run_data(cfg, recorded=recorded_split(record))
         ctx = make_context(cfg, train_u8, holdout_u8, "cpu", protocol=record.get("metrics"))
         scorer = ctx.scorer("perceptual")
         out = []
