@@ -185,55 +185,213 @@ def evaluate(task: EvalTask, ctx: EvalContext, progress: Callable[[int, int], No
 
 # ---- the judging pass --------------------------------------------------------------------
 
+MIN_JUDGES = 3          # discriminators (besides the critic) every generator is judged by, kin if need be
+CRITIC_STEPS = 150      # the fresh critic's fixed training budget each generation
+CRITIC_BATCH = 64
+CRITIC_LR = 1e-3
+# Kin, from the least to the most related: the order in which kin are called back when a
+# generator has fewer than MIN_JUDGES non-kin judges. A sibling's D shares only a
+# parent's starting weights with G's own D; G's own D started from a parent's D; a
+# child's D is G's own D trained further. G's own D never judges G.
+KIN_FALLBACK_ORDER = ("sibling", "parent", "child")
+BN_MODES = ("eval", "batch")
+
+
+@dataclass
+class Critic:
+    """The panel's independent critic for one generation: trained from scratch for
+    ``steps`` steps, seeded, on held-out real images against the generation's samples."""
+
+    id: str                  # its D id in the judge matrix, e.g. "critic-g003"
+    seed: int
+    steps: int = CRITIC_STEPS
+
+
 @dataclass
 class Judged:
-    matrix: dict[tuple[str, str], float]   # (D's individual, G's individual) -> share of pairs
-    realism: dict[str, float]               # G's individual -> mean over the other Ds
+    matrix: dict[tuple[str, str], float]   # (D's id, G's id) -> share of pairs (ties half)
+    realism: dict[str, float]               # G's id -> min(critic, median of its D judges)
+    roles: dict[tuple[str, str], str] = field(default_factory=dict)  # cell -> peer|memory|fallback|critic
+    critic_seconds: float = 0.0
+
+    def fallbacks(self) -> dict[str, list[str]]:
+        """G -> the kin whose D judged it because it had too few non-kin judges."""
+        out: dict[str, list[str]] = {}
+        for (d, g), role in sorted(self.roles.items()):
+            if role == "fallback":
+                out.setdefault(g, []).append(d)
+        return out
+
+
+class _CriticNet(torch.nn.Module):
+    """A small convolutional critic with one output per generator (no normalisation:
+    nothing depends on a batch-norm mode)."""
+
+    def __init__(self, resolution: int, heads: int, width: int = 16):
+        super().__init__()
+        layers, c, r = [], 3, resolution
+        for w in (width, 2 * width, 4 * width):
+            layers += [torch.nn.Conv2d(c, w, 4, stride=2, padding=1), torch.nn.LeakyReLU(0.2)]
+            c, r = w, r // 2
+            if r <= 4:
+                break
+        self.features = torch.nn.Sequential(*layers)
+        self.head = torch.nn.Linear(c * r * r, heads)
+
+    def forward(self, x):
+        return self.head(self.features(x).flatten(1))
+
+
+def train_critic(real: torch.Tensor, fakes: list[torch.Tensor], *, steps: int, seed: int,
+                 device: str = "cpu") -> torch.nn.Module:
+    """A critic trained from scratch to tell ``real`` from each of ``fakes`` (all
+    (N,3,R,R) in [-1,1]), with the logistic loss, for exactly ``steps`` steps.
+
+    One shared trunk and one output per fake set (generator): head k learns real
+    against generator k only, so a generator unlike the others (a constant colour, a
+    near-black one) cannot hide in the crowd, at the cost of one small network. Each
+    step sees a batch of real images and the same number of fakes from every
+    generator. Scored on images it did not train on, head k estimates the
+    neural-network divergence of Gulrajani et al. 2019 between real and generator k.
+    Deterministic for a seed on the CPU. Returns the net: ``net(x)[:, k]``."""
+    devices = [torch.device(device)] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        k = len(fakes)
+        net = _CriticNet(real.shape[-1], k).to(device).train()
+        opt = torch.optim.Adam(net.parameters(), lr=CRITIC_LR, betas=(0.5, 0.999))
+        real = real.to(device)
+        fakes = [f.to(device) for f in fakes]
+        per = max(2, -(-CRITIC_BATCH // k))           # fakes of each generator per step
+        b = min(CRITIC_BATCH, real.shape[0])
+        softplus = torch.nn.functional.softplus
+        with torch.enable_grad():
+            for _ in range(steps):
+                r = real[torch.randint(real.shape[0], (b,), generator=gen).to(device)]
+                f = torch.cat([x[torch.randint(x.shape[0], (per,), generator=gen).to(device)] for x in fakes])
+                owner = torch.arange(k, device=device).repeat_interleave(per)
+                fake_logits = net(f).gather(1, owner[:, None]).squeeze(1)
+                loss = softplus(-net(r)).mean() + softplus(fake_logits).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+    return net.eval()
+
+
+def panel_realism(cells: list[float], critic: float | None) -> float:
+    """How a generator's judge cells become its realism: the stricter of the fresh
+    critic and the median of its discriminator judges. The median is unmoved by a
+    few fooled (or kin-like) Ds; the critic, trained on held-out images against this
+    very generation's samples, cannot have a blind spot the generation did not show it,
+    so a generator is never more real than it says."""
+    parts = []
+    if cells:
+        parts.append(float(np.median(cells)))
+    if critic is not None:
+        parts.append(float(critic))
+    return min(parts) if parts else 0.0
 
 
 @torch.no_grad()
 def judge(
-    entries: list[tuple[str, Genome, dict | None, np.ndarray | None]],
+    entries: list[tuple[str, Genome | None, dict | None, np.ndarray | None]],
     holdout: torch.Tensor,
     *,
     n: int,
     device: str = "cpu",
+    kin: dict[str, dict[str, str]] | None = None,
+    panel: list[tuple[str, Genome, dict | None]] = (),
+    critic: Critic | None = None,
+    min_judges: int = MIN_JUDGES,
+    bn_mode: str = "eval",
 ) -> Judged:
-    """Each discriminator of the population scores every other generator's samples and
-    ``n`` held-out real images; realism of a generator is the share of (generated, real)
-    pairs in which a D scores the generated image at least as real, averaged over the
-    other individuals' Ds (its own D left out). Scale-free, so it compares individuals
-    trained with different adversarial losses.
+    """The judging pass. Every discriminator on the panel scores generators' samples
+    against the first ``n`` held-out real images; a cell is the share of (generated,
+    real) pairs in which D scores the generated image as more real, ties counting half
+    (0.5: D cannot tell them apart). Scale-free, so Ds trained with different losses compare.
 
-    ``entries``: (id, genome, discriminator state or None, samples uint8 or None). An
-    individual without a usable D (diverged, failed) does not judge; one without samples
-    is not judged and gets realism 0.
+    ``entries``: the population, (id, genome, D state or None, samples uint8 or None);
+    each judges and is judged. An entry without a usable D (diverged, failed) does not
+    judge; one without samples is not judged and gets realism 0. ``panel``: remembered
+    judges, (id, genome, D state), which judge without being judged. ``kin``: G's id ->
+    {D's id: relation} of the judges that must not judge it ("self", "parent", "sibling",
+    "child"); G's own D is always left out. A generator left with fewer than
+    ``min_judges`` Ds calls kin back in ``KIN_FALLBACK_ORDER`` (cells of role
+    "fallback"). ``critic``: a fresh critic trained on the held-out images after the
+    first ``n`` against every entry's samples after its first ``n`` (when it has more),
+    then scoring every generator's first ``n``. ``bn_mode``: "eval" (running
+    statistics) or "batch" (each batch's own statistics, nothing updated).
+    Realism: ``panel_realism``.
     """
     from .imaging import to_float_tensor
 
+    if bn_mode not in BN_MODES:
+        raise ValueError(f"bn_mode must be one of {', '.join(BN_MODES)}, got {bn_mode!r}")
+    kin = kin or {}
     real = holdout[:n].to(device)
     fakes = {i: to_float_tensor(s[:n]).to(device) for i, _, _, s in entries if s is not None}
-    matrix: dict[tuple[str, str], float] = {}
     resolution = real.shape[-1]
-    for d_id, genome, d_state, _ in entries:
-        if d_state is None:
+    judges = [(i, g, d, "peer") for i, g, d, _ in entries] + [(i, g, d, "memory") for i, g, d in panel]
+
+    # who judges whom: non-kin first, then kin called back, least related first
+    wanted: dict[tuple[str, str], str] = {}
+    usable = [(d_id, role) for d_id, genome, d_state, role in judges if d_state is not None and genome is not None]
+    for g_id in fakes:
+        related = dict(kin.get(g_id, {}))
+        related[g_id] = "self"
+        chosen = [(d, role) for d, role in usable if d not in related]
+        if len(chosen) < min_judges:
+            backups = sorted((KIN_FALLBACK_ORDER.index(related[d]), d) for d, _ in usable
+                             if related.get(d) in KIN_FALLBACK_ORDER)
+            chosen += [(d, "fallback") for _, d in backups[: min_judges - len(chosen)]]
+        for d, role in chosen:
+            wanted[(d, g_id)] = role
+
+    matrix: dict[tuple[str, str], float] = {}
+    roles: dict[tuple[str, str], str] = {}
+    for d_id, genome, d_state, _ in judges:
+        targets = [g for g in fakes if (d_id, g) in wanted]
+        if d_state is None or genome is None or not targets:
             continue
         D = build_discriminator(genome, resolution)
         D.load_state_dict(d_state)
-        D.to(device).eval()
+        D.to(device)
+        D.train() if bn_mode == "batch" else D.eval()
         real_scores = D(real).float().cpu()
         if not torch.isfinite(real_scores).all():
             continue
-        for g_id, fake in fakes.items():
-            if g_id == d_id:
-                continue
-            fake_scores = torch.nan_to_num(D(fake).float().cpu(), nan=-float("inf"))
+        for g_id in targets:
+            fake_scores = torch.nan_to_num(D(fakes[g_id]).float().cpu(), nan=-float("inf"))
             matrix[(d_id, g_id)] = metrics.pairwise_realism(fake_scores, real_scores)
+            roles[(d_id, g_id)] = wanted[(d_id, g_id)]
+
+    critic_cells: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if critic is not None and fakes:
+        rest = holdout[n:]
+        critic_real = rest if rest.shape[0] >= n else holdout
+        order = [i for i, _, _, s in entries if s is not None]
+        samples_of = {i: s for i, _, _, s in entries if s is not None}
+        train_fakes = [to_float_tensor(samples_of[i][n:] if len(samples_of[i]) > n else samples_of[i][:n])
+                       for i in order]
+        net = train_critic(critic_real, train_fakes, steps=critic.steps, seed=critic.seed, device=device)
+        real_scores = net(real).float().cpu()
+        for head, g_id in enumerate(order):
+            fake_scores = torch.nan_to_num(net(fakes[g_id])[:, head].float().cpu(), nan=-float("inf"))
+            critic_cells[g_id] = matrix[(critic.id, g_id)] = metrics.pairwise_realism(
+                fake_scores, real_scores[:, head])
+            roles[(critic.id, g_id)] = "critic"
+    critic_seconds = time.perf_counter() - t0
+
     realism = {}
     for g_id, *_ in entries:
-        values = [v for (d, g), v in matrix.items() if g == g_id]
-        realism[g_id] = float(np.mean(values)) if values and g_id in fakes else 0.0
-    return Judged(matrix, realism)
+        if g_id not in fakes:
+            realism[g_id] = 0.0
+            continue
+        cells = [v for (d, g), v in matrix.items() if g == g_id and roles[(d, g)] != "critic"]
+        realism[g_id] = panel_realism(cells, critic_cells.get(g_id))
+    return Judged(matrix, realism, roles, round(critic_seconds, 3))
 
 
 def generate_samples(genome: Genome, generator_state: dict, ctx: EvalContext, n: int | None = None) -> np.ndarray:

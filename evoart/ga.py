@@ -21,7 +21,7 @@ from deap import base, creator, tools
 
 from . import variation
 from .config import EvolveConfig
-from .fitness import EvalContext, EvalTask, Evaluation, judge
+from .fitness import Critic, EvalContext, EvalTask, Evaluation, judge
 from .genome import Genome
 from .objectives import OBJECTIVES, WEIGHTS, WORST, display_score, utilities  # noqa: F401 (re-exported)
 from .seeds import derive_seed
@@ -123,6 +123,8 @@ class ResumePoint:
     begun: list[Member] | None = None          # children of next_generation, if it was begun
     begun_state: dict | None = None
     history: list[dict] = field(default_factory=list)   # the finished generations' summaries
+    panel: list[Member] = field(default_factory=list)    # the remembered judges of next_generation
+    panel_culled: dict = field(default_factory=dict)     # ... and the generation each was culled in
 
 
 class Ledger(Protocol):
@@ -130,9 +132,10 @@ class Ledger(Protocol):
     def begin_generation(self, generation: int, children: list[Member], state: dict) -> None: ...
     def commit(self, member: Member, evaluation: Evaluation) -> None: ...
     def end_generation(self, generation: int, ranked: list[Member], pool: list[Member],
-                       judged_matrix: dict, state: dict, samples: dict[str, np.ndarray]) -> None: ...
+                       judged, state: dict, samples: dict[str, np.ndarray]) -> None: ...
     def load_train_state(self, ind_id: str) -> dict | None: ...
     def load_generator_state(self, ind_id: str) -> dict | None: ...
+    def load_discriminator_state(self, ind_id: str) -> dict | None: ...
 
 
 Progress = Callable[[str, dict], None]
@@ -260,6 +263,58 @@ def seed_parent(member: Member) -> str | None:
     return None
 
 
+# ---- the judge panel ---------------------------------------------------------------------
+
+# Remembered judges: the discriminators of the individuals culled in the last
+# PANEL_GENERATIONS generations, at most PANEL_MEMORY of them, the most recently culled
+# first. They are the judges today's generators' parents and grandparents had to get
+# past, so a weakness that paid off a generation or two ago does not pay again; the cost
+# is bounded (k x children Ds). Not the hall of fame: with realism judged by a fresh
+# critic the Pareto front is small and mostly still in the population (tiny runs: no
+# front member outside it in 8 seeds of 8), so its memory would be empty.
+PANEL_GENERATIONS = 2
+PANEL_MEMORY = 16
+
+
+def kin_relations(pool: list[Member], judges: list[Member]) -> dict[str, dict[str, str]]:
+    """For each generator of ``pool``: the judges that are its kin and how ("parent",
+    "child", "sibling": born in the same generation with a parent in common). Its own D
+    is left out by ``judge`` itself."""
+    out: dict[str, dict[str, str]] = {}
+    for g in pool:
+        related: dict[str, str] = {}
+        for d in judges:
+            if d.id == g.id:
+                continue
+            if d.id in g.parents:
+                related[d.id] = "parent"
+            elif g.id in d.parents:
+                related[d.id] = "child"
+            elif d.born == g.born and set(d.parents) & set(g.parents):
+                related[d.id] = "sibling"
+        out[g.id] = related
+    return out
+
+
+def remembered_judges(generation: int, pool: list[Member], ranked: list[Member],
+                      panel: list[Member], culled: dict[str, int]) -> tuple[list[Member], dict[str, int]]:
+    """The panel's memory for the generation after ``generation``: its culled members
+    with a D, and those of ``panel`` culled within ``PANEL_GENERATIONS`` generations
+    (see ``PANEL_MEMORY``). Returns the members and the generation each was culled in."""
+    alive = {m.id for m in ranked}
+    now = {m.id: generation for m in pool if m.id not in alive and m.status == "ok"}
+    kept = {m.id: culled[m.id] for m in panel
+            if m.id not in alive and m.id not in now and culled.get(m.id, -1) > generation - PANEL_GENERATIONS}
+    by_id = {m.id: m for m in [*panel, *pool]}
+    order = sorted({**kept, **now}.items(), key=lambda kv: (-kv[1], -by_id[kv[0]].born, kv[0]))[:PANEL_MEMORY]
+    return [by_id[i] for i, _ in order], dict(order)
+
+
+def critic_for(cfg: EvolveConfig, generation: int) -> Critic:
+    """The generation's fresh critic: its D id in the judge matrix and its seed."""
+    return Critic(id=f"critic-g{generation:03d}", seed=derive_seed(cfg.seed, "critic", generation, bits=31))
+
+
 # ---- the loop ----------------------------------------------------------------------------
 
 def evolve(
@@ -287,6 +342,8 @@ def evolve(
     start_gen = 0
     resume = ledger.resume_point(cfg) if ledger is not None else None
     begun: list[Member] | None = None
+    panel: list[Member] = []   # the remembered judges (Ds culled in the last generations)
+    culled: dict[str, int] = {}
     if resume is not None:
         start_gen = resume.next_generation
         population = resume.population
@@ -299,14 +356,18 @@ def evolve(
         restore_hall_of_fame(hof, resume.hall_of_fame or population)
         history = list(resume.history)
         begun = resume.begun
+        panel = list(resume.panel)
+        culled = dict(resume.panel_culled)
         if begun is not None and resume.begun_state:
             rng.setstate(_rng_from_json(resume.begun_state["rng"]))
             deap_rng.setstate(_rng_from_json(resume.begun_state["global_rng"]))
 
-    # In-memory state of the current population: training states (for inheritance) and
-    # generator states (for judging). Reloaded from the ledger after a resume.
+    # In-memory state of the current population and panel: training states (for
+    # inheritance), generator and discriminator states (for judging). Reloaded from the
+    # ledger after a resume. Every trained individual keeps its D, inheriting or not.
     train_states: dict[str, dict | None] = {}
     gen_states: dict[str, dict | None] = {}
+    d_states: dict[str, dict | None] = {}
 
     def train_state(ind_id: str) -> dict | None:
         if ind_id not in train_states and ledger is not None:
@@ -317,6 +378,11 @@ def evolve(
         if ind_id not in gen_states and ledger is not None:
             gen_states[ind_id] = ledger.load_generator_state(ind_id)
         return gen_states.get(ind_id)
+
+    def d_state(ind_id: str) -> dict | None:
+        if ind_id not in d_states and ledger is not None:
+            d_states[ind_id] = ledger.load_discriminator_state(ind_id)
+        return d_states.get(ind_id)
 
     evaluated = 0
     for gen in range(start_gen, cfg.generations):
@@ -357,12 +423,14 @@ def evolve(
             if ev.status == "ok":
                 train_states[m.id] = ev.train_state if cfg.inherit else None
                 gen_states[m.id] = ev.generator_state
+                d_states[m.id] = ev.train_state["d"] if ev.train_state else None
             if ledger is not None:
                 ledger.commit(m, ev)
             evaluated += 1
             emit("evaluated", {"generation": gen, "member": m, "evaluation": ev})
 
-        # The judging pass: every D of the population judges every other G.
+        # The judging pass: the panel (the population's Ds but kin, the remembered Ds and
+        # a fresh critic) judges every G.
         emit("judging", {"generation": gen})
         t_judge = time.perf_counter()
         pool = population + children
@@ -371,13 +439,18 @@ def evolve(
         from .fitness import generate_samples  # local: keeps torch out of DEAP-only imports
         for m in pool:
             ok = m.status == "ok"
-            ts = train_state(m.id) if ok else None
             gs = gen_state(m.id) if ok else None
-            s = generate_samples(m.genome, gs, ctx, n=cfg.judge_samples) if gs is not None else None
+            # all fixed latents: the first judge_samples are judged, the rest train the critic
+            s = generate_samples(m.genome, gs, ctx) if gs is not None else None
             if s is not None:
                 samples[m.id] = s
-            entries.append((m.id, m.genome, ts["d"] if ts else None, s))
-        judged = judge(entries, ctx.holdout_images, n=cfg.judge_samples, device=judge_device)
+            entries.append((m.id, m.genome, d_state(m.id) if ok else None, s))
+        in_pool = {m.id for m in pool}
+        remembered = [m for m in panel if m.id not in in_pool]
+        judged = judge(entries, ctx.holdout_images, n=cfg.judge_samples, device=judge_device,
+                       kin=kin_relations(pool, pool + remembered),
+                       panel=[(m.id, m.genome, d_state(m.id)) for m in remembered],
+                       critic=critic_for(cfg, gen))
         for m in pool:
             if m.status == "ok":
                 m.metrics["realism"] = judged.realism[m.id]
@@ -390,9 +463,13 @@ def evolve(
         with deap_random(deap_rng):
             ranked = select_and_rank(tb, pool, cfg, ctx.floors)
             hof.update(ranked)
+        panel, culled = remembered_judges(gen, pool, ranked, panel, culled)
         state = {"rng": _rng_to_json(rng.getstate()), "global_rng": _rng_to_json(deap_rng.getstate()),
                  "population": [m.id for m in ranked], "hall_of_fame": [m.id for m in hof],
-                 "hall_of_fame_metrics": {m.id: dict(m.metrics) for m in hof}}
+                 "hall_of_fame_metrics": {m.id: dict(m.metrics) for m in hof},
+                 "judges": [m.id for m in remembered],   # the remembered judges of this generation
+                 "panel": [m.id for m in panel],         # ... and of the next one
+                 "panel_culled": culled}
         summary = {
             "generation": gen,
             "best_realism": max(m.metrics["realism"] for m in ranked),
@@ -407,12 +484,16 @@ def evolve(
             "diverged": sum(1 for m in children if m.status == "diverged"),
             "failed": sum(1 for m in children if m.status == "failed"),
             "judge_seconds": round(judge_seconds, 2),
+            "critic_seconds": judged.critic_seconds,
+            "kin_fallbacks": len(judged.fallbacks()),
             "seconds": round(time.perf_counter() - t_gen, 2),
         }
         state["summary"] = summary
         if ledger is not None:
-            ledger.end_generation(gen, ranked, pool, judged.matrix, state, samples)
+            ledger.end_generation(gen, ranked, pool, judged, state, samples)
         survivors = {m.id for m in ranked}
+        for k in [k for k in d_states if k not in survivors and k not in {m.id for m in panel}]:
+            del d_states[k]
         for d in (train_states, gen_states):
             for k in [k for k in d if k not in survivors]:
                 del d[k]

@@ -97,7 +97,9 @@ class RunLedger:
             begun = [self._member(r, nxt) for r in self.store.individuals(born=nxt)]
         history = [g["end_state"]["summary"] for g in gens
                    if g["finished"] is not None and g["end_state"] and "summary" in g["end_state"]]
-        return ga.ResumePoint(nxt, population, end["rng"], end["global_rng"], hof, begun, begun_state, history)
+        panel = [self._member(r, last) for r in self.store.individuals(ids=end.get("panel", []))] if last is not None else []
+        return ga.ResumePoint(nxt, population, end["rng"], end["global_rng"], hof, begun, begun_state, history,
+                              panel, end.get("panel_culled", {}) if last is not None else {})
 
     def _hall_of_fame(self, end: dict, generation: int) -> list[ga.Member]:
         """The checkpointed Pareto front, with each member's metrics as the front holds
@@ -123,11 +125,13 @@ class RunLedger:
             # a diverged individual's tensors may hold NaN: never offer them to a child
             generator_state=ev.generator_state if ev.status == "ok" else None,
             train_state=ev.train_state if self.cfg.inherit and ev.status == "ok" else None,
+            # every trained D judges, inheriting or not: kept apart from the training state
+            discriminator_state=ev.train_state["d"] if ev.status == "ok" and ev.train_state else None,
         )
         self.commits += 1
         fault_point("committed", commits=self.commits)
 
-    def end_generation(self, generation, ranked, pool, judged_matrix, state, samples) -> None:
+    def end_generation(self, generation, ranked, pool, judged, state, samples) -> None:
         rows = []
         for rank, m in enumerate(ranked, 1):
             o = m.metrics
@@ -143,7 +147,7 @@ class RunLedger:
             generation,
             members=[(m.id, r) for r, m in enumerate(ranked, 1)],
             scores={m.id: dict(m.metrics) for m in pool},
-            judge=[(d, g, v) for (d, g), v in judged_matrix.items()],
+            judge=[(d, g, v, judged.roles.get((d, g), "peer")) for (d, g), v in judged.matrix.items()],
             state=state,
             contact_sheet_png=sheet,
         )
@@ -165,6 +169,9 @@ class RunLedger:
 
     def load_generator_state(self, ind_id: str) -> dict | None:
         return self.store.load_generator_state(ind_id)
+
+    def load_discriminator_state(self, ind_id: str) -> dict | None:
+        return self.store.load_discriminator_state(ind_id)
 
 
 # ---- start and resume --------------------------------------------------------------------

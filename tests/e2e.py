@@ -59,7 +59,7 @@ def _untimed(state: dict | None) -> dict | None:
 
 def snapshot(run: Path) -> dict:
     """What two equivalent runs must agree on: every genome, every parentage, every score,
-    every judge cell, every generation's members in rank order, and the whole GA state
+    every judge cell (and which panel member gave it), every generation's members in rank order, and the whole GA state
     checkpointed after each generation (RNG states, population, hall of fame with its
     metrics, the logbook's summary), timings aside."""
     with ledger(run) as c:
@@ -67,8 +67,8 @@ def snapshot(run: Path) -> dict:
                 for r in c.execute("SELECT * FROM individual")}
         members = [tuple(r) for r in c.execute("SELECT generation, individual, rank FROM member ORDER BY 1, 3")]
         scores = {(r[0], r[1], r[2]): r[3] for r in c.execute("SELECT individual, generation, metric, value FROM score")}
-        judge = {(r[0], r[1], r[2]): r[3] for r in
-                 c.execute("SELECT generation, d_individual, g_individual, value FROM judge")}
+        judge = {(r[0], r[1], r[2]): (r[3], r[4]) for r in
+                 c.execute("SELECT generation, d_individual, g_individual, value, role FROM judge")}
         states = {r[0]: (json.loads(r[1]), _untimed(json.loads(r[2]) if r[2] else None))
                   for r in c.execute("SELECT generation, begin_state, end_state FROM generation")}
     return {"individuals": inds, "members": members, "scores": scores, "judge": judge, "states": states}

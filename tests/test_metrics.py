@@ -345,8 +345,8 @@ def test_swd_of_a_constant_generator_is_finite_and_bad(swd_scorer, held_out):
 def test_pairwise_realism_equals_brute_force_including_ties(fake, real):
     f = torch.tensor(fake, dtype=torch.float32)
     r = torch.tensor(real, dtype=torch.float32)
-    wins = int((f[:, None] >= r[None, :]).sum())
-    assert pairwise_realism(f, r) == wins / (len(fake) * len(real))
+    wins = int((f[:, None] > r[None, :]).sum()) + 0.5 * int((f[:, None] == r[None, :]).sum())
+    assert pairwise_realism(f, r) == pytest.approx(wins / (len(fake) * len(real)), abs=1e-12)
 
 
 def test_pairwise_realism_is_half_when_d_cannot_tell():
@@ -359,7 +359,7 @@ def test_pairwise_realism_extremes_and_shapes():
     real = torch.linspace(0, 1, 50)
     assert pairwise_realism(real - 2, real) == 0.0  # D separates perfectly
     assert pairwise_realism(real + 2, real) == 1.0
-    assert pairwise_realism(torch.ones(7), torch.ones(9)) == 1.0  # ties count for the fake
+    assert pairwise_realism(torch.ones(7), torch.ones(9)) == 0.5  # a tie counts half (AUC)
     assert pairwise_realism((real - 2)[:, None], real[:, None]) == 0.0  # (N, 1) D outputs
     with pytest.raises(ValueError):
         pairwise_realism(torch.tensor([float("nan")]), real)
@@ -418,7 +418,8 @@ def test_registry_has_every_metric_of_the_protocol_with_its_direction():
     expected = {"swd": "lower", "rkid": "lower", "coverage": "higher", "color": "lower",
                 "perceptual": "lower", "diversity": "higher"}
     assert {k: infos[k].direction for k in expected} == expected
-    assert set(metric_versions()) == set(infos)
+    assert set(metric_versions()) == set(infos) | {"realism"}
+    assert metric_versions()["realism"] >= 2  # 2: ties count half, the judge panel
 
 
 def test_random_embedding_is_fixed_and_per_image(held_out):

@@ -265,6 +265,25 @@ def test_prune_removes_training_states_nothing_can_inherit(run):
     assert run.prune() == (0, 0)
 
 
+def test_prune_keeps_the_discriminators_the_judge_panel_still_needs(run):
+    """Every trained D is kept apart from the training state (``--no-inherit`` runs judge
+    too); prune keeps those of the next pool and of the remembered judges."""
+    d_state = {"head.weight": torch.ones(1, 4)}
+    run.begin_generation(0, [child(f"g000-i0{i}") for i in range(4)], state={})
+    for i in range(4):
+        run.commit_evaluation(f"g000-i0{i}", status="ok", metrics={}, stats={}, timings={}, samples_png=None,
+                              generator_state={"w": torch.zeros(1)}, train_state=None,
+                              discriminator_state=d_state)
+    run.end_generation(0, members=[("g000-i00", 0), ("g000-i01", 1)], scores={},
+                       judge=[("g000-i01", "g000-i00", 0.5, "peer"), ("critic-g000", "g000-i00", 0.25, "critic")],
+                       state={"panel": ["g000-i02"]})
+    assert run.judge_cells(0) == [("critic-g000", "g000-i00", 0.25, "critic"), ("g000-i01", "g000-i00", 0.5, "peer")]
+    assert run.load_train_state("g000-i00") is None and run.load_discriminator_state("g000-i00") is not None
+    removed, _ = run.prune()
+    assert removed == 1
+    assert [run.load_discriminator_state(f"g000-i0{i}") is not None for i in range(4)] == [True, True, True, False]
+
+
 def test_prune_keeps_everything_while_generation_0_runs(run):
     run.begin_generation(0, [child("g000-i00"), child("g000-i01")], state={})
     commit(run, "g000-i00")

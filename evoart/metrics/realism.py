@@ -6,13 +6,21 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+# Changes whenever realism values would change: 2 = ties count half (the AUC convention)
+# and a generator's realism comes from the judge panel (kin excluded, remembered judges,
+# a fresh critic); 1 counted ties for the generated image and averaged the other Ds.
+REALISM_VERSION = 2
+
 
 def pairwise_realism(fake_scores: Tensor, real_scores: Tensor) -> float:
-    """Share of (fake, real) pairs where the fake scores at least as "real" as the real.
+    """Share of (fake, real) pairs where the fake scores as more "real" than the real,
+    a tie counting half (the AUC, or Mann-Whitney U, convention).
 
-    ``mean over all pairs of 1[f >= r]`` (ties count for the fake), computed
-    exactly in O((F+R) log R) by sorting the real scores and counting with
-    ``searchsorted`` -- no F x R matrix. Why this and not the raw scores:
+    ``mean over all pairs of 1[f > r] + 0.5 * 1[f == r]``, computed exactly in
+    O((F+R) log R) by sorting the real scores and counting with ``searchsorted``
+    -- no F x R matrix. Ties count half so that a discriminator which cannot
+    tell anything apart (a constant output) says 0.5, "indistinguishable", and
+    not 1.0 for every generator. Why this and not the raw scores:
     discriminators of different individuals output on arbitrary scales, but
     this rank statistic (an AUC) is scale-free: 0.5 means the discriminator
     cannot tell the generator's images from real ones, 0 means it separates
@@ -29,6 +37,8 @@ def pairwise_realism(fake_scores: Tensor, real_scores: Tensor) -> float:
     if bool(torch.isnan(f).any()) or bool(torch.isnan(r).any()):
         raise ValueError("pairwise_realism got NaN discriminator scores")
     r_sorted = torch.sort(r).values
-    at_or_below = torch.searchsorted(r_sorted, f, right=True)  # #reals <= each fake
-    return int(at_or_below.sum()) / (f.numel() * r.numel())
+    below = torch.searchsorted(r_sorted, f, right=False)        # #reals < each fake
+    at_or_below = torch.searchsorted(r_sorted, f, right=True)   # #reals <= each fake
+    twice = int(below.sum()) + int(at_or_below.sum())           # 2 * (wins + ties / 2)
+    return twice / (2 * f.numel() * r.numel())
 

@@ -134,8 +134,13 @@ def list_metrics() -> list[MetricInfo]:
 
 
 def metric_versions() -> dict[str, int]:
-    """Every registered metric's version, for run records and caches."""
-    return {info.name: info.version for info in list_metrics()}
+    """Every registered metric's version, for run records and caches, and the version of
+    realism (the judge panel's statistic, which is no registered scorer)."""
+    from .realism import REALISM_VERSION
+
+    out = {info.name: info.version for info in list_metrics()}
+    out.setdefault("realism", REALISM_VERSION)
+    return out
 
 
 def build_metric(name: str, real: Tensor, *, seed: int, **context: Any) -> Scorer:

@@ -7,7 +7,8 @@ generation membership and the GA's checkpoint. Files hold pictures and tensors:
 
     <run>/run.db, config.json, run.lock
     <run>/gen-003/contact.png
-    <run>/gen-003/g003-i07/samples.png, genome.json, generator.pt, train_state.pt
+    <run>/gen-003/g003-i07/samples.png, genome.json, generator.pt, discriminator.pt,
+                          train_state.pt
 
 Files are written atomically (temporary file + rename) before the database row that
 refers to them is committed, so a killed run never points at a half-written file.
@@ -235,6 +236,7 @@ class RunStore:
         samples_png: bytes | None,
         generator_state: dict | None,
         train_state: dict | None,
+        discriminator_state: dict | None = None,
     ) -> None:
         """Files first (atomically), then the row: an individual counts as evaluated only
         once everything it refers to is on disk."""
@@ -250,6 +252,8 @@ class RunStore:
             atomic_torch_save(folder / "generator.pt", generator_state)
         if train_state is not None:
             atomic_torch_save(folder / "train_state.pt", train_state)
+        if discriminator_state is not None:
+            atomic_torch_save(folder / "discriminator.pt", discriminator_state)
         with self.conn:
             self.conn.execute(
                 "UPDATE individual SET status = ?, reason = ?, stats = ?, timings = ?, evaluated = ? WHERE id = ?",
@@ -267,13 +271,14 @@ class RunStore:
         *,
         members: list[tuple[str, int]],
         scores: dict[str, dict[str, float]],
-        judge: list[tuple[str, str, float]],
+        judge: list[tuple],
         state: dict,
         contact_sheet_png: bytes | None = None,
     ) -> None:
         """Close a generation: who survived in which rank, this generation's scores of
-        every member (realism changes with the population), the judge matrix and the GA
-        checkpoint the next generation starts from."""
+        every member (realism changes with the population), the judge matrix (cells
+        (D, G, value) or (D, G, value, role)) and the GA checkpoint the next generation
+        starts from."""
         if contact_sheet_png is not None:
             atomic_write_bytes(generation_dir(self.run_dir, generation) / "contact.png", contact_sheet_png)
         with self.conn:
@@ -286,8 +291,9 @@ class RunStore:
                 [(i, generation, m, float(v)) for i, ms in scores.items() for m, v in ms.items()],
             )
             self.conn.executemany(
-                "INSERT OR REPLACE INTO judge (generation, d_individual, g_individual, value) VALUES (?, ?, ?, ?)",
-                [(generation, d, g, float(v)) for d, g, v in judge],
+                "INSERT OR REPLACE INTO judge (generation, d_individual, g_individual, value, role)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(generation, c[0], c[1], float(c[2]), c[3] if len(c) > 3 else "peer") for c in judge],
             )
             self.conn.execute(
                 "UPDATE generation SET finished = ?, end_state = ? WHERE generation = ?",
@@ -351,6 +357,14 @@ class RunStore:
         ).fetchall()
         return [(r[0], r[1], r[2]) for r in rows]
 
+    def judge_cells(self, generation: int) -> list[tuple[str, str, float, str]]:
+        """The judge matrix with each cell's panel role (peer, memory, fallback, critic)."""
+        rows = self.conn.execute(
+            "SELECT d_individual, g_individual, value, role FROM judge WHERE generation = ? ORDER BY 1, 2",
+            (generation,),
+        ).fetchall()
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
     def score_table(self) -> dict[str, dict[int, dict[str, float]]]:
         """Every score row in one read: individual -> generation -> metric -> value (the
         gallery overlays them per generation as ``scores`` does, without a query each)."""
@@ -393,6 +407,15 @@ class RunStore:
     def load_generator_state(self, ind_id: str) -> dict | None:
         return self._load(individual_dir(self.run_dir, ind_id) / "generator.pt")
 
+    def load_discriminator_state(self, ind_id: str) -> dict | None:
+        """An individual's trained D, for judging; runs written before Ds were kept apart
+        have it only inside the training state (and only when they inherited)."""
+        state = self._load(individual_dir(self.run_dir, ind_id) / "discriminator.pt")
+        if state is None:
+            train = self.load_train_state(ind_id)
+            state = train.get("d") if train else None
+        return state
+
     def samples_path(self, ind_id: str) -> Path:
         return individual_dir(self.run_dir, ind_id) / "samples.png"
 
@@ -411,16 +434,28 @@ class RunStore:
                     keep.add(row.id)
         return keep
 
-    def prune(self) -> tuple[int, int]:
-        """Delete training states nothing can inherit any more; generator weights stay.
-        Returns (files removed, bytes freed)."""
+    def judges_needed(self) -> set[str]:
+        """Individuals whose D the judge panel may still need: everyone a child may
+        inherit from (they are the next pool), and the remembered judges (the panel
+        checkpointed with the last finished generation)."""
         keep = self.inheritable()
+        last = self.last_finished_generation()
+        if last is not None:
+            end = next((g["end_state"] for g in self.generations() if g["generation"] == last), None) or {}
+            keep |= set(end.get("panel", []))
+        return keep
+
+    def prune(self) -> tuple[int, int]:
+        """Delete training states nothing can inherit any more and discriminators no
+        judge panel can call on any more; generator weights stay. Returns (files
+        removed, bytes freed)."""
         removed = freed = 0
-        for path in sorted(self.run_dir.glob("gen-*/*/train_state.pt")):
-            if path.parent.name not in keep:
-                freed += path.stat().st_size
-                path.unlink()
-                removed += 1
+        for name, keep in (("train_state.pt", self.inheritable()), ("discriminator.pt", self.judges_needed())):
+            for path in sorted(self.run_dir.glob(f"gen-*/*/{name}")):
+                if path.parent.name not in keep:
+                    freed += path.stat().st_size
+                    path.unlink()
+                    removed += 1
         return removed, freed
 
 

@@ -6,7 +6,7 @@ import json
 import sqlite3
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Each migration takes the database from version i to i + 1. Version 0 is an empty file.
 MIGRATIONS: list[str] = [
@@ -67,6 +67,12 @@ MIGRATIONS: list[str] = [
         individual TEXT PRIMARY KEY REFERENCES individual (id),
         created REAL NOT NULL
     );
+    """,
+    # 2: a judge cell says which panel member gave it: "peer" (a D of the population,
+    # not kin), "memory" (a remembered D), "fallback" (kin, called back because the
+    # generator had too few other judges) or "critic" (the generation's fresh critic).
+    """
+    ALTER TABLE judge ADD COLUMN role TEXT NOT NULL DEFAULT 'peer';
     """,
 ]
 
