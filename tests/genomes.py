@@ -20,3 +20,17 @@ def tiny_genome(**training) -> Genome:
         training=TrainingGenes(lr_g=2e-3, lr_d=2e-3, beta1=0.5, beta2=0.99, d_steps=1, batch_size=16, ema=0.0),
     )
     return validate(genome.replace(training=dataclasses.replace(genome.training, **training)))
+
+
+def squares(n: int, seed: int, res: int = 16):
+    """Coloured squares of random size and place on black, in [-1, 1]: a tiny dataset
+    for the library tests."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    x = -torch.ones(n, 3, res, res)
+    for i in range(n):
+        s = int(torch.randint(4, 10, (1,), generator=g))
+        y0, x0 = (int(v) for v in torch.randint(0, res - s + 1, (2,), generator=g))
+        x[i, :, y0:y0 + s, x0:x0 + s] = torch.rand(3, 1, 1, generator=g) * 2 - 1
+    return x

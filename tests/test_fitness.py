@@ -19,20 +19,11 @@ from evoart.fitness import EvalContext, EvalTask, WORST, evaluate, generate_samp
 from evoart.imaging import to_float_tensor
 from evoart.train import train_briefly
 
-from genomes import tiny_genome
+from genomes import squares, tiny_genome
 
 RES = 16
 
 
-def squares(n: int, seed: int) -> torch.Tensor:
-    """Coloured squares of random size and place on black, 16 px, in [-1, 1]."""
-    g = torch.Generator().manual_seed(seed)
-    x = -torch.ones(n, 3, RES, RES)
-    for i in range(n):
-        s = int(torch.randint(4, 10, (1,), generator=g))
-        y0, x0 = (int(v) for v in torch.randint(0, RES - s + 1, (2,), generator=g))
-        x[i, :, y0:y0 + s, x0:x0 + s] = (torch.rand(3, 1, 1, generator=g) * 2 - 1)
-    return x
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,8 @@ import random
 import pytest
 import torch
 
+from genomes import squares
+
 from evoart import config, ga, metrics, variation
 from evoart.config import EvolveConfig
 from evoart.executors import SerialExecutor
@@ -94,14 +96,6 @@ def test_weighted_selection_ranks_by_the_weighted_utilities():
 # ---- inheritance under crossover (a run's children, trained for 0 steps) ------------------
 
 
-def squares(n: int, seed: int, res: int = 16) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    x = -torch.ones(n, 3, res, res)
-    for i in range(n):
-        s = int(torch.randint(4, 10, (1,), generator=g))
-        y0, x0 = (int(v) for v in torch.randint(0, res - s + 1, (2,), generator=g))
-        x[i, :, y0:y0 + s, x0:x0 + s] = torch.rand(3, 1, 1, generator=g) * 2 - 1
-    return x
 
 
 @pytest.fixture(scope="module")
