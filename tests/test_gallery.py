@@ -377,3 +377,45 @@ def test_the_pareto_view_plots_selection_objectives_and_marks_the_front(run):
 
     assert {i for i, d in dots.items() if "onfront" in d[0].split()} == {i for i in m if not dominated(i)}
     assert {i for i, d in dots.items() if "culled" in d[0].split()} == set(m) - set(members)
+
+
+def test_the_judge_panel_shows_the_critic_and_crosses_out_kin(run):
+    html = (run / "gen-001" / "index.html").read_text()
+    svg = html.split('aria-label="judge matrix"', 1)[1].split("</svg>", 1)[0]
+    titles = re.findall(r"<title>([^<]+)</title>", svg)
+    with RunStore.open(run, readonly=True) as s:
+        cells = s.judge_cells(1)
+        rows = {r.id: r for r in s.individuals()}
+    judged = {(d, g) for d, g, _, _ in cells}
+    assert any(role == "critic" for *_, role in cells)
+    assert "critic-g001" in svg and sum(t.startswith("the critic on G of") for t in titles) == len(
+        {g for d, g, _, role in cells if role == "critic"})
+    crossed = [t for t in titles if t.startswith("not judged")]
+    peers = {d for d, _, _, role in cells if role in ("peer", "fallback")}
+    gs = {g for _, g, _, _ in cells}
+    expected = 0
+    for d in peers:
+        for g in gs:
+            if (d, g) in judged:
+                continue
+            a, b = rows[d], rows[g]
+            kin = d == g or d in b.parents or g in a.parents or (a.born == b.born and set(a.parents) & set(b.parents))
+            assert kin, f"{d} did not judge {g} although they are not kin"
+            expected += 1
+    assert len(crossed) == expected and any("its own D" in t for t in crossed)
+
+
+def test_the_heat_map_groups_remembered_judges_and_outlines_kin_called_back():
+    from evoart.gallery.charts import judge_heatmap
+
+    cells = [("g001-i00", "g001-i01", 0.4, "peer"), ("g001-i01", "g001-i00", 0.6, "fallback"),
+             ("g000-i03", "g001-i00", 0.2, "memory"), ("critic-g001", "g001-i00", 0.5, "critic"),
+             ("critic-g001", "g001-i01", 0.0, "critic")]
+    h = judge_heatmap(cells, {("g001-i00", "g001-i00"): "self", ("g001-i01", "g001-i01"): "self"})
+    labels = [r["label"] for r in h["rows"]]
+    assert labels == ["g001-i00", "g001-i01", "g000-i03 (remembered)", "critic-g001"]
+    assert (h["remembered"], h["critics"], h["fallbacks"], h["excluded"]) == (1, 1, 1, 0)
+    fallback = [c for r in h["rows"] for c in r["cells"] if c["fallback"]]
+    assert len(fallback) == 1 and "kin called back" in fallback[0]["title"]
+    assert len(h["separators"]) == 2  # peers | remembered | critic
+    assert judge_heatmap([("a", "b", 0.5)])["rows"][0]["cells"][0]["title"] == "D of a on G of b: 0.50"

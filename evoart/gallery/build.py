@@ -31,7 +31,7 @@ def build_run(run_dir: Path, *, store: RunStore | None = None) -> BuildReport:
             ind.has_thumb = ensure_thumb(folder / "samples.png", folder / THUMB_NAME)
     w.write(run_dir / INDEX_NAME, run_page(run))
     for g in (x["generation"] for x in run.generations):
-        judge = store.judge_matrix(g) if g in run.members else []
+        judge = store.judge_cells(g) if g in run.members else []
         w.write(generation_dir(run_dir, g) / INDEX_NAME, generation_page(run, g, judge))
     for g in sorted({i.born for i in run.inds.values()}):
         siblings = [s for s in run.born_in(g) if s.row.status != "pending"]  # pending: no page yet

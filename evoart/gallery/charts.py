@@ -162,29 +162,77 @@ def pareto_chart(run: RunView, generation: int, up: str, w: int = 360, h: int = 
     }
 
 
-def judge_heatmap(matrix: list[tuple[str, str, float]]) -> dict:
-    """Each D (row) against each other G (column): the share of pairs where G's image
-    scored at least as real as a held-out real one."""
-    if not matrix:
+#: The order of a judge's row groups in the heat map, and how each is labelled.
+JUDGE_GROUPS = (("peer", ""), ("memory", " (remembered)"), ("critic", ""))
+#: A kin relation as the heat map's tooltips say it (D's individual relative to G's).
+KIN_WORDS = {"self": "its own D", "parent": "its parent's D", "child": "its child's D",
+             "sibling": "its sibling's D"}
+
+
+def kin_relation(d: tuple[str, tuple, int] , g: tuple[str, tuple, int]) -> str | None:
+    """How the individual ``d`` is related to ``g`` (each ``(id, parents, born)``) by the
+    judge panel's rule (``ga.kin_relations``): "self", "parent", "child", "sibling" or None."""
+    (d_id, d_parents, d_born), (g_id, g_parents, g_born) = d, g
+    if d_id == g_id:
+        return "self"
+    if d_id in g_parents:
+        return "parent"
+    if g_id in d_parents:
+        return "child"
+    if d_born == g_born and set(d_parents) & set(g_parents):
+        return "sibling"
+    return None
+
+
+def judge_heatmap(cells: list[tuple], kin: dict[tuple[str, str], str] | None = None) -> dict:
+    """The judge panel of a generation: each judge (row: the population's Ds, then the
+    remembered Ds, then the fresh critic) against each generator (column), a cell being
+    the share of (generated, real) pairs where G's image scored as more real (ties
+    half). ``cells``: (D, G, value[, role]) with role peer|memory|fallback|critic
+    (old runs: no role, all peers). ``kin``: (D, G) -> relation for the pairs the panel
+    left out because D is G's kin; shown as crossed cells. A "fallback" cell is kin
+    called back because G had too few other judges; it is outlined."""
+    if not cells:
         return NO_DATA
-    ds = sorted({d for d, _, _ in matrix})
-    gs = sorted({g for _, g, _ in matrix})
-    val = {(d, g): v for d, g, v in matrix}
-    cell, lw, th = 22, 70, 70
-    w, h = lw + cell * len(gs) + 4, th + cell * len(ds) + 4
-    rows = []
+    kin = kin or {}
+    cells = [(c[0], c[1], c[2], c[3] if len(c) > 3 else "peer") for c in cells]
+    group = {}
+    for d, _, _, role in cells:
+        r = "peer" if role == "fallback" else role
+        group[d] = r if group.get(d) in (None, "peer") else group[d]
+    gs = sorted({g for _, g, _, _ in cells})
+    order = [name for name, _ in JUDGE_GROUPS]
+    ds = sorted(group, key=lambda d: (order.index(group[d]) if group[d] in order else len(order), d))
+    suffix = dict(JUDGE_GROUPS)
+    labels = {d: d + suffix.get(group[d], "") for d in ds}
+    val = {(d, g): (v, role) for d, g, v, role in cells}
+    cell, th = 22, 70
+    lw = 12 + 6 * max(len(t) for t in labels.values())
+    w, h = lw + cell * len(gs) + 34, th + cell * len(ds) + 4  # room for the last rotated label
+    rows, fallbacks, excluded = [], 0, 0
     for i, d in enumerate(ds):
         y = th + i * cell
-        cells = []
+        row_cells, crosses = [], []
         for j, g in enumerate(gs):
-            v = val.get((d, g))
-            if v is None:
-                continue
-            light = 12 + 70 * max(0.0, min(1.0, v))
-            cells.append({"x": lw + j * cell, "fill": f"hsl(38 80% {light:.0f}%)",
-                          "title": f"D of {d} on G of {g}: {v:.2f}"})
-        rows.append({"label": d, "lx": lw - 4, "ly": f"{y + cell * 0.7:.0f}", "y": y, "cells": cells})
+            x = lw + j * cell
+            if (d, g) in val:
+                v, role = val[(d, g)]
+                light = 12 + 70 * max(0.0, min(1.0, v))
+                who = {"critic": "the critic", "memory": f"remembered D of {d}"}.get(role, f"D of {d}")
+                note = f" (kin called back: {g} had too few other judges)" if role == "fallback" else ""
+                fallbacks += role == "fallback"
+                row_cells.append({"x": x, "fill": f"hsl(38 80% {light:.0f}%)", "fallback": role == "fallback",
+                                  "title": f"{who} on G of {g}: {v:.2f}{note}"})
+            elif (d, g) in kin:
+                excluded += kin[(d, g)] != "self"
+                crosses.append({"x": x, "x2": x + cell - 1, "y2": y + cell - 1,
+                                "title": f"not judged: {KIN_WORDS.get(kin[(d, g)], kin[(d, g)])} (kin do not judge kin)"})
+        rows.append({"label": labels[d], "lx": lw - 4, "ly": f"{y + cell * 0.7:.0f}", "y": y, "cells": row_cells,
+                     "crosses": crosses, "group": group[d]})
+    seps = [{"y": th + i * cell - 1.5, "x1": 4, "x2": w - 2} for i in range(1, len(ds)) if group[ds[i]] != group[ds[i - 1]]]
+    counts = {name: sum(1 for d in ds if group[d] == name) for name, _ in JUDGE_GROUPS}
     return {"empty": False, "w": w, "h": h, "size": cell - 1,
             "columns": [{"label": g, "transform": f"translate({lw + j * cell + cell / 2 + 3:.0f},{th - 4}) rotate(-60)"}
                         for j, g in enumerate(gs)],
-            "rows": rows}
+            "rows": rows, "separators": seps, "peers": counts["peer"], "remembered": counts["memory"],
+            "critics": counts["critic"], "fallbacks": fallbacks, "excluded": excluded}

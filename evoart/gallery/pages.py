@@ -156,7 +156,29 @@ def _gen_crumbs(run: RunView, g: int) -> list:
     return [("all runs", f"../../{INDEX_NAME}"), (run.name, f"../{INDEX_NAME}"), (f"generation {g}", None)]
 
 
-def generation_page(run: RunView, g: int, judge: list[tuple[str, str, float]]) -> str:
+def judge_kin(run: RunView, cells: list[tuple]) -> dict[tuple[str, str], str]:
+    """The (D, G) pairs of a generation's panel left out because D is G's kin: every
+    population D that judged someone, against every judged G it has no cell for."""
+    judged = {(c[0], c[1]) for c in cells}
+    peers = sorted({c[0] for c in cells if (c[3] if len(c) > 3 else "peer") in ("peer", "fallback")})
+    gs = sorted({c[1] for c in cells})
+
+    def who(i):
+        ind = run.inds.get(i)
+        return (i, tuple(ind.row.parents), ind.born) if ind is not None else None
+
+    out = {}
+    for d in peers:
+        for g in gs:
+            if (d, g) in judged or who(d) is None or who(g) is None:
+                continue
+            relation = charts.kin_relation(who(d), who(g))
+            if relation is not None:
+                out[(d, g)] = relation
+    return out
+
+
+def generation_page(run: RunView, g: int, judge: list[tuple]) -> str:
     up = "../"
     head = page(f"generation {g} · {run.name}", up, _gen_crumbs(run, g), {"run": run.name, "page": "generation"})
     if g not in run.members:
@@ -176,7 +198,7 @@ def generation_page(run: RunView, g: int, judge: list[tuple[str, str, float]]) -
         chips=gen_nav(run, up, g), cards=[card(run, ind, up, generation=g, rank=r, big=True) for ind, r in members],
         columns=[column(k) for k in SHOWN], rows=rows,
         culled=[card(run, i, up, generation=g) for i in run.born_in(g) if i.id not in member_ids],
-        pareto=charts.pareto_chart(run, g, up), judge=charts.judge_heatmap(judge),
+        pareto=charts.pareto_chart(run, g, up), judge=charts.judge_heatmap(judge, judge_kin(run, judge)),
         contact=(generation_dir(run.run_dir, g) / "contact.png").is_file())
 
 
