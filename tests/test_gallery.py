@@ -391,7 +391,7 @@ def test_the_judge_panel_shows_the_critic_and_crosses_out_kin(run):
     assert "critic-g001" in svg and sum(t.startswith("the critic on G of") for t in titles) == len(
         {g for d, g, _, role in cells if role == "critic"})
     crossed = [t for t in titles if t.startswith("not judged")]
-    peers = {d for d, _, _, role in cells if role in ("peer", "fallback")}
+    peers = {d for d, _, _, role in cells if role != "critic"}
     gs = {g for _, g, _, _ in cells}
     expected = 0
     for d in peers:

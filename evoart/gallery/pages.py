@@ -158,9 +158,10 @@ def _gen_crumbs(run: RunView, g: int) -> list:
 
 def judge_kin(run: RunView, cells: list[tuple]) -> dict[tuple[str, str], str]:
     """The (D, G) pairs of a generation's panel left out because D is G's kin: every
-    population D that judged someone, against every judged G it has no cell for."""
+    discriminator that judged someone (the population's and the remembered ones), against
+    every judged G it has no cell for."""
     judged = {(c[0], c[1]) for c in cells}
-    peers = sorted({c[0] for c in cells if (c[3] if len(c) > 3 else "peer") in ("peer", "fallback")})
+    peers = sorted({c[0] for c in cells if (c[3] if len(c) > 3 else "peer") != "critic"})
     gs = sorted({c[1] for c in cells})
 
     def who(i):
