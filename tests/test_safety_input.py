@@ -164,3 +164,39 @@ def test_a_fifo_named_like_an_image_is_skipped_and_named(around, monkeypatch):
     assert fifo.exists()
     for own in ("gallery", "cache"):  # evoart's own files; the user's are checked by ``around``
         shutil.rmtree(around / own)
+
+
+# ---- a render larger than the memory -----------------------------------------------------
+
+def test_a_render_too_large_for_the_memory_is_refused_with_the_figures(around, monkeypatch):
+    import evoart.render.spatial as spatial
+
+    monkeypatch.setattr(spatial, "available_memory", lambda device="cpu": 2 * 10**9)
+    monkeypatch.setenv("EVOART_HOME", str(around / "home"))
+    around.check()
+    result = invoke("render", "dcgan-classic", "--steps", 1, "--resolution", 16, "--size", 4096,
+                    "--samples", 1, "--out", around / "renders")
+    refused(result, "--size 4096x4096 needs about", "GB of memory for one image", "2.0 GB is available",
+            "px fits; pass a smaller --size")
+    assert not (around / "renders").exists() and not (around / "home").exists()
+
+
+def test_the_size_said_to_fit_fits_and_small_renders_pass():
+    import re
+
+    from evoart.nets import build_generator
+    from evoart.presets import load_preset
+    from evoart.render import RenderError
+    from evoart.render.spatial import check_memory, plan_size
+
+    genome = load_preset("dcgan-classic").genome
+    G = build_generator(genome, 16).eval()
+    have = 2 * 10**9
+    with pytest.raises(RenderError) as info:
+        check_memory(G, plan_size(genome, 16, (4096, 4096)), available=have)
+    need = float(re.search(r"needs about ([\d.]+) GB", str(info.value)).group(1))
+    assert need > 2.0  # the figure is the estimate, not the limit
+    w, h = (int(v) for v in re.search(r"About (\d+)x(\d+) px fits", str(info.value)).groups())
+    assert 16 <= w < 4096 and w == h
+    assert check_memory(G, plan_size(genome, 16, (w, h)), available=have) <= 0.75 * have
+    assert check_memory(G, plan_size(genome, 16, (512, 512)), available=have) < 10**9
