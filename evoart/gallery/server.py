@@ -25,9 +25,11 @@ unexpected error a bare 500, never a traceback.
 
 Load: connections are accepted into a listen backlog of ``LISTEN_BACKLOG`` and served by
 a fixed pool of ``THREADS`` threads; a connection that sends nothing (or less body than
-its Content-Length says) for ``READ_TIMEOUT`` seconds is closed, so half-open
-connections cannot hold the server; beyond ``QUEUED`` connections waiting for a thread,
-new ones are answered 503 at once.
+its Content-Length says) for ``READ_TIMEOUT`` seconds is closed (408 when a request had
+begun), so half-open connections cannot hold the server. The time a connection waited
+for a thread counts against its first request's timeout (never under a second), so a
+crowd of half-open connections drains quickly and real requests behind it are served;
+beyond ``QUEUED`` connections waiting for a thread, new ones are answered 503 at once.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import re
 import socket
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from http import HTTPStatus
@@ -143,6 +146,7 @@ class GalleryServer(ThreadingHTTPServer):
         self.read_timeout = float(timeout)
         self._waiting: queue.Queue = queue.Queue(maxsize=queued)
         self._workers: list[threading.Thread] = []
+        self._local = threading.local()
         self.rebuilder = Rebuilder(self.log)  # before binding: a failed bind closes the server
         try:
             super().__init__((host, port), GalleryHandler)
@@ -163,16 +167,23 @@ class GalleryServer(ThreadingHTTPServer):
     # ---- a fixed pool of threads instead of one thread per connection -------------------
     def process_request(self, request, client_address) -> None:
         try:
-            self._waiting.put_nowait((request, client_address))
+            self._waiting.put_nowait((request, client_address, time.monotonic()))
         except queue.Full:
             self._refuse_busy(request)
+
+    def first_timeout(self) -> float:
+        """The read timeout of a connection's first request: its time in the queue counts,
+        so connections that sent nothing while they waited (half-open ones) are dropped
+        quickly and cannot keep others waiting for a thread; never under a second."""
+        waited = time.monotonic() - getattr(self._local, "accepted", time.monotonic())
+        return max(min(1.0, self.read_timeout), self.read_timeout - waited)
 
     def _work(self) -> None:
         while True:
             item = self._waiting.get()
             if item is None:
                 return
-            request, client_address = item
+            request, client_address, self._local.accepted = item
             try:
                 self.finish_request(request, client_address)
             except Exception:  # noqa: BLE001 - one connection must not stop a thread of the pool
@@ -252,8 +263,15 @@ class GalleryHandler(BaseHTTPRequestHandler):
 
     # ---- plumbing ----------------------------------------------------------------------
     def setup(self) -> None:
-        self.timeout = self.server.read_timeout  # every read of this connection, the body's too
+        self.timeout = self.server.first_timeout()  # every read of this connection, the body's too
         super().setup()
+
+    def handle_one_request(self) -> None:
+        super().handle_one_request()
+        try:
+            self.connection.settimeout(self.server.read_timeout)  # a kept-alive connection's next request
+        except OSError:
+            self.close_connection = True
 
     def log_message(self, format: str, *args) -> None:
         pass  # quiet: the CLI reports actions and errors, not every image
@@ -457,8 +475,8 @@ class GalleryHandler(BaseHTTPRequestHandler):
         try:
             raw = self.rfile.read(n)
         except socket.timeout:
-            raise HTTPError(408, f"request body did not arrive: {n} bytes announced, none for "
-                                 f"{self.server.read_timeout:g} s") from None
+            raise HTTPError(408, f"request body did not arrive: {n} bytes announced, fewer sent "
+                                 "before the server's timeout") from None
         if len(raw) != n:
             raise HTTPError(400, "request body shorter than its Content-Length")
         try:
