@@ -6,6 +6,7 @@ The command-line options and the keys of a ``--config FILE.toml`` share these na
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -78,13 +79,28 @@ class EvolveConfig:
         for name in ints:
             v = getattr(self, name)
             need(isinstance(v, int) and not isinstance(v, bool), f"{name} must be an integer, got {v!r}")
+        need(isinstance(self.data, str) and self.data.strip() != "",
+             f"data must be a built-in dataset name (shapes, landscapes, patterns) or the path of an image "
+             f"folder, in quotes in a TOML file (data = \"shapes\"), got {self.data!r}")
         need(self.population >= 2, "population must be at least 2 (the judging pass compares individuals)")
+        need(self.population <= MAX_POPULATION,
+             f"population must be at most {MAX_POPULATION}, got {self.population}: {WHY_MAX_POPULATION}")
         need(self.children is None or (_is_int(self.children) and self.children >= 1),
              "children must be a positive integer")
+        need(self.children is None or self.children <= MAX_POPULATION,
+             f"children must be at most {MAX_POPULATION}, got {self.children}: {WHY_MAX_POPULATION}")
         need(self.generations >= 1, "generations must be at least 1")
+        need(self.generations <= MAX_GENERATIONS,
+             f"generations must be at most {MAX_GENERATIONS}, got {self.generations} (extend a run later "
+             "with --resume RUN --generations N)")
         need(self.steps >= 1, "steps must be at least 1")
+        need(self.steps <= MAX_STEPS,
+             f"steps must be at most {MAX_STEPS}, got {self.steps}: each generation trains every new "
+             "individual this many steps")
+        need(0 <= self.seed <= MAX_SEED, f"seed must be a whole number from 0 to {MAX_SEED}, got {self.seed}")
         need(self.resolution in (16, 32, 64, 128), "resolution must be 16, 32, 64 or 128")
         need(self.samples >= 16, "samples must be at least 16")
+        need(self.samples <= MAX_SAMPLES, f"samples must be at most {MAX_SAMPLES}, got {self.samples}")
         need(2 <= self.judge_samples <= self.samples, "judge_samples must be between 2 and samples")
         need(self.holdout >= self.judge_samples, "holdout must be at least judge_samples")
         need(self.eval_holdout == 0 or self.eval_holdout >= EVAL_HOLDOUT_MIN,
@@ -92,8 +108,10 @@ class EvolveConfig:
              f"least {EVAL_HOLDOUT_MIN} (the evaluation critic trains on one half and is tested on the other), "
              f"got {self.eval_holdout}")
         need(self.workers >= 1, "workers must be at least 1")
-        need(self.device in ("auto", "cpu", "cuda", "mps") or str(self.device).startswith("cuda:"),
-             f"device must be auto, cpu, cuda or mps, got {self.device!r}")
+        need(self.workers <= MAX_WORKERS, f"workers must be at most {MAX_WORKERS}, got {self.workers}")
+        need(isinstance(self.device, str) and (self.device in ("auto", "cpu", "cuda", "mps")
+                                               or re.fullmatch(r"cuda:\d+", self.device) is not None),
+             f"device must be auto, cpu, cuda, cuda:N (a GPU's index) or mps, got {self.device!r}")
         need(isinstance(self.inherit, bool), "inherit must be true or false")
         need(_is_number(self.mutation_strength) and 0 < self.mutation_strength <= 5,
              "mutation_strength must be in (0, 5]")
@@ -115,6 +133,21 @@ class EvolveConfig:
 
 
 SELECTIONS = ("nsga2", "weighted")
+#: Upper bounds of the sizes a run may ask for. They are far above any run that ends in a
+#: working day on one machine, and they refuse a typo (an extra zero or three) before it
+#: starts a run that never ends or eats the memory. The judging pass pits every
+#: discriminator against every other generator, so its cost grows with the square of the
+#: population.
+MAX_POPULATION = 512
+WHY_MAX_POPULATION = ("the judging pass pits every discriminator against every other generator, so "
+                      f"{MAX_POPULATION} individuals are already {MAX_POPULATION * (MAX_POPULATION - 1):,} "
+                      "pairs and hundreds of trainings a generation")
+MAX_GENERATIONS = 10_000
+MAX_STEPS = 1_000_000
+MAX_SAMPLES = 4096
+MAX_WORKERS = 256
+#: Seeds are whole numbers from 0 to 2**32 - 1 (what numpy, torch and Python all take).
+MAX_SEED = 2**32 - 1
 #: The smallest evaluation holdout: the held-out evaluation's critic trains on one half
 #: of it and is tested on the other, and coverage needs neighbours.
 EVAL_HOLDOUT_MIN = 32

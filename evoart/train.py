@@ -49,14 +49,23 @@ def resolve_device(name: str = "auto") -> str:
         if mps is not None and mps.is_available():
             return "mps"
         return "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise DeviceError("--device cuda was asked for, but torch sees no CUDA device")
+    if not isinstance(name, str):
+        raise DeviceError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps")
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device {name} was asked for, but torch sees no CUDA device (torch "
+                              f"{torch.__version__}, CUDA build: {torch.version.cuda or 'no'}); use "
+                              "--device cpu, or auto to take a GPU only when there is one")
+        index = name.partition(":")[2]
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise DeviceError(f"device {name} was asked for, but torch sees {torch.cuda.device_count()} CUDA "
+                              f"device(s): use cuda:0 to cuda:{torch.cuda.device_count() - 1}")
     if name == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
             raise DeviceError("--device mps was asked for, but this torch has no MPS support")
     if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
-        raise DeviceError(f"unknown device {name!r}: use auto, cpu, cuda or mps")
+        raise DeviceError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps")
     return name
 
 

@@ -45,8 +45,8 @@ def run(tmp_path_factory) -> Path:
     (outside / "secret.txt").write_text("root:x:0:0:secret\n")
     (run / "leak.txt").symlink_to(outside / "secret.txt")      # a file link out of the root
     (run.parent / "elsewhere").symlink_to(outside)              # a folder link out of the root
-    (run / "inside.txt").write_text("fine\n")
-    (run / "alias.txt").symlink_to(run / "inside.txt")          # a link that stays inside
+    (run / "inside.html").write_text("fine\n")
+    (run / "alias.html").symlink_to(run / "inside.html")        # a link that stays inside
     (run / ".hidden").write_text("x")
     return run
 
@@ -119,7 +119,7 @@ def test_serves_the_pages(server, run):
     assert status == 200 and headers["Content-Type"] == "image/png" and body[:4] == b"\x89PNG"
     status, headers, body = request(server, "HEAD", f"/{run.name}/index.html")
     assert status == 200 and body == b"" and int(headers["Content-Length"]) > 1000
-    status, _, body = request(server, "GET", f"/{run.name}/alias.txt")
+    status, _, body = request(server, "GET", f"/{run.name}/alias.html")
     assert status == 200 and body == b"fine\n", "a link that stays inside the root is fine"
     status, _, body = request(server, "GET", f"/api/runs/{run.name}/favourites")
     assert status == 200 and json.loads(body) == {"run": run.name, "favourites": []}

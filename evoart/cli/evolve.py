@@ -18,6 +18,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from ..config import MAX_POPULATION, MAX_SEED, MAX_STEPS
 from . import EXIT_INTERRUPTED, console, err_console, main
 from .options import device_option, runs_root_option
 from .tables import print_table
@@ -51,15 +52,16 @@ def _explicit(ctx: click.Context, name: str) -> bool:
 
 @main.command(help=EVOLVE_HELP)
 @click.argument("data", required=False)
-@click.option("--population", type=int, help="Individuals kept each generation.  [default: 8]")
-@click.option("--children", type=int, help="New individuals each generation.  [default: population]")
+@click.option("--population", type=int, help=f"Individuals kept each generation, 2 to {MAX_POPULATION} (the judging pass grows with its "
+                   "square).  [default: 8]")
+@click.option("--children", type=int, help=f"New individuals each generation, at most {MAX_POPULATION}.  [default: population]")
 @click.option("--generations", type=int, help="Generations in all; with --resume, the new total.  [default: 6]")
-@click.option("--steps", type=int, help="Training steps per new individual.  [default: 120]")
+@click.option("--steps", type=int, help=f"Training steps per new individual, at most {MAX_STEPS}.  [default: 120]")
 @click.option("--resolution", type=int, help="Image size in pixels: 16, 32, 64 or 128.  [default: 32]")
 @click.option("--samples", type=int, help="Generated images scored per individual.  [default: 128]")
 @device_option(None, "Where to train.")
 @click.option("--workers", type=int, help="Parallel evaluations (processes).  [default: 2]")
-@click.option("--seed", type=int, help="Makes a run reproducible on the CPU.  [default: 0]")
+@click.option("--seed", type=int, help=f"Makes a run reproducible on the CPU: 0 to {MAX_SEED}.  [default: 0]")
 @click.option("--budget-seconds", type=float,
               help="Stop each individual's training after this many seconds (not reproducible).")
 @click.option("--no-inherit", is_flag=True, default=None, help="Children train from scratch.")

@@ -175,11 +175,15 @@ def gallery_favourite(run, individuals, remove, out):
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
               help="Port (0 picks a free one).")
 @click.option("--browser", is_flag=True, help="Open the page in the web browser.")
+@click.option("--timeout", type=click.FloatRange(0.1, 3600), default=10, show_default=True,
+              help="Seconds a connection may send nothing (a request, the rest of a body) before it is closed.")
 @OUT_OPTION
-def gallery_serve(run, host, port, browser, out):
+def gallery_serve(run, host, port, browser, timeout, out):
     """Serve the gallery on a local web server, with favourite stars and "save as preset".
 
-    Serves the runs under --out (with RUN: the folder that holds RUN) and nothing else.
+    Serves the runs under --out (with RUN: the folder that holds RUN) and nothing else:
+    pages, images and genome.json, never the ledger, training state or config.json (it
+    names local folders). Generator weights are a download only on 127.0.0.1.
     """
     from ..gallery.server import make_server
 
@@ -191,7 +195,7 @@ def gallery_serve(run, host, port, browser, out):
     def log(msg: str) -> None:
         err_console.print(msg, highlight=False, markup=False)
 
-    server = make_server(root, host, port, log=log, run_dir=run_dir)
+    server = make_server(root, host, port, log=log, run_dir=run_dir, timeout=timeout)
     url = server.url + (f"{run_dir.name}/" if run_dir else "")
     if host not in ("127.0.0.1", "localhost", "::1"):
         err_console.print(f"[yellow]Warning:[/] listening on {host}: anyone who can reach this machine can "

@@ -89,7 +89,8 @@ class _Bars:
               show_default=True, help="Folder for the rendered files.")
 @click.option("--samples", type=click.IntRange(1, 1024), help="Images in the grid.  [default: 64, or 4 with --size]")
 @click.option("--seed", type=int, default=0, show_default=True, help="Latents (and training, if any).")
-@click.option("--size", help="Image size: 512 or 768x512. Above the training resolution the generator grows it.")
+@click.option("--size", help="Image size: 512 or 768x512. Above the training resolution the generator grows it; "
+                             "a size that needs over 75% of the available memory is refused, with the size that fits.")
 @click.option("--grow", type=click.Choice(["spatial", "upscale"]), default="spatial", show_default=True,
               help="How a larger --size is made: through the generator, or by resizing.")
 @click.option("--scale", type=click.IntRange(1, 32), help="Nearest-neighbour zoom of the grid's tiles.  [default: tiles about 128 px]")

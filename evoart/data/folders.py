@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,20 @@ class _Candidate:
     path: Path
     size: int
     mtime_ns: int
+    special: str | None = None  # what it is when it is not a regular file (a FIFO, a device...)
+
+
+def _special_kind(mode: int) -> str | None:
+    """None for a regular file, else a name for what it is: reading a FIFO or a device
+    blocks or never ends, so evoart reads regular files only."""
+    if stat.S_ISREG(mode):
+        return None
+    for test, name in ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return name
+    return "not a regular file"
 
 
 def _find_candidates(folder: Path) -> list[_Candidate]:
@@ -58,12 +73,14 @@ def _find_candidates(folder: Path) -> list[_Candidate]:
             if name.startswith(".") or not name.lower().endswith(IMAGE_EXTENSIONS):
                 continue
             path = Path(root) / name
+            special = None
             try:
-                stat = path.stat()
-                size, mtime_ns = stat.st_size, stat.st_mtime_ns
+                info = path.stat()
+                size, mtime_ns = info.st_size, info.st_mtime_ns
+                special = _special_kind(info.st_mode)
             except OSError:  # a broken link: listed, and reported as skipped when decoded
                 size, mtime_ns = -1, -1
-            found.append(_Candidate(path.relative_to(folder).as_posix(), path, size, mtime_ns))
+            found.append(_Candidate(path.relative_to(folder).as_posix(), path, size, mtime_ns, special))
     return sorted(found, key=lambda candidate: candidate.relative)
 
 
@@ -93,6 +110,27 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return Image.alpha_composite(black, rgba).convert("RGB")
 
 
+class NotARegularFile(OSError):
+    """A FIFO, a device or a socket where an image file was expected."""
+
+
+def _open_regular(path: Path):
+    """``path`` opened for reading if it is a regular file. The open does not block (a
+    FIFO with no writer would wait forever), and the check is on the opened file, so a
+    file swapped for a FIFO after listing is refused too."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        kind = _special_kind(os.fstat(fd).st_mode)
+        if kind is not None:
+            raise NotARegularFile(f"{kind}, not a regular file")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def decode_image(path: Path, resolution: int) -> np.ndarray:
     """Decode one file to uint8 (resolution, resolution, 3); raises if the file is unusable.
 
@@ -101,9 +139,9 @@ def decode_image(path: Path, resolution: int) -> np.ndarray:
     are decoded at reduced size (``draft``) when they are much larger than
     needed, which makes big photo folders several times faster to load.
     """
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _open_regular(path) as file:
         warnings.simplefilter("ignore")  # PIL warns about odd EXIF/palettes; the file still loads
-        with Image.open(path) as opened:
+        with Image.open(file) as opened:
             opened.draft(None, (2 * resolution, 2 * resolution))
             upright = ImageOps.exif_transpose(opened)
             upright.load()
@@ -129,6 +167,8 @@ def _skip_reason(error: Exception) -> str:
         return "too many pixels (PIL decompression-bomb limit)"
     if isinstance(error, PermissionError):
         return "permission denied"
+    if isinstance(error, NotARegularFile):
+        return f"{error}: evoart reads regular files only"
     if isinstance(error, FileNotFoundError):
         return "file vanished or is a broken link"
     if "truncated" in text.lower():
@@ -144,6 +184,8 @@ def _decode_all(
     skipped = []
     for done, candidate in enumerate(candidates, start=1):
         try:
+            if candidate.special is not None:  # never opened: reading a FIFO can block forever
+                raise NotARegularFile(f"{candidate.special}, not a regular file")
             images.append(decode_image(candidate.path, resolution))
         except Exception as error:  # one bad file must never stop a run: report it instead
             skipped.append((str(candidate.path), _skip_reason(error)))

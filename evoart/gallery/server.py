@@ -13,20 +13,35 @@ through ``presets``; after a change the run's pages are rebuilt in the backgroun
 the static copies show the star too.
 
 Safety, for a server that is meant for one person on one machine: it binds 127.0.0.1
-unless told otherwise; it serves only regular files under the root (no ``..``, encoded
-or not, no absolute paths, no symlinks that lead out of the root, no hidden files, no
-ledger or lock files); it answers only to a Host it knows (DNS rebinding); POSTs must be
-JSON from the same origin (a cross-site form or fetch is refused); every bad request gets
-a 4xx with a one-line message, and an unexpected error a bare 500, never a traceback.
+unless told otherwise; it serves only what the pages refer to (pages, images, the
+stylesheet and script, ``genome.json``), never the ledger, locks, training state,
+discriminators or ``config.json`` (which names local folders); generator weights
+(``generator.pt``) are offered as a download only while it listens on the loopback
+address; it serves only regular files under the root (no ``..``, encoded or not, no
+absolute paths, no symlinks that lead out of the root, no hidden files); it answers only
+to a Host it knows (DNS rebinding); POSTs must be JSON from the same origin (a cross-site
+form or fetch is refused); every bad request gets a 4xx with a one-line message, and an
+unexpected error a bare 500, never a traceback.
+
+Load: connections are accepted into a listen backlog of ``LISTEN_BACKLOG`` and served by
+a fixed pool of ``THREADS`` threads; a connection that sends nothing (or less body than
+its Content-Length says) for ``READ_TIMEOUT`` seconds is closed (408 when a request had
+begun), so half-open connections cannot hold the server. The time a connection waited
+for a thread counts against its first request's timeout (never under a second), so a
+crowd of half-open connections drains quickly and real requests behind it are served;
+beyond ``QUEUED`` connections waiting for a thread, new ones are answered 503 at once.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import re
+import socket
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from http import HTTPStatus
@@ -41,14 +56,21 @@ from .view import INDEX_NAME, GalleryError, list_summaries
 MAX_BODY = 64 * 1024
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 # What the gallery's pages refer to; anything else under the root (the ledger, locks,
-# training state, temporary files) is not served.
+# training state, discriminators, config.json with its local paths, temporary files) is
+# not served.
 SERVED_TYPES = {
     ".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8",
     ".js": "text/javascript; charset=utf-8", ".png": "image/png", ".jpg": "image/jpeg",
     ".jpeg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp", ".svg": "image/svg+xml",
-    ".json": "application/json", ".txt": "text/plain; charset=utf-8",
-    ".pt": "application/octet-stream", ".onnx": "application/octet-stream",
 }
+SERVED_NAMES = {"genome.json": "application/json"}  # linked from every individual's page
+WEIGHTS_NAME = "generator.pt"  # a download, and only from a server on the loopback address
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+# Load limits (see the module's docstring); make_server takes others.
+READ_TIMEOUT = 10.0   # seconds a connection may send nothing before it is closed
+THREADS = 32          # connections served at once
+QUEUED = 512          # connections waiting for a thread; more are answered 503
+LISTEN_BACKLOG = 128  # the kernel's queue of connections not yet accepted (was 5)
 CSP = ("default-src 'none'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
        "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 ID_RE = re.compile(r"^g\d{3}-i\d{2,}$")
@@ -110,13 +132,21 @@ class Rebuilder:
 class GalleryServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = LISTEN_BACKLOG
 
     def __init__(self, root: Path, host: str = "127.0.0.1", port: int = 8000, *,
-                 log: Callable[[str], None] | None = None):
+                 log: Callable[[str], None] | None = None, timeout: float = READ_TIMEOUT,
+                 threads: int = THREADS, queued: int = QUEUED):
         self.root = Path(os.path.realpath(root))
         if not self.root.is_dir():
             raise GalleryError(f"{root} is not a folder")
+        if not (timeout > 0 and threads >= 1 and queued >= 1):
+            raise GalleryError("the server needs a timeout above 0, at least one thread and a queue")
         self.log = log or (lambda msg: None)
+        self.read_timeout = float(timeout)
+        self._waiting: queue.Queue = queue.Queue(maxsize=queued)
+        self._workers: list[threading.Thread] = []
+        self._local = threading.local()
         self.rebuilder = Rebuilder(self.log)  # before binding: a failed bind closes the server
         try:
             super().__init__((host, port), GalleryHandler)
@@ -124,6 +154,54 @@ class GalleryServer(ThreadingHTTPServer):
             raise GalleryError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pass another "
                                "--port, or --port 0 to pick a free one (and a --host this machine has)") from None
         self.bound_host = host
+        for i in range(threads):
+            worker = threading.Thread(target=self._work, name=f"gallery-http-{i}", daemon=True)
+            worker.start()
+            self._workers.append(worker)
+
+    @property
+    def offers_weights(self) -> bool:
+        """Generator weights are a download only for a server that no other machine reaches."""
+        return self.bound_host in LOOPBACK
+
+    # ---- a fixed pool of threads instead of one thread per connection -------------------
+    def process_request(self, request, client_address) -> None:
+        try:
+            self._waiting.put_nowait((request, client_address, time.monotonic()))
+        except queue.Full:
+            self._refuse_busy(request)
+
+    def first_timeout(self) -> float:
+        """The read timeout of a connection's first request: its time in the queue counts,
+        so connections that sent nothing while they waited (half-open ones) are dropped
+        quickly and cannot keep others waiting for a thread; never under a second."""
+        waited = time.monotonic() - getattr(self._local, "accepted", time.monotonic())
+        return max(min(1.0, self.read_timeout), self.read_timeout - waited)
+
+    def _work(self) -> None:
+        while True:
+            item = self._waiting.get()
+            if item is None:
+                return
+            request, client_address, self._local.accepted = item
+            try:
+                self.finish_request(request, client_address)
+            except Exception:  # noqa: BLE001 - one connection must not stop a thread of the pool
+                self.handle_error(request, client_address)
+            finally:
+                self.shutdown_request(request)
+
+    def _refuse_busy(self, request) -> None:
+        body = b"the gallery server is busy; try again in a moment\n"
+        try:
+            request.settimeout(1.0)
+            request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                            b"Retry-After: 1\r\nConnection: close\r\nContent-Length: "
+                            + str(len(body)).encode() + b"\r\n\r\n" + body)
+        except OSError:
+            pass
+        finally:
+            self.shutdown_request(request)
 
     @property
     def port(self) -> int:
@@ -166,6 +244,15 @@ class GalleryServer(ThreadingHTTPServer):
     def server_close(self) -> None:
         self.rebuilder.stop()
         super().server_close()
+        while True:  # connections still waiting for a thread are closed, not left open
+            try:
+                item = self._waiting.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                self.shutdown_request(item[0])
+        for _ in self._workers:
+            self._waiting.put(None)
 
 
 class GalleryHandler(BaseHTTPRequestHandler):
@@ -175,6 +262,17 @@ class GalleryHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     # ---- plumbing ----------------------------------------------------------------------
+    def setup(self) -> None:
+        self.timeout = self.server.first_timeout()  # every read of this connection, the body's too
+        super().setup()
+
+    def handle_one_request(self) -> None:
+        super().handle_one_request()
+        try:
+            self.connection.settimeout(self.server.read_timeout)  # a kept-alive connection's next request
+        except OSError:
+            self.close_connection = True
+
     def log_message(self, format: str, *args) -> None:
         pass  # quiet: the CLI reports actions and errors, not every image
 
@@ -215,8 +313,8 @@ class GalleryHandler(BaseHTTPRequestHandler):
             fn()
         except HTTPError as exc:
             self._send_json_or_text(exc.status, exc.message)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+        except (BrokenPipeError, ConnectionResetError, socket.timeout):
+            self.close_connection = True
         except Exception:  # noqa: BLE001 - never a traceback to the client
             self.server.log("internal error:\n" + traceback.format_exc())
             try:
@@ -270,10 +368,13 @@ class GalleryHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        ctype = SERVED_TYPES[file.suffix.lower()]
+        ctype = SERVED_NAMES.get(file.name) or SERVED_TYPES.get(file.suffix.lower(), "application/octet-stream")
         data = file.read_bytes()
         self.send_response(200)
         self.send_header("Content-Type", ctype)
+        if file.name == WEIGHTS_NAME:  # an explicit download, named after its run and individual
+            name = re.sub(r"[^A-Za-z0-9._-]", "_", f"{file.parent.parent.parent.name}-{file.parent.name}-generator.pt")
+            self.send_header("Content-Disposition", f'attachment; filename="{name}"')
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-cache")  # pages change while a run goes on
         self.send_header("X-Content-Type-Options", "nosniff")
@@ -306,7 +407,12 @@ class GalleryHandler(BaseHTTPRequestHandler):
             if not url_path.endswith("/"):
                 return real, url_path + "/"
             real = real / INDEX_NAME
-        if not real.is_file() or real.suffix.lower() not in SERVED_TYPES:
+        if not real.is_file():
+            raise HTTPError(404, "not found")
+        if real.name == WEIGHTS_NAME and not self.server.offers_weights:
+            raise HTTPError(404, "generator weights are offered only while the server listens on 127.0.0.1; "
+                                 "copy them from the run folder")
+        if real.name != WEIGHTS_NAME and real.name not in SERVED_NAMES and real.suffix.lower() not in SERVED_TYPES:
             raise HTTPError(404, "not found")
         return real, None
 
@@ -366,7 +472,11 @@ class GalleryHandler(BaseHTTPRequestHandler):
         n = int(length)
         if n > MAX_BODY:
             raise HTTPError(413, f"request body over {MAX_BODY} bytes")
-        raw = self.rfile.read(n)
+        try:
+            raw = self.rfile.read(n)
+        except socket.timeout:
+            raise HTTPError(408, f"request body did not arrive: {n} bytes announced, fewer sent "
+                                 "before the server's timeout") from None
         if len(raw) != n:
             raise HTTPError(400, "request body shorter than its Content-Length")
         try:
@@ -445,12 +555,15 @@ class GalleryHandler(BaseHTTPRequestHandler):
 
 def make_server(root: Path, host: str = "127.0.0.1", port: int = 8000, *,
                 log: Callable[[str], None] | None = None, build: bool = True,
-                run_dir: Path | None = None) -> GalleryServer:
+                run_dir: Path | None = None, timeout: float = READ_TIMEOUT, threads: int = THREADS,
+                queued: int = QUEUED) -> GalleryServer:
     """A server for the runs under ``root`` (not yet serving: call ``serve_forever``).
-    ``build``: refresh the top-level index (and ``run_dir``'s pages) first."""
+    ``build``: refresh the top-level index (and ``run_dir``'s pages) first. ``timeout``:
+    seconds a connection may send nothing before it is closed; ``threads``: connections
+    served at once; ``queued``: connections that may wait for a thread."""
     root = Path(root)
     if build:
         if run_dir is not None:
             build_run(run_dir)
         build_index(root)
-    return GalleryServer(root, host, port, log=log)
+    return GalleryServer(root, host, port, log=log, timeout=timeout, threads=threads, queued=queued)

@@ -25,9 +25,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..files import atomic_write_bytes
+from ..nets import build_generator
 from .export import EXPORT_ALIASES, EXPORTERS, TORCHSCRIPT_NOTE, export_kind
 from .sources import RenderError, Source, Training, load_generator, os_errors, resolve_source, train_source
-from .spatial import GROW_METHODS, GrowPlan, check_size, grid_png, plan_size, render_images, view_scale
+from .spatial import (
+    GROW_METHODS,
+    GrowPlan,
+    check_memory,
+    check_size,
+    grid_png,
+    plan_size,
+    render_images,
+    view_scale,
+)
 from .walks import check_walk, gif_bytes, latent_walk, webp_bytes
 
 DEFAULT_DATA = "shapes"
@@ -193,6 +203,12 @@ def render(target: str | Path | Source, *, out: str | Path = "renders", samples:
     # Every output path is known before any work: refuse early rather than after training.
     outputs = output_paths(source.name, out, seed=seed, size=size, walk=walk, exports=exports)
     refuse_to_overwrite(outputs.values(), force)
+
+    # An image too large for the memory is refused now, with the figures, not after training
+    # (or halfway through taking the machine's memory).
+    will_train = source.state is None or retrain
+    at = int(resolution if resolution is not None else DEFAULT_RESOLUTION) if will_train else source.resolution
+    check_memory(build_generator(source.genome, at).eval(), plan_size(source.genome, at, size, grow), device)
 
     files: list[RenderedFile] = []
     training = None
