@@ -4,6 +4,8 @@ files (see ``ledger``)."""
 from .folders import (
     DB_NAME,
     LOCK_NAME,
+    DamagedFile,
+    DamagedLedger,
     RunLocked,
     StoreError,
     generation_dir,
@@ -15,5 +17,5 @@ from .folders import (
 from .ledger import RunStore, opened
 from .schema import SCHEMA_VERSION, IndividualRow
 
-__all__ = ["DB_NAME", "LOCK_NAME", "SCHEMA_VERSION", "IndividualRow", "RunLocked", "RunStore", "StoreError",
+__all__ = ["DB_NAME", "LOCK_NAME", "DamagedFile", "DamagedLedger", "SCHEMA_VERSION", "IndividualRow", "RunLocked", "RunStore", "StoreError",
            "generation_dir", "individual_dir", "list_runs", "new_run_dir", "opened", "resolve_run"]

@@ -18,6 +18,36 @@ class RunLocked(StoreError):
     pass
 
 
+class DamagedLedger(StoreError):
+    """A run.db that SQLite cannot read (damaged pages, not a database, empty); the
+    message names the run and says what can still be saved."""
+
+
+class DamagedFile(StoreError):
+    """A file of a run (weights, a training state) that cannot be loaded; the message
+    names it and says what to do."""
+
+
+def damaged_ledger_message(run_dir: Path, why: str) -> str:
+    """What to tell the user about a damaged ``run.db``: which run, what can still be
+    read (the files beside the ledger), how to copy the good parts of the ledger out."""
+    import shlex
+
+    run_dir = Path(run_dir)
+    db = run_dir / DB_NAME
+    genomes = sum(1 for _ in run_dir.glob("gen-*/*/genome.json"))
+    weights = sum(1 for _ in run_dir.glob("gen-*/*/generator.pt"))
+    q = shlex.quote
+    return (
+        f"run {run_dir.name}: its ledger {db} is damaged ({why}); evoart cannot read it (commands that list runs skip it). "
+        f"What can still be read: the files beside it, {genomes} individual folder(s) with genome.json "
+        f"({weights} with generator.pt) under {run_dir / 'gen-*'}, and config.json. "
+        f"To copy out what the ledger still holds, leave run.db as it is and rebuild a copy beside it: "
+        f"sqlite3 {q(str(db))} .recover | sqlite3 {q(str(run_dir / 'recovered.db'))} ; "
+        f"if that copy opens, move run.db aside (to run.db.damaged) and recovered.db to run.db."
+    )
+
+
 def generation_dir(run_dir: Path, generation: int) -> Path:
     return run_dir / f"gen-{generation:03d}"
 
