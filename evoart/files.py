@@ -8,11 +8,14 @@ rename itself has reached the disk. Nothing is left behind when the write fails.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import threading
 from pathlib import Path
 from typing import Any
+
+from .faults import disk_space
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -45,6 +48,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = 
     tmp = temporary_name(path)
     try:
         with open(tmp, "wb") as f:
+            room = disk_space(path, len(data))  # None unless a test injects a full disk
+            if room is not None:
+                f.write(data[:room])
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
             f.write(data)
             f.flush()
             if durable:

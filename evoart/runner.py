@@ -229,9 +229,39 @@ def _evolve_into(store: RunStore, cfg: EvolveConfig, ctx: EvalContext, *, progre
         store.set_status("interrupted")
         ledger.build_gallery()
         raise RunInterrupted(store.run_dir) from None
+    except (OSError, StoreError) as exc:
+        # a full disk, a folder made read-only, a ledger that cannot be written: what was
+        # committed stays, the run is marked interrupted (best effort: the disk may refuse
+        # that too, and readers then see a "running" run without a writer as interrupted)
+        if hasattr(executor, "terminate"):
+            executor.terminate()
+        try:
+            store.set_status("interrupted")
+        except StoreError:
+            pass
+        if isinstance(exc, StoreError):
+            raise
+        raise write_error(exc, store.run_dir, started=True) from None
     finally:
         executor.close()
     return RunOutcome(store.run_dir, result, time.perf_counter() - t0)
+
+
+def write_error(exc: OSError, run_dir: Path, *, started: bool) -> StoreError:
+    """The user's message for a file of run ``run_dir`` that could not be written: which
+    file, why, and what to do next (a full disk first of all)."""
+    import errno
+
+    target = exc.filename or run_dir
+    resume = f"evoart evolve --resume {run_dir}"
+    kept = (f" Nothing half-written was left behind; run {run_dir.name} is marked interrupted and keeps "
+            "every individual committed so far." if started else "")
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return StoreError(
+            f"the disk holding {run_dir} is full: {target} could not be written ({exc.strerror or exc})."
+            f"{kept} Free some space on it (evoart prune {run_dir} removes training states nothing needs any "
+            f"more; df -h shows what is left), then resume with: {resume}")
+    return StoreError(f"cannot write {target}: {exc.strerror or exc}.{kept} Fix that, then resume with: {resume}")
 
 
 def start_run(cfg: EvolveConfig, out_root: Path, *, progress=None, step_progress=None,
@@ -265,7 +295,10 @@ def start_run(cfg: EvolveConfig, out_root: Path, *, progress=None, step_progress
     }
     if preset_record:
         record["presets"] = preset_record
-    store = RunStore.create(run_dir, name=run_dir.name, config=record, versions=versions())
+    try:
+        store = RunStore.create(run_dir, name=run_dir.name, config=record, versions=versions())
+    except OSError as exc:
+        raise write_error(exc, run_dir, started=False) from None
     try:
         store.lock()
         if progress:
@@ -289,6 +322,7 @@ def resume_run(ref: str | Path, out_root: Path | None = None, *, overrides: dict
     store = RunStore.open(run_dir)
     try:
         store.lock()
+        store.remove_stale_temporaries()  # left by a writer that was killed in mid-write
         record = store.config
         cfg_dict = dict(record["evolve"])
         if "splits" not in record:  # recorded before evaluation splits: it keeps its two-way split

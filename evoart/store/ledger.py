@@ -65,6 +65,16 @@ def ledger_error(run_dir: Path, exc: sqlite3.DatabaseError) -> StoreError:
     return StoreError(f"cannot use the ledger {run_dir / DB_NAME}: {text}")
 
 
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists (another user's process, or a platform without signals)
+        return True
+    return True
+
+
 def _guarded(method):
     """Turn a ``sqlite3.DatabaseError`` raised inside ``method`` into a ``StoreError``
     that names the run (see ``ledger_error``)."""
@@ -230,6 +240,27 @@ class RunStore:
             self._lock = None
             _HELD_HERE.discard(self.run_dir.resolve())
 
+    def remove_stale_temporaries(self) -> int:
+        """Delete the temporary files (``evoart.files``) that writers killed in mid-write
+        left in the run folder: they hold no committed data and may keep a disk full.
+        Only those of processes that no longer exist (a gallery server may be writing
+        pages at this moment). Returns how many were removed."""
+        removed = 0
+        for path in list(self.run_dir.glob(".*.tmp")) + list(self.run_dir.glob("gen-*/**/.*.tmp")):
+            parts = path.name.rsplit(".", 4)  # ".name", pid, thread, "tmp"
+            try:
+                pid = int(parts[-3])
+            except (IndexError, ValueError):
+                continue
+            if pid != os.getpid() and _process_exists(pid):
+                continue
+            try:
+                path.unlink()
+                removed += 1
+            except OSError:
+                pass
+        return removed
+
     # ---- run -------------------------------------------------------------------------
     def _run_row(self) -> sqlite3.Row:
         row = self.conn.execute("SELECT * FROM run WHERE id = 1").fetchone()
@@ -275,13 +306,7 @@ class RunStore:
             return False
         if pid == os.getpid():
             return self.run_dir.resolve() in _HELD_HERE
-        try:
-            os.kill(pid, 0)  # signal 0: only asks whether the process exists
-        except ProcessLookupError:
-            return False
-        except OSError:  # it exists (another user's process, or a platform without signals)
-            return True
-        return True
+        return _process_exists(pid)
 
     def update_config(self, config: dict) -> None:
         with self.conn:
