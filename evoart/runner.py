@@ -23,7 +23,7 @@ from .faults import fault_point
 from .fitness import EvalContext, Evaluation, make_context, protocol_record
 from .genome import Genome
 from .imaging import contact_sheet, png_bytes
-from .store import RunStore, StoreError, new_run_dir, resolve_run
+from .store import DamagedFile, RunStore, StoreError, new_run_dir, resolve_run
 from .train import resolve_device
 from .variation import Inheritance
 
@@ -164,14 +164,26 @@ class RunLedger:
             warnings.warn(f"the gallery pages of {self.store.run_dir.name} could not be rebuilt: {exc}",
                           RuntimeWarning, stacklevel=2)
 
+    # A saved tensor file that cannot be loaded (truncated, replaced) must not stop a
+    # resume: the run goes on without it, as if it had never been saved, and says so.
+    def _load_or_warn(self, load, ind_id: str, without: str) -> dict | None:
+        try:
+            return load(ind_id)
+        except DamagedFile as exc:
+            warnings.warn(f"{exc} The run goes on: {without}.", RuntimeWarning, stacklevel=3)
+            return None
+
     def load_train_state(self, ind_id: str) -> dict | None:
-        return self.store.load_train_state(ind_id)
+        return self._load_or_warn(self.store.load_train_state, ind_id,
+                                  f"the children of {ind_id} train from scratch instead of inheriting")
 
     def load_generator_state(self, ind_id: str) -> dict | None:
-        return self.store.load_generator_state(ind_id)
+        return self._load_or_warn(self.store.load_generator_state, ind_id,
+                                  f"{ind_id} is judged without samples (realism 0)")
 
     def load_discriminator_state(self, ind_id: str) -> dict | None:
-        return self.store.load_discriminator_state(ind_id)
+        return self._load_or_warn(self.store.load_discriminator_state, ind_id,
+                                  f"{ind_id}'s discriminator does not judge")
 
 
 # ---- start and resume --------------------------------------------------------------------

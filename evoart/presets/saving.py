@@ -99,7 +99,7 @@ def save_from_run(run_dir: Path, individual: str, name: str, *, with_weights: bo
                   notes: str = "", force: bool = False) -> Path:
     """Keep an individual of a run as a user preset: its genome, where it came from and,
     with ``with_weights``, its trained generator. Refuses to overwrite without ``force``."""
-    from ..store import RunStore, StoreError
+    from ..store import DamagedFile, RunStore, StoreError
 
     validate_name(name)
     check_name_free(name, force)
@@ -124,7 +124,10 @@ def save_from_run(run_dir: Path, individual: str, name: str, *, with_weights: bo
             if row.status != "ok":
                 raise PresetError(f"{individual} has no usable weights: its training {row.status}"
                                   + (f" ({row.reason})" if row.reason else "") + "; save it without --with-weights")
-            state = store.load_generator_state(individual)
+            try:
+                state = store.load_generator_state(individual)
+            except DamagedFile as exc:
+                raise PresetError(f"{exc} Or keep {individual}'s genome alone: leave out --with-weights.") from None
             if state is None:
                 raise PresetError(f"{individual} has no saved generator weights in {store.run_dir}")
             check_state_fits(genome, resolution, state, f"{individual}'s generator.pt")

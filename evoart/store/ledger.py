@@ -23,6 +23,7 @@ import json
 import os
 import sqlite3
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -597,15 +598,19 @@ def load_state_file(path: Path) -> dict:
 
     path = Path(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on odd pickle protocols: the error below says it
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         text = str(exc)
         if "weights_only" in text or "Weights only load failed" in text:
-            detail = [ln.strip() for ln in text.splitlines() if "Unsupported" in ln or "WeightsUnpickler" in ln]
+            detail = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("Unsupported")]
             raise DamagedFile(
-                f"{path} was refused: it is a pickle that could run code when loaded, so evoart does not load "
-                "it (evoart only writes plain tensors, so this file was replaced from elsewhere"
-                + (f"; {detail[0]}" if detail else "") + "). Delete it or restore the file evoart wrote; "
+                f"{path} was refused because loading it could run code: it is a pickle that torch's safe "
+                "(weights-only) loader does not accept, and evoart loads nothing else (evoart only writes plain "
+                "tensors, so this file was replaced from elsewhere"
+                + (f"; torch's weights-only loader says: {detail[0]}" if detail else "")
+                + "). Delete it or restore the file evoart wrote; "
                 "never load it with weights_only=False unless you trust where it came from.") from None
         raise DamagedFile(_damaged_file_message(path, exc)) from None
     except OSError as exc:
@@ -615,7 +620,8 @@ def load_state_file(path: Path) -> dict:
 
 
 def _damaged_file_message(path: Path, exc: Exception) -> str:
-    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    first = (str(exc).strip().splitlines() or [""])[0]
+    first = first.split(". ")[0].rstrip(".")[:300]  # torch's first sentence says what failed
     return (f"{path} cannot be loaded: it is truncated or damaged ({type(exc).__name__}: {first}). "
             "Restore it from a backup, or delete it: a resumed run then re-trains what needed it, "
             "and the individual's genome.json and samples.png stay usable.")
