@@ -347,6 +347,15 @@ def resume_run(ref: str | Path, out_root: Path | None = None, *, overrides: dict
                 cfg_dict[key] = value
         cfg = EvolveConfig.from_dict(cfg_dict, source=f"run {run_dir.name}")
         last = store.last_finished_generation()
+        begun = len(store.generations())  # generations begun, the last one maybe half done
+        note = None
+        if begun > (0 if last is None else last + 1) and cfg.generations < begun:
+            # a run killed in the middle of a generation: that generation is finished first,
+            # or the run would be marked finished with half a generation evaluated
+            note = (f"run {run_dir.name} was stopped in the middle of generation {begun - 1}: finishing it "
+                    f"first, so the run has {begun} generations (not {cfg.generations})")
+            cfg_dict["generations"] = begun
+            cfg = EvolveConfig.from_dict(cfg_dict, source=f"run {run_dir.name}")
         if last is not None and cfg.generations <= last + 1 and len(store.generations()) == last + 1:
             if overrides and overrides.get("generations") is not None:
                 raise ConfigError(
@@ -368,6 +377,8 @@ def resume_run(ref: str | Path, out_root: Path | None = None, *, overrides: dict
                               "skipped": images.skipped, "train": len(train_u8), "holdout": len(holdout_u8),
                               "evaluation": len(split.evaluation)})
             progress("run", {"run_dir": run_dir, "device": device, "config": cfg, "resumed": True})
+            if note:
+                progress("note", {"text": note})
         seeds, seed_states = _resume_seeds(cfg, store, record)
         ctx = make_context(cfg, train_u8, holdout_u8, device, protocol=record.get("metrics"))
         if "metrics" not in record:  # a run begun before runs recorded their scoring protocol
