@@ -23,7 +23,7 @@ from .faults import fault_point
 from .fitness import EvalContext, Evaluation, make_context, protocol_record
 from .genome import Genome
 from .imaging import contact_sheet, png_bytes
-from .store import DamagedFile, RunStore, StoreError, new_run_dir, resolve_run
+from .store import DamagedFile, RunStore, StoreError, check_writable, new_run_dir, resolve_run
 from .train import resolve_device
 from .variation import Inheritance
 
@@ -265,15 +265,16 @@ def write_error(exc: OSError, run_dir: Path, *, started: bool) -> StoreError:
     import errno
 
     target = exc.filename or run_dir
-    resume = f"evoart evolve --resume {run_dir}"
+    resume = f"evoart evolve --resume {run_dir}" if started else "run the command again"
     kept = (f" Nothing half-written was left behind; run {run_dir.name} is marked interrupted and keeps "
             "every individual committed so far." if started else "")
     if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
         return StoreError(
             f"the disk holding {run_dir} is full: {target} could not be written ({exc.strerror or exc})."
             f"{kept} Free some space on it (evoart prune {run_dir} removes training states nothing needs any "
-            f"more; df -h shows what is left), then resume with: {resume}")
-    return StoreError(f"cannot write {target}: {exc.strerror or exc}.{kept} Fix that, then resume with: {resume}")
+            f"more; df -h shows what is left), then {'resume with: ' if started else ''}{resume}")
+    return StoreError(f"cannot write {target}: {exc.strerror or exc}.{kept} Fix that, then "
+                      f"{'resume with: ' if started else ''}{resume}")
 
 
 def start_run(cfg: EvolveConfig, out_root: Path, *, progress=None, step_progress=None,
@@ -287,6 +288,7 @@ def start_run(cfg: EvolveConfig, out_root: Path, *, progress=None, step_progress
     from .gallery import check_root
 
     check_root(Path(out_root))  # refuse before anything is written into the user's folder
+    check_writable(Path(out_root))  # ... and before the data is loaded, where --out cannot be written
     images, split = load_run_split(cfg, data_progress)
     # the evaluation split stays out of the context: no individual and no fitness term sees it
     train_u8, holdout_u8 = images.images[split.train], images.images[split.fitness]
@@ -295,7 +297,10 @@ def start_run(cfg: EvolveConfig, out_root: Path, *, progress=None, step_progress
                           "skipped": images.skipped, "train": len(train_u8), "holdout": len(holdout_u8),
                           "evaluation": len(split.evaluation)})
     ctx = make_context(cfg, train_u8, holdout_u8, device)
-    run_dir = new_run_dir(Path(out_root), name or run_name(cfg, images))
+    try:
+        run_dir = new_run_dir(Path(out_root), name or run_name(cfg, images))
+    except OSError as exc:
+        raise write_error(exc, Path(out_root), started=False) from None
     record = {
         "evolve": cfg.to_dict(),
         "dataset": {"name": images.name, "kind": images.kind, "source": images.source,

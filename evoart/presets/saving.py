@@ -81,13 +81,18 @@ def write_preset(preset: Preset, weights: bytes | None = None, *, resolution: in
         raise PresetError(f"preset {preset.name!r} would be {len(text)} bytes, over the {MAX_PRESET_BYTES} cap")
     if path.parent.exists() and not path.parent.is_dir():
         raise PresetError(f"your presets folder {path.parent} is a file, not a folder")
-    with os_errors("write", path):
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if weights is not None:
             atomic_write_bytes(out.weights_path, weights)
         atomic_write_bytes(path, text)
         if old_weights is not None and old_weights != out.weights_path and old_weights.exists():
             old_weights.unlink()
+    except OSError as exc:
+        raise PresetError(
+            f"cannot write {exc.filename or path}: {exc.strerror or exc}. Your presets live in {path.parent} "
+            "(EVOART_HOME/presets when EVOART_HOME is set): make that folder writable, or set EVOART_HOME "
+            "to a folder you can write.") from None
     return path
 
 

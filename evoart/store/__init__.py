@@ -8,6 +8,7 @@ from .folders import (
     DamagedLedger,
     RunLocked,
     StoreError,
+    check_writable,
     generation_dir,
     individual_dir,
     list_runs,
@@ -18,4 +19,4 @@ from .ledger import RunStore, opened
 from .schema import SCHEMA_VERSION, IndividualRow
 
 __all__ = ["DB_NAME", "LOCK_NAME", "DamagedFile", "DamagedLedger", "SCHEMA_VERSION", "IndividualRow", "RunLocked", "RunStore", "StoreError",
-           "generation_dir", "individual_dir", "list_runs", "new_run_dir", "opened", "resolve_run"]
+           "check_writable", "generation_dir", "individual_dir", "list_runs", "new_run_dir", "opened", "resolve_run"]

@@ -57,6 +57,34 @@ def individual_dir(run_dir: Path, ind_id: str) -> Path:
     return generation_dir(run_dir, born) / ind_id
 
 
+def check_writable(out_root: Path) -> None:
+    """Refuse, before any work, an output root evoart cannot create or write into."""
+    import errno
+    import os
+
+    out_root = Path(out_root)
+    try:
+        out_root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the output folder {out_root} (--out): {exc.strerror or exc}. "
+                         "Choose another --out, or create it yourself with write permission.") from None
+    if not out_root.is_dir():
+        raise StoreError(f"--out {out_root} is a file, not a folder; choose another --out")
+    if not os.access(out_root, os.W_OK | os.X_OK):
+        why = os.strerror(errno.EROFS if _read_only_fs(out_root) else errno.EACCES)
+        raise StoreError(f"cannot write into the output folder {out_root} (--out): {why}. Choose another --out, "
+                         f"or make it writable (chmod u+w {out_root}).")
+
+
+def _read_only_fs(folder: Path) -> bool:
+    try:
+        import os
+
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        return False
+
+
 def new_run_dir(out_root: Path, name: str) -> Path:
     """A fresh folder ``out_root/name`` (``-2``, ``-3``, ... if taken); never reuses one."""
     out_root.mkdir(parents=True, exist_ok=True)

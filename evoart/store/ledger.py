@@ -604,12 +604,13 @@ def load_state_file(path: Path) -> dict:
     except pickle.UnpicklingError as exc:
         text = str(exc)
         if "weights_only" in text or "Weights only load failed" in text:
-            detail = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("Unsupported")]
+            boilerplate = ("Weights only load failed", "Check the documentation", "Please file an issue")
+            detail = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith(boilerplate)]
             raise DamagedFile(
                 f"{path} was refused because loading it could run code: it is a pickle that torch's safe "
                 "(weights-only) loader does not accept, and evoart loads nothing else (evoart only writes plain "
                 "tensors, so this file was replaced from elsewhere"
-                + (f"; torch's weights-only loader says: {detail[0]}" if detail else "")
+                + (f"; torch's weights-only loader says: {' '.join(detail)}" if detail else "")
                 + "). Delete it or restore the file evoart wrote; "
                 "never load it with weights_only=False unless you trust where it came from.") from None
         raise DamagedFile(_damaged_file_message(path, exc)) from None
