@@ -57,11 +57,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = 
             if durable:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             tmp.unlink()
         except OSError:
             pass
+        if isinstance(exc, OSError) and not exc.filename:
+            # write() and fsync() name no file: say which one could not be written
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
     if durable:
         _fsync_dir(path.parent)

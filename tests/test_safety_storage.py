@@ -131,7 +131,8 @@ def test_a_real_3_mb_disk_fills_up_and_the_run_resumes_once_there_is_room(small_
     site = small_disk / "site"
     text = clean(invoke("evolve", *ARGS, "--out", site), 2)
     run = only_run(site)
-    assert f"the disk holding {run} is full" in text and f"evoart evolve --resume {run}" in text
+    assert f"the disk holding {run} is full: {run}/gen-000/g000-i" in text  # the file that did not fit
+    assert f"evoart evolve --resume {run}" in text
     assert not list(small_disk.rglob("*.tmp"))  # nothing keeps the disk full
     assert RunStore.open(run, readonly=True).status_now() == "interrupted"
     grown = subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], capture_output=True, text=True)
