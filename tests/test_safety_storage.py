@@ -91,8 +91,13 @@ def test_a_full_disk_stops_plainly_and_resume_ends_where_an_uninterrupted_run_do
     listed = clean(invoke("gallery", "list", "--out", site), 0)
     assert "interrupted" in listed and "running" not in listed
 
+    # what a writer killed in mid-write leaves (no process can have a pid above pid_max)
+    dead = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1 if Path("/proc/sys/kernel/pid_max").exists() else 2**31 - 1
+    stale = run / "gen-000" / "g000-i00" / f".generator.pt.{dead}.1.tmp"
+    stale.write_bytes(b"half")
     monkeypatch.delenv("EVOART_FAULT")  # space freed
     clean(invoke("evolve", "--resume", run), 0)
+    assert not stale.exists()
     assert ledger_snapshot(run) == ledger_snapshot(straight)
     assert status(run) == "finished" and snapshot(earlier) == before
 

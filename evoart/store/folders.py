@@ -58,22 +58,24 @@ def individual_dir(run_dir: Path, ind_id: str) -> Path:
 
 
 def check_writable(out_root: Path) -> None:
-    """Refuse, before any work, an output root evoart cannot create or write into."""
+    """Refuse, before any work, an output root evoart could not create or write into
+    (creating nothing: a run that is refused later leaves no folder behind)."""
     import errno
     import os
 
-    out_root = Path(out_root)
-    try:
-        out_root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StoreError(f"cannot create the output folder {out_root} (--out): {exc.strerror or exc}. "
-                         "Choose another --out, or create it yourself with write permission.") from None
-    if not out_root.is_dir():
-        raise StoreError(f"--out {out_root} is a file, not a folder; choose another --out")
-    if not os.access(out_root, os.W_OK | os.X_OK):
-        why = os.strerror(errno.EROFS if _read_only_fs(out_root) else errno.EACCES)
-        raise StoreError(f"cannot write into the output folder {out_root} (--out): {why}. Choose another --out, "
-                         f"or make it writable (chmod u+w {out_root}).")
+    out_root = Path(os.path.abspath(out_root))
+    existing = out_root
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise StoreError(f"--out {out_root}: {existing} is a file, not a folder; choose another --out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        why = os.strerror(errno.EROFS if _read_only_fs(existing) else errno.EACCES)
+        if existing == out_root:
+            raise StoreError(f"cannot write into the output folder {out_root} (--out): {why}. Choose another "
+                             f"--out, or make it writable (chmod u+w {out_root}).")
+        raise StoreError(f"cannot create the output folder {out_root} (--out): {why} in {existing}. Choose "
+                         "another --out, or create the folder yourself with write permission.")
 
 
 def _read_only_fs(folder: Path) -> bool:
