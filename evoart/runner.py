@@ -62,10 +62,17 @@ def versions() -> dict[str, str]:
 class RunLedger:
     """The GA's ledger, written to a run folder through ``RunStore``."""
 
-    def __init__(self, store: RunStore, cfg: EvolveConfig):
+    def __init__(self, store: RunStore, cfg: EvolveConfig, progress=None):
         self.store = store
         self.cfg = cfg
         self.commits = 0
+        self.progress = progress  # the run's progress callback: warnings go out through it
+
+    def warn(self, text: str) -> None:
+        if self.progress is not None:
+            self.progress("warning", {"text": text})
+        else:
+            warnings.warn(text, RuntimeWarning, stacklevel=3)
 
     def _member(self, row, generation: int | None) -> ga.Member:
         m = ga.new_member(
@@ -170,7 +177,7 @@ class RunLedger:
         try:
             return load(ind_id)
         except DamagedFile as exc:
-            warnings.warn(f"{exc} The run goes on: {without}.", RuntimeWarning, stacklevel=3)
+            self.warn(f"{exc} The run goes on: {without}.")
             return None
 
     def load_train_state(self, ind_id: str) -> dict | None:
@@ -227,7 +234,7 @@ def _evolve_into(store: RunStore, cfg: EvolveConfig, ctx: EvalContext, *, progre
                  seed_genomes=(), seed_states=None) -> RunOutcome:
     t0 = time.perf_counter()
     executor = make_executor(ctx, cfg.workers, step_progress)
-    ledger = RunLedger(store, cfg)
+    ledger = RunLedger(store, cfg, progress)
     try:
         store.set_status("running")
         ledger.build_gallery()

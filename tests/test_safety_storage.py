@@ -233,11 +233,8 @@ def test_damaged_or_replaced_weights_are_named_and_a_resume_goes_on(tmp_path, mo
     assert not (tmp_path / "pwned").exists()
     assert snapshot(run.parent) == before and not (tmp_path / "renders").exists()
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        clean(invoke("evolve", "--resume", run, "--generations", "2"), 0)
-    said = " ".join(str(w.message) for w in caught)
-    assert f"{i00 / 'train_state.pt'} cannot be loaded" in said and "train from scratch" in said
+    said = clean(invoke("evolve", "--resume", run, "--generations", "2"), 0)
+    assert f"Warning: {i00 / 'train_state.pt'} cannot be loaded" in said and "train from scratch" in said
     with ledger(run) as c:
         born1 = [r[0] for r in c.execute("SELECT status FROM individual WHERE born = 1")]
         finished = c.execute("SELECT COUNT(*) FROM generation WHERE finished IS NOT NULL").fetchone()[0]
