@@ -67,6 +67,8 @@ def ledger_error(run_dir: Path, exc: sqlite3.DatabaseError) -> StoreError:
 
 
 def _process_exists(pid: int) -> bool:
+    if os.name == "nt":  # os.kill there terminates the process: never probe with it
+        return True
     try:
         os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
