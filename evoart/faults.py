@@ -8,6 +8,13 @@ Set ``EVOART_FAULT`` to one or more comma-separated faults before starting ``evo
 ``crash:IND``
     The worker process that starts evaluating individual IND (``g001-i02``) SIGKILLs
     itself (a worker dying of out-of-memory or a segfault).
+``enospc:NAME``
+    Every atomic write (``evoart.files``) of a file whose path ends with NAME
+    (``train_state.pt``, ``g000-i01/generator.pt``) fails half way with ENOSPC, as on a
+    full disk: part of the temporary file is written, then the write raises.
+``enospc-after:N``
+    Atomic writes in this process fail with ENOSPC once N bytes have been written
+    through them in all (the disk fills up during the run).
 
 Production code calls ``fault_point(name, ...)`` at those points; with the variable
 unset it does nothing. Nothing else in evoart reads the variable.
@@ -19,6 +26,8 @@ import os
 import signal
 
 ENV = "EVOART_FAULT"
+
+_written = 0  # bytes written through the atomic writers in this process (for enospc-after)
 
 
 def _faults() -> list[tuple[str, str]]:
@@ -44,3 +53,20 @@ def fault_point(point: str, *, commits: int | None = None, individual: str | Non
             _die()
         if point == "evaluate" and kind == "crash" and individual is not None and arg == individual:
             _die()
+
+
+def disk_space(path: os.PathLike | str, size: int) -> int | None:
+    """How many of the ``size`` bytes about to be written to ``path`` fit before the disk
+    is "full" (``enospc`` faults), or None when they all do. Counts what was written."""
+    global _written
+    faults = _faults()
+    allowed: int | None = None
+    target = str(path).replace(os.sep, "/")
+    for kind, arg in faults:
+        if kind == "enospc" and arg and target.endswith(arg):
+            allowed = size // 2
+        elif kind == "enospc-after" and _written + size > int(arg):
+            room = max(0, int(arg) - _written)
+            allowed = room if allowed is None else min(allowed, room)
+    _written += size if allowed is None else allowed
+    return allowed

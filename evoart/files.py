@@ -8,11 +8,14 @@ rename itself has reached the disk. Nothing is left behind when the write fails.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import threading
 from pathlib import Path
 from typing import Any
+
+from .faults import disk_space
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -45,16 +48,23 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = 
     tmp = temporary_name(path)
     try:
         with open(tmp, "wb") as f:
+            room = disk_space(path, len(data))  # None unless a test injects a full disk
+            if room is not None:
+                f.write(data[:room])
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
             f.write(data)
             f.flush()
             if durable:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             tmp.unlink()
         except OSError:
             pass
+        if isinstance(exc, OSError) and not exc.filename:
+            # write() and fsync() name no file: say which one could not be written
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
     if durable:
         _fsync_dir(path.parent)

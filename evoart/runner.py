@@ -23,7 +23,7 @@ from .faults import fault_point
 from .fitness import EvalContext, Evaluation, make_context, protocol_record
 from .genome import Genome
 from .imaging import contact_sheet, png_bytes
-from .store import RunStore, StoreError, new_run_dir, resolve_run
+from .store import DamagedFile, RunStore, StoreError, check_writable, new_run_dir, resolve_run
 from .train import resolve_device
 from .variation import Inheritance
 
@@ -62,10 +62,17 @@ def versions() -> dict[str, str]:
 class RunLedger:
     """The GA's ledger, written to a run folder through ``RunStore``."""
 
-    def __init__(self, store: RunStore, cfg: EvolveConfig):
+    def __init__(self, store: RunStore, cfg: EvolveConfig, progress=None):
         self.store = store
         self.cfg = cfg
         self.commits = 0
+        self.progress = progress  # the run's progress callback: warnings go out through it
+
+    def warn(self, text: str) -> None:
+        if self.progress is not None:
+            self.progress("warning", {"text": text})
+        else:
+            warnings.warn(text, RuntimeWarning, stacklevel=3)
 
     def _member(self, row, generation: int | None) -> ga.Member:
         m = ga.new_member(
@@ -164,14 +171,26 @@ class RunLedger:
             warnings.warn(f"the gallery pages of {self.store.run_dir.name} could not be rebuilt: {exc}",
                           RuntimeWarning, stacklevel=2)
 
+    # A saved tensor file that cannot be loaded (truncated, replaced) must not stop a
+    # resume: the run goes on without it, as if it had never been saved, and says so.
+    def _load_or_warn(self, load, ind_id: str, without: str) -> dict | None:
+        try:
+            return load(ind_id)
+        except DamagedFile as exc:
+            self.warn(f"{exc} The run goes on: {without}.")
+            return None
+
     def load_train_state(self, ind_id: str) -> dict | None:
-        return self.store.load_train_state(ind_id)
+        return self._load_or_warn(self.store.load_train_state, ind_id,
+                                  f"the children of {ind_id} train from scratch instead of inheriting")
 
     def load_generator_state(self, ind_id: str) -> dict | None:
-        return self.store.load_generator_state(ind_id)
+        return self._load_or_warn(self.store.load_generator_state, ind_id,
+                                  f"{ind_id} is judged without samples (realism 0)")
 
     def load_discriminator_state(self, ind_id: str) -> dict | None:
-        return self.store.load_discriminator_state(ind_id)
+        return self._load_or_warn(self.store.load_discriminator_state, ind_id,
+                                  f"{ind_id}'s discriminator does not judge")
 
 
 # ---- start and resume --------------------------------------------------------------------
@@ -215,7 +234,7 @@ def _evolve_into(store: RunStore, cfg: EvolveConfig, ctx: EvalContext, *, progre
                  seed_genomes=(), seed_states=None) -> RunOutcome:
     t0 = time.perf_counter()
     executor = make_executor(ctx, cfg.workers, step_progress)
-    ledger = RunLedger(store, cfg)
+    ledger = RunLedger(store, cfg, progress)
     try:
         store.set_status("running")
         ledger.build_gallery()
@@ -229,9 +248,40 @@ def _evolve_into(store: RunStore, cfg: EvolveConfig, ctx: EvalContext, *, progre
         store.set_status("interrupted")
         ledger.build_gallery()
         raise RunInterrupted(store.run_dir) from None
+    except (OSError, StoreError) as exc:
+        # a full disk, a folder made read-only, a ledger that cannot be written: what was
+        # committed stays, the run is marked interrupted (best effort: the disk may refuse
+        # that too, and readers then see a "running" run without a writer as interrupted)
+        if hasattr(executor, "terminate"):
+            executor.terminate()
+        try:
+            store.set_status("interrupted")
+        except StoreError:
+            pass
+        if isinstance(exc, StoreError):
+            raise
+        raise write_error(exc, store.run_dir, started=True) from None
     finally:
         executor.close()
     return RunOutcome(store.run_dir, result, time.perf_counter() - t0)
+
+
+def write_error(exc: OSError, run_dir: Path, *, started: bool) -> StoreError:
+    """The user's message for a file of run ``run_dir`` that could not be written: which
+    file, why, and what to do next (a full disk first of all)."""
+    import errno
+
+    target = exc.filename or run_dir
+    resume = f"evoart evolve --resume {run_dir}" if started else "run the command again"
+    kept = (f" Nothing half-written was left behind; run {run_dir.name} is marked interrupted and keeps "
+            "every individual committed so far." if started else "")
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return StoreError(
+            f"the disk holding {run_dir} is full: {target} could not be written ({exc.strerror or exc})."
+            f"{kept} Free some space on it (evoart prune {run_dir} removes training states nothing needs any "
+            f"more; df -h shows what is left), then {'resume with: ' if started else ''}{resume}")
+    return StoreError(f"cannot write {target}: {exc.strerror or exc}.{kept} Fix that, then "
+                      f"{'resume with: ' if started else ''}{resume}")
 
 
 def start_run(cfg: EvolveConfig, out_root: Path, *, progress=None, step_progress=None,
@@ -245,6 +295,7 @@ def start_run(cfg: EvolveConfig, out_root: Path, *, progress=None, step_progress
     from .gallery import check_root
 
     check_root(Path(out_root))  # refuse before anything is written into the user's folder
+    check_writable(Path(out_root))  # ... and before the data is loaded, where --out cannot be written
     images, split = load_run_split(cfg, data_progress)
     # the evaluation split stays out of the context: no individual and no fitness term sees it
     train_u8, holdout_u8 = images.images[split.train], images.images[split.fitness]
@@ -253,7 +304,10 @@ def start_run(cfg: EvolveConfig, out_root: Path, *, progress=None, step_progress
                           "skipped": images.skipped, "train": len(train_u8), "holdout": len(holdout_u8),
                           "evaluation": len(split.evaluation)})
     ctx = make_context(cfg, train_u8, holdout_u8, device)
-    run_dir = new_run_dir(Path(out_root), name or run_name(cfg, images))
+    try:
+        run_dir = new_run_dir(Path(out_root), name or run_name(cfg, images))
+    except OSError as exc:
+        raise write_error(exc, Path(out_root), started=False) from None
     record = {
         "evolve": cfg.to_dict(),
         "dataset": {"name": images.name, "kind": images.kind, "source": images.source,
@@ -265,7 +319,10 @@ def start_run(cfg: EvolveConfig, out_root: Path, *, progress=None, step_progress
     }
     if preset_record:
         record["presets"] = preset_record
-    store = RunStore.create(run_dir, name=run_dir.name, config=record, versions=versions())
+    try:
+        store = RunStore.create(run_dir, name=run_dir.name, config=record, versions=versions())
+    except OSError as exc:
+        raise write_error(exc, run_dir, started=False) from None
     try:
         store.lock()
         if progress:
@@ -289,6 +346,7 @@ def resume_run(ref: str | Path, out_root: Path | None = None, *, overrides: dict
     store = RunStore.open(run_dir)
     try:
         store.lock()
+        store.remove_stale_temporaries()  # left by a writer that was killed in mid-write
         record = store.config
         cfg_dict = dict(record["evolve"])
         if "splits" not in record:  # recorded before evaluation splits: it keeps its two-way split
@@ -301,6 +359,15 @@ def resume_run(ref: str | Path, out_root: Path | None = None, *, overrides: dict
                 cfg_dict[key] = value
         cfg = EvolveConfig.from_dict(cfg_dict, source=f"run {run_dir.name}")
         last = store.last_finished_generation()
+        begun = len(store.generations())  # generations begun, the last one maybe half done
+        note = None
+        if begun > (0 if last is None else last + 1) and cfg.generations < begun:
+            # a run killed in the middle of a generation: that generation is finished first,
+            # or the run would be marked finished with half a generation evaluated
+            note = (f"run {run_dir.name} was stopped in the middle of generation {begun - 1}: finishing it "
+                    f"first, so the run has {begun} generations (not {cfg.generations})")
+            cfg_dict["generations"] = begun
+            cfg = EvolveConfig.from_dict(cfg_dict, source=f"run {run_dir.name}")
         if last is not None and cfg.generations <= last + 1 and len(store.generations()) == last + 1:
             if overrides and overrides.get("generations") is not None:
                 raise ConfigError(
@@ -322,6 +389,8 @@ def resume_run(ref: str | Path, out_root: Path | None = None, *, overrides: dict
                               "skipped": images.skipped, "train": len(train_u8), "holdout": len(holdout_u8),
                               "evaluation": len(split.evaluation)})
             progress("run", {"run_dir": run_dir, "device": device, "config": cfg, "resumed": True})
+            if note:
+                progress("note", {"text": note})
         seeds, seed_states = _resume_seeds(cfg, store, record)
         ctx = make_context(cfg, train_u8, holdout_u8, device, protocol=record.get("metrics"))
         if "metrics" not in record:  # a run begun before runs recorded their scoring protocol

@@ -244,7 +244,7 @@ def test_the_command_never_shows_a_traceback_for_a_broken_ledger(tmp_path):
     (run / "run.db").write_bytes(b"this is not sqlite" * 100)
     result = CliRunner().invoke(main, ["evolve", "--resume", str(run)])
     assert result.exit_code == 2, result.output
-    assert "not a readable evoart ledger" in result.output
+    assert "run broken: its ledger" in result.output and "is damaged (file is not a database)" in result.output
 
 
 

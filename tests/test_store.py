@@ -95,7 +95,7 @@ def test_open_refuses_what_is_not_a_run(tmp_path):
     with pytest.raises(StoreError, match="is not a run folder"):
         RunStore.open(tmp_path)
     (tmp_path / "run.db").write_bytes(b"this is not sqlite at all, just some text " * 100)
-    with pytest.raises(StoreError, match="is not a readable evoart ledger"):
+    with pytest.raises(S.DamagedLedger, match="is damaged .file is not a database."):
         RunStore.open(tmp_path)
 
 
@@ -107,8 +107,16 @@ def test_a_ledger_from_a_newer_evoart_is_refused(run):
             RunStore.open(run.run_dir, readonly=readonly)
 
 
+def empty_sqlite(path: Path) -> None:
+    """An SQLite database without tables (a ledger of schema 0), not a zero-byte file:
+    evoart refuses those rather than write a fresh ledger over a lost one."""
+    with sqlite3.connect(path) as c:
+        c.execute("PRAGMA user_version = 1")
+    c.close()
+
+
 def test_an_empty_v0_ledger_is_migrated(tmp_path):
-    (tmp_path / "run.db").touch()
+    empty_sqlite(tmp_path / "run.db")
     with pytest.raises(StoreError, match="older ledger schema"):
         RunStore.open(tmp_path, readonly=True)
     with RunStore.open(tmp_path) as store:
@@ -122,10 +130,10 @@ def test_an_empty_v0_ledger_is_migrated(tmp_path):
 
 
 def test_a_failed_migration_leaves_the_ledger_as_it_was(tmp_path, monkeypatch):
-    (tmp_path / "run.db").touch()
+    empty_sqlite(tmp_path / "run.db")
     broken = "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); CREATE TABLE run (oops"
     monkeypatch.setattr(S.ledger, "MIGRATIONS", [broken])
-    with pytest.raises(sqlite3.Error):
+    with pytest.raises(StoreError, match="cannot use the ledger"):  # SQLite's error, as the user's
         RunStore.open(tmp_path)
     monkeypatch.undo()
     with RunStore.open(tmp_path) as store:  # the half-done migration was rolled back: it runs again

@@ -50,6 +50,16 @@ def _report_bug(exc: BaseException) -> None:
                       f"{saved}. Please report it with that file.", highlight=False)
 
 
+def _environment_errnos() -> frozenset[int]:
+    import errno
+
+    names = ("EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT")
+    return frozenset(getattr(errno, n) for n in names if hasattr(errno, n))
+
+
+_ENVIRONMENT_ERRNOS = _environment_errnos()
+
+
 class EvoartGroup(click.Group):
     """Maps what escapes a command to an exit code: evoart's own errors (meant for the
     user) to a message and 2, Ctrl-C to 130, anything else to a one-line bug report and 1."""
@@ -67,6 +77,16 @@ class EvoartGroup(click.Group):
         except KeyboardInterrupt:
             err_console.print("\n[yellow]Interrupted.[/]", highlight=False)
             ctx.exit(EXIT_INTERRUPTED)
+        except OSError as exc:
+            if exc.errno not in _ENVIRONMENT_ERRNOS:
+                _report_bug(exc)
+                ctx.exit(EXIT_BUG)
+            # no permission, a read-only or full disk: the machine's state, not a bug in evoart
+            where = f" {exc.filename}" if exc.filename else ""
+            err_console.print(f"[bold red]Error:[/] cannot use{where}: {exc.strerror or exc}. Check the "
+                              "folder's permissions and free space, or choose another folder "
+                              "(--out, EVOART_HOME, EVOART_CACHE).", highlight=False)
+            ctx.exit(EXIT_USAGE)
         except Exception as exc:  # noqa: BLE001 - a bug: reported, not shown as a user error
             _report_bug(exc)
             ctx.exit(EXIT_BUG)

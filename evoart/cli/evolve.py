@@ -224,6 +224,12 @@ class EvolveView:
                    f"population {c.population}, {c.generations} generations, {c.steps} steps, "
                    f"{c.resolution} px)", highlight=False)
 
+    def on_warning(self, info):
+        err_console.print(f"[yellow]Warning:[/] {info['text']}", highlight=False)
+
+    def on_note(self, info):
+        err_console.print(f"[yellow]Note:[/] {info['text']}", highlight=False)
+
     def on_presets(self, info):
         for p in info["presets"]:
             self.print(f"Seeding generation 0 with preset {p['name']} ({p['origin']}) and a mutant; "

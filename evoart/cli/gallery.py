@@ -57,12 +57,15 @@ def gallery_list(out):
     rows = []
     for r in runs:
         if r.error:
-            rows.append([r.path.name, f"unreadable: {r.error}"] + [""] * (len(columns) - 2))
+            rows.append([r.path.name, "unreadable (see below)"] + [""] * (len(columns) - 2))
             continue
         rows.append([r.name, r.dataset, r.status, f"{r.generations}/{r.total_generations}",
                      f"{r.population}×{r.resolution}px", _f(r.best_score, 1), _f(r.best_realism),
                      _f(r.best_perceptual, 2), _f(r.best_coverage, 2), str(r.favourites or "")])
     print_table(f"Runs in {out}", columns, rows)
+    for r in runs:
+        if r.error:
+            err_console.print(f"[yellow]Skipped {r.path.name}:[/] {r.error}", highlight=False)
 
 @gallery.command("show")
 @click.argument("run")
@@ -110,7 +113,7 @@ def gallery_show(run, generation, out):
 def gallery_build(run, out):
     """Rebuild the pages of RUN (of every run under --out without RUN) and the index."""
     from ..gallery import build, build_index, build_run
-    from ..store import list_runs
+    from ..store import StoreError, list_runs
 
     if run:
         report = build(_run_dir(run, out))
@@ -118,7 +121,12 @@ def gallery_build(run, out):
     else:
         if not out.is_dir():
             raise click.ClickException(f"no folder {out}: pass --out, or start a run with evoart evolve")
-        reports = [build_run(p) for p in list_runs(out)]
+        reports = []
+        for p in list_runs(out):
+            try:
+                reports.append(build_run(p))
+            except StoreError as exc:  # one damaged run must not keep the others from being built
+                err_console.print(f"[yellow]Skipped {p.name}:[/] {exc}", highlight=False)
         build_index(out)
     for r in reports:
         console.print(f"{r.run_dir.name}: {r.pages} pages ({r.written} changed) in {r.seconds:.2f} s  "

@@ -59,15 +59,22 @@ def _special_kind(mode: int) -> str | None:
     return "not a regular file"
 
 
-def _find_candidates(folder: Path) -> list[_Candidate]:
+def _find_candidates(folder: Path, unreadable: list[tuple[str, str]] | None = None) -> list[_Candidate]:
     """Files under ``folder`` with an image extension, in sorted order.
 
     Hidden files and folders (names starting with '.', e.g. ``.thumbnails``
     or macOS ``._`` files) are ignored, and symlinked folders are not
     followed, so a folder cannot pull in unrelated or duplicate images.
+    Folders that cannot be listed (no permission) are appended to ``unreadable``
+    as (path, reason), never skipped silently.
     """
     found = []
-    for root, dirs, files in os.walk(folder, followlinks=False):
+
+    def cannot_list(error: OSError) -> None:
+        if unreadable is not None:
+            unreadable.append((str(error.filename or folder), f"folder cannot be read: {_skip_reason(error)}"))
+
+    for root, dirs, files in os.walk(folder, followlinks=False, onerror=cannot_list):
         dirs[:] = sorted(name for name in dirs if not name.startswith("."))
         for name in files:
             if name.startswith(".") or not name.lower().endswith(IMAGE_EXTENSIONS):
@@ -262,10 +269,20 @@ def _load_folder(
     cache_dir: Path | None,
     progress: Callable[[int, int], None] | None,
 ) -> ImageSet:
-    candidates = _find_candidates(folder)
+    unreadable: list[tuple[str, str]] = []
+    candidates = _find_candidates(folder, unreadable)
+    for path, reason in unreadable:
+        if Path(path) == folder:
+            raise DataError(f"cannot read the image folder {folder}: {reason.split(': ', 1)[-1]}. evoart must be "
+                            "able to list its files: check its permissions (ls -ld), or point evoart at "
+                            "another folder.")
     if not candidates:
         extensions = ", ".join(IMAGE_EXTENSIONS)
-        raise DataError(f"No images found in {folder} (looked for {extensions} recursively)")
+        also = ""
+        if unreadable:
+            also = (f"; {len(unreadable)} subfolder(s) could not be read, for example {unreadable[0][0]} "
+                    f"({unreadable[0][1]})")
+        raise DataError(f"No images found in {folder} (looked for {extensions} recursively){also}")
     cache_file, key = _cache_path(Path(cache_dir or default_cache_dir()), folder, resolution, candidates)
     loaded = _read_cache(cache_file, key, resolution)
     cached = loaded is not None
@@ -275,8 +292,9 @@ def _load_folder(
     elif progress is not None:
         progress(len(candidates), len(candidates))
     images, skipped = loaded
+    skipped = unreadable + list(skipped)  # reported with the unreadable files
     if len(images) == 0:
-        example_path, example_reason = skipped[0]
+        example_path, example_reason = skipped[len(unreadable)] if len(skipped) > len(unreadable) else skipped[0]
         raise DataError(
             f"None of the {len(candidates)} image files in {folder} could be read "
             f"(for example {example_path}: {example_reason}). "

@@ -92,7 +92,7 @@ class RunView:
         self.record = store.config
         self.versions = store.versions
         self.created = store.created
-        self.status = store.status
+        self.status = store.status_now()  # a killed run shows as interrupted
         self.generations = store.generations()
         self.finished = [g["generation"] for g in self.generations if g["finished"] is not None]
         self.members = {g: store.members(g) for g in self.finished}

@@ -81,13 +81,18 @@ def write_preset(preset: Preset, weights: bytes | None = None, *, resolution: in
         raise PresetError(f"preset {preset.name!r} would be {len(text)} bytes, over the {MAX_PRESET_BYTES} cap")
     if path.parent.exists() and not path.parent.is_dir():
         raise PresetError(f"your presets folder {path.parent} is a file, not a folder")
-    with os_errors("write", path):
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if weights is not None:
             atomic_write_bytes(out.weights_path, weights)
         atomic_write_bytes(path, text)
         if old_weights is not None and old_weights != out.weights_path and old_weights.exists():
             old_weights.unlink()
+    except OSError as exc:
+        raise PresetError(
+            f"cannot write {exc.filename or path}: {exc.strerror or exc}. Your presets live in {path.parent} "
+            "(EVOART_HOME/presets when EVOART_HOME is set): make that folder writable, or set EVOART_HOME "
+            "to a folder you can write.") from None
     return path
 
 
@@ -99,7 +104,7 @@ def save_from_run(run_dir: Path, individual: str, name: str, *, with_weights: bo
                   notes: str = "", force: bool = False) -> Path:
     """Keep an individual of a run as a user preset: its genome, where it came from and,
     with ``with_weights``, its trained generator. Refuses to overwrite without ``force``."""
-    from ..store import RunStore, StoreError
+    from ..store import DamagedFile, RunStore, StoreError
 
     validate_name(name)
     check_name_free(name, force)
@@ -124,7 +129,10 @@ def save_from_run(run_dir: Path, individual: str, name: str, *, with_weights: bo
             if row.status != "ok":
                 raise PresetError(f"{individual} has no usable weights: its training {row.status}"
                                   + (f" ({row.reason})" if row.reason else "") + "; save it without --with-weights")
-            state = store.load_generator_state(individual)
+            try:
+                state = store.load_generator_state(individual)
+            except DamagedFile as exc:
+                raise PresetError(f"{exc} Or keep {individual}'s genome alone: leave out --with-weights.") from None
             if state is None:
                 raise PresetError(f"{individual} has no saved generator weights in {store.run_dir}")
             check_state_fits(genome, resolution, state, f"{individual}'s generator.pt")

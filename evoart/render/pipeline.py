@@ -197,7 +197,10 @@ def render(target: str | Path | Source, *, out: str | Path = "renders", samples:
         from ..presets import check_name_free
 
         check_name_free(save_as, force)
-    source = target if isinstance(target, Source) else resolve_source(str(target), Path(runs) if runs else None)
+    if isinstance(target, Source):
+        source = target
+    else:  # with --retrain a run's saved generator is not read (it may be the damaged file)
+        source = resolve_source(str(target), Path(runs) if runs else None, weights=not retrain)
     say(f"Rendering {source.description}")
 
     # Every output path is known before any work: refuse early rather than after training.
@@ -221,7 +224,7 @@ def render(target: str | Path | Source, *, out: str | Path = "renders", samples:
         data = data if data is not None else DEFAULT_DATA
         steps = steps if steps is not None else DEFAULT_STEPS
         resolution = resolution if resolution is not None else DEFAULT_RESOLUTION
-        why = "retraining" if source.state is not None else "no trained weights"
+        why = "retraining" if source.state is not None or retrain else "no trained weights"
         say(f"{why}: training on {data} at {resolution} px for {steps} steps (seed {seed}, {device})")
         source, training = train_source(source, data, resolution=int(resolution), steps=steps, seed=seed,
                                         device=device, progress=stage("training"))

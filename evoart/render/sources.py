@@ -34,16 +34,17 @@ class Source:
     preset_name: str | None = None
 
 
-def resolve_source(ref: str, runs_root: Path | None = None) -> Source:
+def resolve_source(ref: str, runs_root: Path | None = None, *, weights: bool = True) -> Source:
     """``ref`` is a preset name, a preset JSON file, or ``RUN:INDIVIDUAL`` (RUN a run
-    name under ``runs_root`` or a run folder)."""
+    name under ``runs_root`` or a run folder). ``weights=False``: leave a run
+    individual's saved generator unread (it is trained anew)."""
     from .. import presets
 
     ref = str(ref)
     looks_like_file = ref.endswith(presets.PRESET_SUFFIX) and Path(ref).exists()
     if ":" in ref and not looks_like_file:
         run_ref, _, ind = ref.rpartition(":")
-        return _source_from_run(run_ref, ind, runs_root)
+        return _source_from_run(run_ref, ind, runs_root, weights=weights)
     preset = presets.load_preset(ref)
     state = presets.load_weights(preset)
     where = {"user": "your presets", "shipped": "shipped with evoart", "file": str(preset.path)}[preset.origin]
@@ -51,10 +52,10 @@ def resolve_source(ref: str, runs_root: Path | None = None) -> Source:
                   f"preset {preset.name} ({where})", dict(preset.provenance), preset.name)
 
 
-def _source_from_run(run_ref: str, ind: str, runs_root: Path | None) -> Source:
+def _source_from_run(run_ref: str, ind: str, runs_root: Path | None, *, weights: bool = True) -> Source:
     from ..genome import genome_from_dict
     from ..presets import check_state_fits
-    from ..store import RunStore, StoreError, resolve_run
+    from ..store import DamagedFile, RunStore, StoreError, resolve_run
 
     if not run_ref or not ind:
         raise RenderError(f"{run_ref}:{ind} is not RUN:INDIVIDUAL (for example 20261126-1405-shapes-s0:g003-i07)")
@@ -68,7 +69,11 @@ def _source_from_run(run_ref: str, ind: str, runs_root: Path | None) -> Source:
         genome = genome_from_dict(row.genome)
         record = store.config
         resolution = int(record.get("evolve", {}).get("resolution", 32))
-        state = store.load_generator_state(ind) if row.status == "ok" else None
+        try:
+            state = store.load_generator_state(ind) if row.status == "ok" and weights else None
+        except DamagedFile as exc:
+            raise RenderError(f"{exc} To render {ind}'s genome anyway, add --retrain: it is trained anew "
+                              "on --data.") from None
         if state is not None:
             check_state_fits(genome, resolution, state, f"{ind}'s generator.pt")
         prov = {"source": "run", "run": store.name, "individual": ind, "generation": row.born,

@@ -21,7 +21,7 @@ def rescore_run(run_dir, *, generation: int | None = None, names=None,
     from ..config import EvolveConfig
     from ..genome import Genome
     from ..nets import build_generator
-    from ..store import opened
+    from ..store import DamagedFile, opened
 
     names = _pick(names)
     with opened(run_dir) as store:
@@ -39,7 +39,12 @@ def rescore_run(run_dir, *, generation: int | None = None, names=None,
         scorer = ctx.scorer("perceptual")
         out = []
         for done, row in enumerate(rows, 1):
-            state = store.load_generator_state(row.id)
+            try:
+                state = store.load_generator_state(row.id)
+            except DamagedFile as exc:
+                raise ScoreError(f"{exc} (score --run scores only the individuals whose generator.pt loads: "
+                                 f"once the file is restored or deleted, the others are scored; --generation "
+                                 f"picks one generation's members)") from None
             entry = {"id": row.id, "born": row.born, "status": row.status,
                      "recorded": store.scores(row.id, generation)}
             if state is not None:

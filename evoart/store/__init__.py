@@ -4,8 +4,11 @@ files (see ``ledger``)."""
 from .folders import (
     DB_NAME,
     LOCK_NAME,
+    DamagedFile,
+    DamagedLedger,
     RunLocked,
     StoreError,
+    check_writable,
     generation_dir,
     individual_dir,
     list_runs,
@@ -15,5 +18,5 @@ from .folders import (
 from .ledger import RunStore, opened
 from .schema import SCHEMA_VERSION, IndividualRow
 
-__all__ = ["DB_NAME", "LOCK_NAME", "SCHEMA_VERSION", "IndividualRow", "RunLocked", "RunStore", "StoreError",
-           "generation_dir", "individual_dir", "list_runs", "new_run_dir", "opened", "resolve_run"]
+__all__ = ["DB_NAME", "LOCK_NAME", "DamagedFile", "DamagedLedger", "SCHEMA_VERSION", "IndividualRow", "RunLocked", "RunStore", "StoreError",
+           "check_writable", "generation_dir", "individual_dir", "list_runs", "new_run_dir", "opened", "resolve_run"]

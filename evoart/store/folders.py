@@ -18,6 +18,36 @@ class RunLocked(StoreError):
     pass
 
 
+class DamagedLedger(StoreError):
+    """A run.db that SQLite cannot read (damaged pages, not a database, empty); the
+    message names the run and says what can still be saved."""
+
+
+class DamagedFile(StoreError):
+    """A file of a run (weights, a training state) that cannot be loaded; the message
+    names it and says what to do."""
+
+
+def damaged_ledger_message(run_dir: Path, why: str) -> str:
+    """What to tell the user about a damaged ``run.db``: which run, what can still be
+    read (the files beside the ledger), how to copy the good parts of the ledger out."""
+    import shlex
+
+    run_dir = Path(run_dir)
+    db = run_dir / DB_NAME
+    genomes = sum(1 for _ in run_dir.glob("gen-*/*/genome.json"))
+    weights = sum(1 for _ in run_dir.glob("gen-*/*/generator.pt"))
+    q = shlex.quote
+    return (
+        f"run {run_dir.name}: its ledger {db} is damaged ({why}); evoart cannot read it (commands that list runs skip it). "
+        f"What can still be read: the files beside it, {genomes} individual folder(s) with genome.json "
+        f"({weights} with generator.pt) under {run_dir / 'gen-*'}, and config.json. "
+        f"To copy out what the ledger still holds, leave run.db as it is and rebuild a copy beside it: "
+        f"sqlite3 {q(str(db))} .recover | sqlite3 {q(str(run_dir / 'recovered.db'))} ; "
+        f"if that copy opens, move run.db aside (to run.db.damaged) and recovered.db to run.db."
+    )
+
+
 def generation_dir(run_dir: Path, generation: int) -> Path:
     return run_dir / f"gen-{generation:03d}"
 
@@ -25,6 +55,36 @@ def generation_dir(run_dir: Path, generation: int) -> Path:
 def individual_dir(run_dir: Path, ind_id: str) -> Path:
     born = int(ind_id[1:4])
     return generation_dir(run_dir, born) / ind_id
+
+
+def check_writable(out_root: Path) -> None:
+    """Refuse, before any work, an output root evoart could not create or write into
+    (creating nothing: a run that is refused later leaves no folder behind)."""
+    import errno
+    import os
+
+    out_root = Path(os.path.abspath(out_root))
+    existing = out_root
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise StoreError(f"--out {out_root}: {existing} is a file, not a folder; choose another --out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        why = os.strerror(errno.EROFS if _read_only_fs(existing) else errno.EACCES)
+        if existing == out_root:
+            raise StoreError(f"cannot write into the output folder {out_root} (--out): {why}. Choose another "
+                             f"--out, or make it writable (chmod u+w {out_root}).")
+        raise StoreError(f"cannot create the output folder {out_root} (--out): {why} in {existing}. Choose "
+                         "another --out, or create the folder yourself with write permission.")
+
+
+def _read_only_fs(folder: Path) -> bool:
+    try:
+        import os
+
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        return False
 
 
 def new_run_dir(out_root: Path, name: str) -> Path:

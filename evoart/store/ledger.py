@@ -17,10 +17,13 @@ Tensors are saved as state_dicts and loaded with ``weights_only=True``.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 import sqlite3
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -28,7 +31,65 @@ from typing import Iterator
 import filelock
 
 from ..files import atomic_torch_save, atomic_write_bytes, atomic_write_text
-from .folders import DB_NAME, LOCK_NAME, RunLocked, StoreError, generation_dir, individual_dir
+from .folders import (
+    DB_NAME,
+    LOCK_NAME,
+    DamagedFile,
+    DamagedLedger,
+    RunLocked,
+    StoreError,
+    damaged_ledger_message,
+    generation_dir,
+    individual_dir,
+)
+
+#: The run folders whose writer's lock this process holds (a reader in the same process,
+#: such as the gallery index rebuilt by the evolving driver, must see them as running).
+_HELD_HERE: set[Path] = set()
+
+#: SQLite's names for "this file is not a healthy database".
+_DAMAGED = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+
+
+def ledger_error(run_dir: Path, exc: sqlite3.DatabaseError) -> StoreError:
+    """The user's message for an error SQLite raised on ``run_dir``'s ledger: damaged
+    pages, a full disk, or a ledger that cannot be opened."""
+    run_dir = Path(run_dir)
+    code = getattr(exc, "sqlite_errorname", "") or ""
+    text = str(exc)
+    if code.startswith(_DAMAGED) or "malformed" in text or "not a database" in text:
+        return DamagedLedger(damaged_ledger_message(run_dir, text))
+    if code.startswith("SQLITE_FULL") or "disk is full" in text:
+        return StoreError(f"the disk holding {run_dir} is full (SQLite: {text}); free some space "
+                          f"(evoart prune {run_dir} removes training states nothing needs), then resume with: "
+                          f"evoart evolve --resume {run_dir}")
+    return StoreError(f"cannot use the ledger {run_dir / DB_NAME}: {text}")
+
+
+def _process_exists(pid: int) -> bool:
+    if os.name == "nt":  # os.kill there terminates the process: never probe with it
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists (another user's process, or a platform without signals)
+        return True
+    return True
+
+
+def _guarded(method):
+    """Turn a ``sqlite3.DatabaseError`` raised inside ``method`` into a ``StoreError``
+    that names the run (see ``ledger_error``)."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            raise ledger_error(self.run_dir, exc) from None
+
+    return wrapper
 from .schema import MIGRATIONS, SCHEMA_VERSION, IndividualRow
 
 
@@ -63,16 +124,22 @@ class RunStore:
         db = run_dir / DB_NAME
         if db.exists():
             raise StoreError(f"{run_dir} already holds a run; use --resume to continue it")
-        conn = cls._connect(db)
+        try:
+            conn = cls._connect(db)
+        except sqlite3.DatabaseError as exc:
+            raise ledger_error(run_dir, exc) from None
         store = cls(run_dir, conn)
         store._migrate()
-        with store.conn:
-            store.conn.execute(
+        store._insert_run(name, config, versions)
+        store._write_config_json()
+        return store
+
+    def _insert_run(self, name: str, config: dict, versions: dict) -> None:
+        with self.conn:
+            self.conn.execute(
                 "INSERT INTO run (id, name, config, versions, created) VALUES (1, ?, ?, ?, ?)",
                 (name, json.dumps(config, sort_keys=True), json.dumps(versions, sort_keys=True), time.time()),
             )
-        store._write_config_json()
-        return store
 
     @classmethod
     def open(cls, run_dir: Path, *, readonly: bool = False) -> "RunStore":
@@ -81,10 +148,21 @@ class RunStore:
         if not db.is_file():
             raise StoreError(f"{run_dir} is not a run folder (no {DB_NAME})")
         try:
+            size = db.stat().st_size
+        except OSError as exc:
+            raise StoreError(f"cannot read {db}: {exc.strerror or exc}") from None
+        if size == 0:
+            # SQLite would take an empty file for a new database and write a fresh ledger
+            # into it: the run's record would be gone for good
+            raise DamagedLedger(
+                f"{db} is empty (0 bytes): the ledger of run {run_dir.name} was lost (a full disk, or a copy "
+                "that failed). evoart will not write a new ledger over it. Restore run.db from a backup; the "
+                f"files under {run_dir / 'gen-*'} (genome.json, generator.pt, samples.png) are untouched.")
+        try:
             conn = cls._connect(db, readonly=readonly)
             version = cls._schema_version(conn)
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{db} is not a readable evoart ledger: {exc}") from None
+            raise ledger_error(run_dir, exc) from None
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"{run_dir} was written by a newer evoart (ledger schema {version}, this one reads "
@@ -93,6 +171,7 @@ class RunStore:
         store = cls(run_dir, conn)
         if version < SCHEMA_VERSION:
             if readonly:
+                conn.close()
                 raise StoreError(f"{run_dir} uses an older ledger schema; open it once without read-only to migrate")
             store._migrate()
         return store
@@ -156,11 +235,34 @@ class RunStore:
         except OSError:
             pass
         self._lock = lock
+        _HELD_HERE.add(self.run_dir.resolve())
 
     def unlock(self) -> None:
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+            _HELD_HERE.discard(self.run_dir.resolve())
+
+    def remove_stale_temporaries(self) -> int:
+        """Delete the temporary files (``evoart.files``) that writers killed in mid-write
+        left in the run folder: they hold no committed data and may keep a disk full.
+        Only those of processes that no longer exist (a gallery server may be writing
+        pages at this moment). Returns how many were removed."""
+        removed = 0
+        for path in list(self.run_dir.glob(".*.tmp")) + list(self.run_dir.glob("gen-*/**/.*.tmp")):
+            parts = path.name.rsplit(".", 4)  # ".name", pid, thread, "tmp"
+            try:
+                pid = int(parts[-3])
+            except (IndexError, ValueError):
+                continue
+            if pid != os.getpid() and _process_exists(pid):
+                continue
+            try:
+                path.unlink()
+                removed += 1
+            except OSError:
+                pass
+        return removed
 
     # ---- run -------------------------------------------------------------------------
     def _run_row(self) -> sqlite3.Row:
@@ -188,6 +290,26 @@ class RunStore:
     @property
     def status(self) -> str:
         return self._run_row()["status"]
+
+    def status_now(self) -> str:
+        """The run's status as a reader should show it: a run recorded as "running" whose
+        writer is gone (killed, a crash, a power cut: nothing set its status on the way
+        out) is "interrupted". The writer is the process whose id its lock file holds."""
+        status = self.status
+        if status == "running" and not self._writer_alive():
+            return "interrupted"
+        return status
+
+    def _writer_alive(self) -> bool:
+        try:
+            pid = int((self.run_dir / LOCK_NAME).read_text(errors="replace").strip()[:32] or "0")
+        except (OSError, ValueError):
+            return False
+        if pid <= 0:
+            return False
+        if pid == os.getpid():
+            return self.run_dir.resolve() in _HELD_HERE
+        return _process_exists(pid)
 
     def update_config(self, config: dict) -> None:
         with self.conn:
@@ -395,11 +517,12 @@ class RunStore:
 
     # ---- tensors ---------------------------------------------------------------------
     def _load(self, path: Path) -> dict | None:
-        import torch
-
+        """A state_dict saved beside the ledger, or None when there is none. A file that
+        cannot be loaded (truncated, replaced, a pickle that would run code) raises
+        ``DamagedFile`` naming it."""
         if not path.is_file():
             return None
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return load_state_file(path)
 
     def load_train_state(self, ind_id: str) -> dict | None:
         return self._load(individual_dir(self.run_dir, ind_id) / "train_state.pt")
@@ -457,6 +580,54 @@ class RunStore:
                     path.unlink()
                     removed += 1
         return removed, freed
+
+
+for _name, _fn in list(vars(RunStore).items()):
+    # every method that reads or writes the ledger reports SQLite errors as the user's
+    # errors (a damaged run.db must never surface as a traceback)
+    if inspect.isfunction(_fn) and _name not in ("__init__", "__enter__", "__exit__", "_connect"):
+        setattr(RunStore, _name, _guarded(_fn))
+    elif isinstance(_fn, property):
+        setattr(RunStore, _name, property(_guarded(_fn.fget), None, None, _fn.__doc__))
+
+
+def load_state_file(path: Path) -> dict:
+    """``torch.load(path, weights_only=True)``; what fails is ``DamagedFile`` with a
+    message that names the file and says what happened and what to do."""
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on odd pickle protocols: the error below says it
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        if "weights_only" in text or "Weights only load failed" in text:
+            boilerplate = ("Weights only load failed", "Check the documentation", "Please file an issue")
+            detail = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith(boilerplate)]
+            raise DamagedFile(
+                f"{path} was refused because loading it could run code: it is a pickle that torch's safe "
+                "(weights-only) loader does not accept, and evoart loads nothing else (evoart only writes plain "
+                "tensors, so this file was replaced from elsewhere"
+                + (f"; torch's weights-only loader says: {' '.join(detail)}" if detail else "")
+                + "). Delete it or restore the file evoart wrote; "
+                "never load it with weights_only=False unless you trust where it came from.") from None
+        raise DamagedFile(_damaged_file_message(path, exc)) from None
+    except OSError as exc:
+        raise DamagedFile(f"cannot read {path}: {exc.strerror or exc}") from None
+    except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError, EOFError, ... for a damaged file
+        raise DamagedFile(_damaged_file_message(path, exc)) from None
+
+
+def _damaged_file_message(path: Path, exc: Exception) -> str:
+    first = (str(exc).strip().splitlines() or [""])[0]
+    first = first.split(". ")[0].rstrip(".")[:300]  # torch's first sentence says what failed
+    return (f"{path} cannot be loaded: it is truncated or damaged ({type(exc).__name__}: {first}). "
+            "Restore it from a backup, or delete it: a resumed run then re-trains what needed it, "
+            "and the individual's genome.json and samples.png stay usable.")
 
 
 @contextmanager
