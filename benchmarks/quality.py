@@ -73,6 +73,7 @@ LABELS = {"evolve": "(a) evoart evolve", "dcgan": "(b) dcgan-classic", "preset":
 EVAL_SAMPLES = 256
 EVAL_BUDGET = Budget()
 SCREEN_STEPS = 1920
+SCREEN_CELL = "shapes-s0-1920"
 #: The skimage photographs the photo folder is cropped from (the motorcycle stereo pair is one source).
 PHOTO_SOURCES = {"astronaut": ["astronaut.png"], "brick": ["brick.png"], "camera": ["camera.png"],
                  "chelsea": ["chelsea.png"], "coffee": ["coffee.png"], "coins": ["coins.png"],
@@ -254,6 +255,12 @@ class Cell:
         else:
             preset = "dcgan-classic" if name == "dcgan" else preset_name
             total = run_best(self.run)[3]
+            screened = self.cache / f"screen-{preset}.json"
+            if (name == "preset" and self.cell == SCREEN_CELL and total == SCREEN_STEPS and screened.exists()
+                    and (self.cache / f"screen-{preset}-samples.npy").exists()):
+                # the screen already trained this preset on this cell: same genome, steps, seed and split
+                result = {"contender": name, **json.loads(screened.read_text()), "preset": preset}
+                return self.store_result(name, result, np.load(self.cache / f"screen-{preset}-samples.npy"))
             samples, info = self.train_genome(load_preset(preset).genome, total, preset)
             info["preset"] = preset
         result = {"contender": name, **info, "evaluation": self.evaluate(samples)}
@@ -280,7 +287,7 @@ def screen_presets(cache: Path) -> dict:
     path = cache / "preset-screen.json"
     if path.exists():
         return json.loads(path.read_text())
-    cell = Cell(cache, "shapes-s0-1920")
+    cell = Cell(cache, SCREEN_CELL)
     rows = {}
     for preset in sorted(p.name for p in list_presets() if p.origin == "shipped" and p.name != "dcgan-classic"):
         part = cache / f"screen-{preset}.json"
@@ -290,10 +297,11 @@ def screen_presets(cache: Path) -> dict:
         log("screen", preset)
         samples, info = cell.train_genome(load_preset(preset).genome, SCREEN_STEPS, preset)
         rows[preset] = {**info, "evaluation": cell.evaluate(samples)}
+        np.save(cache / f"screen-{preset}-samples.npy", samples[:16])
         part.write_text(json.dumps(rows[preset], indent=1, sort_keys=True) + "\n")
         log("screen", preset, rows[preset]["evaluation"]["critic"])
     best = min(rows, key=lambda p: rows[p]["evaluation"]["critic"])
-    out = {"best": best, "steps": SCREEN_STEPS, "cell": "shapes-s0-1920", "presets": rows}
+    out = {"best": best, "steps": SCREEN_STEPS, "cell": SCREEN_CELL, "presets": rows}
     path.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
     return out
 
@@ -390,6 +398,61 @@ def agreement(cell: Cell) -> dict:
     return out
 
 
+def bn_study(cell: Cell, limit: int = 16) -> dict:
+    """The batch-norm mode while judging, measured where it can matter: the random-search
+    run's generation (random genomes, about a quarter with a batch-norm D). Each of the
+    first ``limit`` generators is judged by the median of the batch-norm Ds (not its own)
+    in each mode, and scored held out; Spearman's rho of each mode with the held-out critic."""
+    have = cell.cached("bn-study")
+    if have is not None:
+        return have
+    from evoart.fitness import generate_samples, make_context
+
+    run = run_evolution(cell.cache, cell.cell, "random")
+    with opened(run) as store:
+        rows = [r for r in store.individuals(born=0) if r.status == "ok"]
+        gens = {r.id: store.load_generator_state(r.id) for r in rows}
+        ds = {r.id: store.load_discriminator_state(r.id) for r in rows}
+        cfg, images, split = evaluation_split(store)
+        ctx = make_context(cfg, images.images[split.train], images.images[split.fitness], "cpu",
+                           protocol=store.config.get("metrics"))
+    genome = {r.id: G.Genome.from_dict(r.genome) for r in rows}
+    bn = [i for i in sorted(genome) if genome[i].discriminator.norm == "batch" and ds[i] is not None]
+    judged = sorted(i for i in genome if gens[i] is not None)[:limit]
+    n = cfg.judge_samples or min(64, cfg.samples)
+    real = ctx.holdout_images[:n]
+    per: dict[str, dict] = {}
+    for g_id in judged:
+        fake = to_float_tensor(generate_samples(genome[g_id], gens[g_id], ctx)[:n])
+        entry = {}
+        for mode in ("eval", "batch", "mixed"):
+            vals = []
+            for d_id in bn:
+                if d_id == g_id:
+                    continue
+                D = build_discriminator(genome[d_id], cfg.resolution)
+                D.load_state_dict(ds[d_id])
+                r, f = d_scores(D, real, fake, mode)
+                if torch.isfinite(r).all():
+                    vals.append(metrics.pairwise_realism(torch.nan_to_num(f.flatten(), nan=-float("inf")), r.flatten()))
+            entry[mode] = float(np.median(vals)) if vals else None
+        log(cell.cell, "bn-study", g_id, entry)
+        samples = draw(genome[g_id], gens[g_id], cfg.resolution, cell.seed)
+        entry["heldout"] = cell.evaluate(samples)
+        per[g_id] = entry
+    target = [-per[i]["heldout"]["critic"] for i in judged]
+    target_swd = [-per[i]["heldout"]["swd"] for i in judged]
+    out = {"cell": cell.cell, "run": str(run), "batch_norm_judges": bn, "individuals": per,
+           "spearman_vs_heldout_critic": {m: spearman([per[i][m] or 0.0 for i in judged], target)
+                                          for m in ("eval", "batch", "mixed")},
+           "spearman_vs_heldout_swd": {m: spearman([per[i][m] or 0.0 for i in judged], target_swd)
+                                       for m in ("eval", "batch", "mixed")}}
+    tmp = cell.path("bn-study").with_suffix(".tmp")
+    tmp.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
+    tmp.replace(cell.path("bn-study"))
+    return out
+
+
 # ---- the report --------------------------------------------------------------------------
 
 SHOWN = ("critic", "critic_auc", "swd", "rkid", "coverage", "recognisable")
@@ -405,7 +468,7 @@ def report(cache: Path, docs: Path, cells: list[str]) -> None:
     for cell in cells:
         d = cache / cell
         entry = {}
-        for c in (*CONTENDERS, "real", "agreement"):
+        for c in (*CONTENDERS, "real", "agreement", "bn-study"):
             p = d / f"{c}.json"
             if p.exists():
                 entry[c] = json.loads(p.read_text())
@@ -470,7 +533,11 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--cells", help="comma-separated cells to run (default: every cell)")
     ap.add_argument("--contenders", default=",".join(CONTENDERS))
-    ap.add_argument("--no-agreement", action="store_true", help="skip the fitness-signal agreement")
+    ap.add_argument("--agreement", default="shapes-s0-1920,photos-s0-1920",
+                    help="the cells whose last generation is re-judged for the fitness-signal agreement "
+                         "('' for none)")
+    ap.add_argument("--bn-study", default="shapes-s0-1920",
+                    help="the cells whose random-search generation measures the batch-norm mode ('' for none)")
     ap.add_argument("--cache", default="/tmp/evoart-quality")
     ap.add_argument("--docs", default=str(ROOT / "docs"))
     ap.add_argument("--report", action="store_true", help="only write the docs from the cache")
@@ -501,8 +568,10 @@ def main() -> None:
         cell.real_reference()
         for c in wanted:
             cell.contender(c, preset)
-        if not args.no_agreement and name.endswith("-1920") and cell.seed == 0:
+        if name in args.agreement.split(","):
             agreement(cell)
+        if name in args.bn_study.split(",") and "random" in wanted:
+            bn_study(cell)
     report(cache, docs, all_cells(args.datasets.split(","), [int(s) for s in args.seeds.split(",")]))
 
 

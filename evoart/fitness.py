@@ -304,7 +304,7 @@ def judge(
     panel: list[tuple[str, Genome, dict | None]] = (),
     critic: Critic | None = None,
     min_judges: int = MIN_JUDGES,
-    bn_mode: str = "eval",
+    bn_mode: str = "batch",
 ) -> Judged:
     """The judging pass. Every discriminator on the panel scores generators' samples
     against the first ``n`` held-out real images; a cell is the share of (generated,
@@ -320,8 +320,11 @@ def judge(
     ``min_judges`` Ds calls kin back in ``KIN_FALLBACK_ORDER`` (cells of role
     "fallback"). ``critic``: a fresh critic trained on the held-out images after the
     first ``n`` against every entry's samples after its first ``n`` (when it has more),
-    then scoring every generator's first ``n``. ``bn_mode``: "eval" (running
-    statistics) or "batch" (each batch's own statistics, nothing updated).
+    then scoring every generator's first ``n``. ``bn_mode``: how a batch-norm D
+    normalises while judging: "batch" (each batch's own statistics, real and generated
+    apart, as D saw them in training; the default: of the modes measured it alone ranked
+    generators like the held-out evaluation, docs/METRICS.md) or "eval" (running
+    statistics). A D without batch norm judges the same either way.
     Realism: ``panel_realism``.
     """
     from .imaging import to_float_tensor

@@ -204,3 +204,34 @@ def test_a_discriminator_with_constant_output_says_half():
     assert j.matrix[("judge", "noise")] == 0.5
     assert j.realism["noise"] == 0.5
     assert metrics.pairwise_realism(torch.zeros(5), torch.zeros(7)) == 0.5
+
+
+# ---- batch norm while judging ------------------------------------------------------------
+
+def test_a_batch_norm_judge_is_not_moved_by_its_running_statistics():
+    """Judges normalise with each batch's own statistics, as they trained (the mode that
+    ranked generators like the held-out evaluation, docs/METRICS.md): stale running
+    statistics, which depend on the mix of real and generated batches D last saw, do
+    not change the verdict. With running statistics ("eval") they do."""
+    import dataclasses
+
+    genome = tiny_genome()
+    genome = genome.replace(discriminator=dataclasses.replace(genome.discriminator, norm="batch"))
+    torch.manual_seed(3)
+    d = build_discriminator(genome, RES)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in d.modules())
+    rng = np.random.default_rng(2)
+    fake = rng.integers(0, 256, size=(32, RES, RES, 3)).astype(np.uint8)
+    holdout = torch.rand(32, 3, RES, RES) * 2 - 1
+    verdicts = {}
+    for shift in (0.0, 5.0):
+        state = {k: v.clone() for k, v in d.state_dict().items()}
+        for k in state:
+            if k.endswith("running_mean"):
+                state[k] += shift
+        entries = [("judge", genome, state, None), ("noise", None, None, fake)]
+        verdicts[shift] = {mode: fitness.judge(entries, holdout, n=32, bn_mode=mode).matrix[("judge", "noise")]
+                           for mode in ("batch", "eval")}
+        assert fitness.judge(entries, holdout, n=32).matrix[("judge", "noise")] == verdicts[shift]["batch"]
+    assert verdicts[0.0]["batch"] == verdicts[5.0]["batch"]
+    assert verdicts[0.0]["eval"] != verdicts[5.0]["eval"]

@@ -6,10 +6,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-# Changes whenever realism values would change: 2 = ties count half (the AUC convention)
-# and a generator's realism comes from the judge panel (kin excluded, remembered judges,
-# a fresh critic); 1 counted ties for the generated image and averaged the other Ds.
-REALISM_VERSION = 2
+# Changes whenever realism values would change: 3 = a batch-norm D judges with each
+# batch's own statistics, as it trained (docs/METRICS.md: it ranks generators like the
+# held-out evaluation, running statistics do not); 2 = ties count half (the AUC
+# convention) and a generator's realism comes from the judge panel (kin excluded,
+# remembered judges, a fresh critic); 1 counted ties for the generated image and
+# averaged the other Ds.
+REALISM_VERSION = 3
 
 
 def pairwise_realism(fake_scores: Tensor, real_scores: Tensor) -> float:
