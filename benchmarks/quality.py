@@ -53,7 +53,7 @@ from evoart import genome as G  # noqa: E402
 from evoart import metrics  # noqa: E402
 from evoart.config import EvolveConfig  # noqa: E402
 from evoart.fitness import build_discriminator, make_latents  # noqa: E402
-from evoart.imaging import contact_sheet, png_bytes, to_float_tensor, to_uint8  # noqa: E402
+from evoart.imaging import contact_sheet, to_float_tensor, to_uint8  # noqa: E402
 from evoart.nets import build_generator  # noqa: E402
 from evoart.presets import list_presets, load_preset  # noqa: E402
 from evoart.runner import start_run  # noqa: E402
@@ -346,7 +346,6 @@ def agreement(cell: Cell) -> dict:
         gens = {i: store.load_generator_state(i) for i in pool}
         ds = {i: store.load_discriminator_state(i) for i in pool}
         scores = {i: store.scores(i, last) for i in pool}
-        images, split = None, None
         cfg, images, split = evaluation_split(store)
         ctx = make_context(cfg, images.images[split.train], images.images[split.fitness], "cpu",
                            protocol=store.config.get("metrics"))
@@ -479,12 +478,15 @@ def report(cache: Path, docs: Path, cells: list[str]) -> None:
         for c in ("real", *CONTENDERS):
             p = d / f"{c}-samples.npy"
             if p.exists():
-                rows.append((LABELS[c], np.load(p)[:12]))
-        if rows:
+                label = LABELS[c] + (f" ({entry['preset']['preset']})" if c == "preset" and "preset" in entry else "")
+                rows.append((label, np.load(p)[:12]))
+        if rows and parse_cell(cell)[1] == 0:  # one seed's sheets are enough to look at
             sheet = contact_sheet(rows, per_row=12, scale=2, title=f"{cell}: held-out evaluation samples")
-            (docs / f"quality-{cell}.png").write_bytes(png_bytes(sheet))
+            sheet.convert("RGB").quantize(256).save(docs / f"quality-{cell}.png", optimize=True)
     (docs / "quality.json").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     print_tables(results)
+    print()
+    print(markdown(results))
 
 
 def fmt(v) -> str:
@@ -525,6 +527,56 @@ def print_tables(results: dict) -> None:
         print("Spearman rho of each fitness signal with the held-out critic, per cell, and the mean")
         for k, v in sig.items():
             print(f"| {k} | " + " | ".join(f"{x:.2f}" for x in v) + f" | {np.mean(v):.2f} |")
+
+
+def markdown(results: dict) -> str:
+    """docs/QUALITY.md's tables: one per dataset and budget, a contender per row, each
+    figure for seed 0 / seed 1; then the ratios baseline / evolved, per seed."""
+    out = []
+    groups: dict[tuple[str, int], dict[int, dict]] = {}
+    for cell, e in results["cells"].items():
+        name, seed, total = parse_cell(cell)
+        groups.setdefault((name, total), {})[seed] = e
+    for (name, total), by_seed in groups.items():
+        seeds = sorted(by_seed)
+        keys = [k for k in SHOWN if any(k in by_seed[s].get(c, {}).get("evaluation", {})
+                                        for s in seeds for c in by_seed[s])]
+        head = " / ".join(f"seed {s}" for s in seeds)
+        out.append(f"**{name}, {total:,} steps** ({head})\n")
+        out.append("| contender | " + " | ".join(keys) + " |")
+        out.append("|---|" + "---|" * len(keys))
+        for c in ("real", *CONTENDERS):
+            if not any(c in by_seed[s] for s in seeds):
+                continue
+            label = LABELS[c]
+            if c == "preset":
+                label += f" ({next(by_seed[s][c]['preset'] for s in seeds if c in by_seed[s])})"
+            vals = []
+            for k in keys:
+                vals.append(" / ".join(fmt(by_seed[s][c]["evaluation"].get(k)) if c in by_seed[s] else "-"
+                                       for s in seeds))
+            out.append(f"| {label} | " + " | ".join(vals) + " |")
+        out.append("")
+        out.append("| baseline / evolved | " + " | ".join(f"{k}" for k in (*RATIO, "coverage (evolved / baseline)")) + " |")
+        out.append("|---|---|---|---|")
+        for c in CONTENDERS[1:]:
+            vals = []
+            for k in (*RATIO, "coverage"):
+                parts = []
+                for s in seeds:
+                    e = by_seed[s]
+                    if c not in e or "evolve" not in e:
+                        parts.append("-")
+                        continue
+                    a, b = e["evolve"]["evaluation"][k], e[c]["evaluation"][k]
+                    if k == "coverage":
+                        parts.append(fmt(a / b) if b > 0 else ("inf" if a > 0 else "-"))
+                    else:
+                        parts.append(fmt(b / a) if a > 0 else "-")
+                vals.append(" / ".join(parts))
+            out.append(f"| {LABELS[c]} | " + " | ".join(vals) + " |")
+        out.append("")
+    return "\n".join(out)
 
 
 def main() -> None:
