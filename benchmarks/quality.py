@@ -276,7 +276,8 @@ class Cell:
         pick = np.random.default_rng(derive_seed(self.seed, "quality-real"))
         idx = np.sort(pick.choice(len(self.train_u8), size=min(EVAL_SAMPLES, len(self.train_u8)), replace=False))
         samples = self.train_u8[idx]
-        return self.store_result("real", {"contender": "real", "evaluation": self.evaluate(samples)}, samples)
+        shown = samples[pick.permutation(len(samples))]  # the contact sheet: a spread, not the first sources
+        return self.store_result("real", {"contender": "real", "evaluation": self.evaluate(samples)}, shown)
 
 
 # ---- the preset screen -------------------------------------------------------------------
