@@ -99,7 +99,21 @@ def status_line(run: RunView) -> dict:
     return {"status": run.status, "done": len(run.finished), "total": run.total_generations,
             "dataset": run.dataset.get("name", "?"), "resolution": run.evolve.get("resolution", "?"),
             "population": run.evolve.get("population", "?"), "steps": run.evolve.get("steps", "?"),
+            # runs recorded before precisions trained in fp32
+            "precision": run.evolve.get("precision", "fp32"), "speed": training_speed(run),
             "started": _when(run.created)}
+
+
+def training_speed(run: RunView) -> str | None:
+    """Training steps per second of one worker, over every trained individual of the run
+    (all steps over all training seconds), or None before any has trained."""
+    steps = seconds = 0.0
+    for ind in run.inds.values():
+        st = ind.row.stats or {}
+        if st.get("steps") and st.get("seconds"):
+            steps += st["steps"]
+            seconds += st["seconds"]
+    return f"{steps / seconds:.1f}" if seconds > 0 else None
 
 
 def page(title: str, up: str, crumbs: list[tuple[str, str | None]], data: dict[str, str]) -> dict:
