@@ -156,6 +156,17 @@ class Trained:
     stats: TrainStats
 
 
+def _fused(device: str) -> bool:
+    return torch.device(device).type in ("cpu", "cuda")
+
+
+def _adam(params, device: str, **kw) -> torch.optim.Adam:
+    """Adam with the fused kernel where torch has one: the same update in one pass over
+    all parameters instead of a dozen small ops per tensor; an Adam step of a
+    ``dcgan-classic`` G and D took less than half the time of the per-tensor loop on one thread."""
+    return torch.optim.Adam(params, fused=_fused(device) or None, **kw)
+
+
 def _state_copy(module: torch.nn.Module) -> dict:
     return {k: v.detach().cpu().clone(memory_format=torch.contiguous_format) for k, v in module.state_dict().items()}
 
@@ -184,7 +195,9 @@ def _load_adam_state(opt, module, parent_states, source, key: str) -> None:
                                 else v.clone().to(p.device) if torch.is_tensor(v) else v)
                             for k, v in st.items()}
             if "step" in opt.state[p] and torch.is_tensor(opt.state[p]["step"]):
-                opt.state[p]["step"] = opt.state[p]["step"].cpu()
+                # the fused kernel keeps the step count beside the parameter, the others on the CPU
+                fused = any(g.get("fused") for g in opt.param_groups)
+                opt.state[p]["step"] = opt.state[p]["step"].to(p.device if fused else "cpu", torch.float32)
 
 
 def _downsample_curve(values: list[float], points: int = CURVE_POINTS) -> list[float]:
@@ -269,8 +282,8 @@ def _train(genome, data, *, steps, device, seed, init, progress, budget_seconds,
             inherit_tensors(G_ema, esd, g_source)
             G_ema.to(device, memory_format=layout_)
 
-    opt_g = torch.optim.Adam(G.parameters(), lr=t.lr_g, betas=(t.beta1, t.beta2))
-    opt_d = torch.optim.Adam(D.parameters(), lr=t.lr_d, betas=(t.beta1, t.beta2))
+    opt_g = _adam(G.parameters(), device, lr=t.lr_g, betas=(t.beta1, t.beta2))
+    opt_d = _adam(D.parameters(), device, lr=t.lr_d, betas=(t.beta1, t.beta2))
     if init is not None:
         _load_adam_state(opt_g, G, init.parents, g_source, "opt_g")
         _load_adam_state(opt_d, D, init.parents, d_source, "opt_d")
