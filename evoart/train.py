@@ -141,6 +141,7 @@ class TrainStats:
     lineage_steps: int = 0        # generator steps including every ancestor's
     seconds: float = 0.0
     steps_per_second: float = 0.0
+    precision: str = "fp32"       # what the forward passes ran in: "fp32" or "bf16"
     curves: dict[str, list[float]] = field(default_factory=dict)
     inherited: dict[str, list[int]] = field(default_factory=dict)  # part -> [inherited, total]
 
@@ -253,7 +254,7 @@ def _train(genome, data, *, steps, device, seed, init, progress, budget_seconds,
     G = build_generator(genome, resolution)
     D = build_discriminator(genome, resolution)
     t = genome.training
-    stats = TrainStats()
+    stats = TrainStats(precision=precision)
 
     g_source = lambda name: generator_source_name(name, init.inheritance)  # noqa: E731
     d_source = lambda name: (init.inheritance.discriminator, name) if init.inheritance.discriminator is not None else None  # noqa: E731

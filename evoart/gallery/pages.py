@@ -248,6 +248,7 @@ def individual_page(run: RunView, ind: Individual, siblings: list[Individual]) -
                 ("steps (now)", stats.get("steps")), ("steps (with ancestors)", stats.get("lineage_steps")),
                 ("training time", f'{stats.get("seconds", 0):.1f} s' if stats else None),
                 ("steps per second", stats.get("steps_per_second")),
+                ("precision", stats.get("precision", "fp32") if stats else None),
                 ("seed", row.seed), ("genome hash", row.genome_hash)]
     for part, (got, total) in ((k, v) for k, v in inherited.items() if isinstance(v, list) and len(v) == 2):
         st_items.append((f"inherited {part}", f"{got} of {total} tensors"))
