@@ -135,10 +135,20 @@ def test_a_bad_precision_is_a_configuration_error(bad):
         EvolveConfig.from_dict({"precision": bad})
 
 
-def test_the_command_line_refuses_bf16_without_bf16_units(cpu_has, tmp_path):
+@pytest.fixture
+def keep_threads():
+    """``evoart evolve`` sets this process's torch threads at its entry; later tests in
+    this process compare with one-thread workers, so put them back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_the_command_line_refuses_bf16_without_bf16_units(cpu_has, keep_threads, tmp_path):
     cpu_has(NO_BF16)
     out = tmp_path / "g"
-    result = CliRunner().invoke(main, ["evolve", "--precision", "bf16", "--device", "cpu", "--out", str(out)])
+    result = CliRunner().invoke(main, ["evolve", "--precision", "bf16", "--device", "cpu", "--workers", "1",
+                                       "--out", str(out)])
     assert result.exit_code != 0
     assert "avx512_bf16 nor amx_bf16" in result.output and "--precision fp32" in result.output
     assert "Traceback" not in result.output
