@@ -64,7 +64,7 @@ def resolve_device(name: str = "auto") -> str:
 
 
 #: CPU flags (``/proc/cpuinfo``) of the units that run bf16 matrix products natively.
-#: Without them torch emulates bf16 and a step gets slower, not faster.
+#: Without them bf16 is emulated in software: no faster than fp32, usually slower.
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
@@ -198,7 +198,7 @@ def _load_adam_state(opt, module, parent_states, source, key: str) -> None:
         parent = parent_states[src[0]] if src[0] < len(parent_states) else None
         st = (parent or {}).get(key, {}).get(src[1])
         if st and st["exp_avg"].shape == p.shape:
-            # in the parameter's layout (channels_last in bf16), which the optimiser expects
+            # in the parameter's layout (channels_last on the CPU), as the optimiser's own state is
             opt.state[p] = {k: (torch.empty_like(p).copy_(v) if torch.is_tensor(v) and v.shape == p.shape
                                 else v.clone().to(p.device) if torch.is_tensor(v) else v)
                             for k, v in st.items()}
