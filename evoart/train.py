@@ -297,6 +297,10 @@ def _train(genome, data, *, steps, device, seed, init, progress, budget_seconds,
 
     data = data.to(device, memory_format=layout_)
     amp = lambda: autocast(device, precision)  # noqa: E731
+    # D scores real and fake images in one batch unless batch norm would mix their
+    # statistics: half the calls and, with spectral norm, half the power iterations
+    # (SNGAN's one per D step); measured 1.03-1.18x a step with spectral norm, no change without
+    joint_d = genome.discriminator.norm != "batch"
     n = data.shape[0]
     b = min(t.batch_size, n)
     lg = genome.loss
@@ -321,7 +325,10 @@ def _train(genome, data, *, steps, device, seed, init, progress, budget_seconds,
             with amp():
                 with torch.no_grad():
                     fake = G(latents())
-                real_logits, fake_logits = D(real), D(fake)
+                if joint_d:
+                    real_logits, fake_logits = D(torch.cat([real, fake])).split(b)
+                else:
+                    real_logits, fake_logits = D(real), D(fake)
             d_loss = losses.d_adversarial(lg, real_logits.float(), fake_logits.float())
             d_step_count += 1
             if lg.r1 > 0 and d_step_count % R1_INTERVAL == 0:
