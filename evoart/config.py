@@ -38,6 +38,7 @@ class EvolveConfig:
     holdout: int = 256              # the fitness holdout: real images no individual trains on, used for judging and scoring
     eval_holdout: int = 256         # the evaluation holdout: real images nothing in evolution sees (evoart score --heldout); 0 = none
     device: str = "auto"
+    precision: str = "auto"         # auto | fp32 | bf16: bf16 autocast where the device has bf16 units; a run records what auto resolved to
     workers: int = 2                # parallel evaluations (processes); 1 = in this process
     seed: int = 0
     inherit: bool = True            # children start from their parents' trained tensors
@@ -112,6 +113,8 @@ class EvolveConfig:
         need(isinstance(self.device, str) and (self.device in ("auto", "cpu", "cuda", "mps")
                                                or re.fullmatch(r"cuda:\d+", self.device) is not None),
              f"device must be auto, cpu, cuda, cuda:N (a GPU's index) or mps, got {self.device!r}")
+        need(self.precision in PRECISIONS,
+             f"precision must be {', '.join(PRECISIONS[:-1])} or {PRECISIONS[-1]}, got {self.precision!r}")
         need(isinstance(self.inherit, bool), "inherit must be true or false")
         need(_is_number(self.mutation_strength) and 0 < self.mutation_strength <= 5,
              "mutation_strength must be in (0, 5]")
@@ -148,6 +151,9 @@ MAX_SAMPLES = 4096
 MAX_WORKERS = 256
 #: Seeds are whole numbers from 0 to 2**32 - 1 (what numpy, torch and Python all take).
 MAX_SEED = 2**32 - 1
+#: Training precisions: ``auto`` resolves (``train.resolve_precision``) to bf16 where the
+#: device has bf16 units, else fp32.
+PRECISIONS = ("auto", "fp32", "bf16")
 #: The smallest evaluation holdout: the held-out evaluation's critic trains on one half
 #: of it and is tested on the other, and coverage needs neighbours.
 EVAL_HOLDOUT_MIN = 32

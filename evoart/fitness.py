@@ -28,7 +28,7 @@ from .imaging import image_grid, png_bytes, to_uint8
 from .nets import build_discriminator
 from .objectives import WORST
 from .seeds import json_digest
-from .train import Init, generate, train_briefly
+from .train import Init, generate, resolve_precision, train_briefly
 from .variation import Inheritance
 
 LATENT_MAX = 256
@@ -49,6 +49,7 @@ class EvalContext:
     noise_seed: int
     metric_seed: int
     device: str = "cpu"
+    precision: str = "fp32"         # training precision, resolved: "fp32" or "bf16" (metrics stay fp32)
     floors: dict | None = None      # metric -> Floor.to_dict(): real-vs-real at len(latents) samples
     features: str | None = None     # a feature extractor file (.pt2; .pt deprecated) replacing the random CNN
     _scorers: dict = field(default_factory=dict, repr=False, compare=False)
@@ -94,6 +95,7 @@ def make_context(cfg, train_u8: np.ndarray, holdout_u8: np.ndarray, device: str,
         noise_seed=cfg.seed + 2,
         metric_seed=cfg.seed + 3,
         device=device,
+        precision=cfg.precision if cfg.precision != "auto" else resolve_precision("auto", device),
         features=cfg.features,
     )
     if protocol and protocol.get("floors"):
@@ -154,7 +156,7 @@ def evaluate(task: EvalTask, ctx: EvalContext, progress: Callable[[int, int], No
             init = Init(task.parents, Inheritance.from_dict(task.inheritance))
         trained = train_briefly(
             genome, ctx.train_images, steps=task.steps, device=ctx.device, seed=task.seed,
-            init=init, progress=progress, budget_seconds=task.budget_seconds,
+            init=init, progress=progress, budget_seconds=task.budget_seconds, precision=ctx.precision,
         )
         t1 = time.perf_counter()
         fake = generate(trained.generator, ctx.latents, noise_seed=ctx.noise_seed)

@@ -24,7 +24,7 @@ from .fitness import EvalContext, Evaluation, make_context, protocol_record
 from .genome import Genome
 from .imaging import contact_sheet, png_bytes
 from .store import DamagedFile, RunStore, StoreError, check_writable, new_run_dir, resolve_run
-from .train import resolve_device
+from .train import PrecisionError, resolve_device, resolve_precision
 from .variation import Inheritance
 
 
@@ -288,6 +288,8 @@ def start_run(cfg: EvolveConfig, out_root: Path, *, progress=None, step_progress
               data_progress=None, name: str | None = None, seed_genomes=()) -> RunOutcome:
     cfg.validate()
     device = resolve_device(cfg.device)
+    asked = cfg.precision
+    cfg.precision = resolve_precision(asked, device)  # once: the record keeps it, a resume reuses it
     seed_states = None
     preset_record = []
     if not seed_genomes and cfg.from_presets:
@@ -310,6 +312,7 @@ def start_run(cfg: EvolveConfig, out_root: Path, *, progress=None, step_progress
         raise write_error(exc, Path(out_root), started=False) from None
     record = {
         "evolve": cfg.to_dict(),
+        "precision": {"asked": asked, "used": cfg.precision},
         "dataset": {"name": images.name, "kind": images.kind, "source": images.source,
                     "fingerprint": images.fingerprint, "images": len(images.images),
                     "skipped": len(images.skipped)},
@@ -351,6 +354,7 @@ def resume_run(ref: str | Path, out_root: Path | None = None, *, overrides: dict
         cfg_dict = dict(record["evolve"])
         if "splits" not in record:  # recorded before evaluation splits: it keeps its two-way split
             cfg_dict.setdefault("eval_holdout", 0)
+        cfg_dict.setdefault("precision", "fp32")  # recorded before precisions: it trained in fp32
         for key, value in (overrides or {}).items():
             if key not in RESUME_OVERRIDABLE:
                 raise ConfigError(f"--{key} cannot change when resuming (only "
@@ -374,6 +378,12 @@ def resume_run(ref: str | Path, out_root: Path | None = None, *, overrides: dict
                     f"run {run_dir.name} already has {last + 1} generations; pass --generations "
                     f"above {last + 1} to extend it")
         device = resolve_device(cfg.device)
+        try:
+            resolve_precision(cfg.precision, device)
+        except PrecisionError:
+            raise ConfigError(f"run {run_dir.name} trains in {cfg.precision} (recorded when it started, so that "
+                              f"the run stays reproducible), but {device} here has no bf16 units; resume it on "
+                              "a machine that has them") from None
         images, split = load_run_split(cfg, data_progress, recorded=recorded_split(record))
         train_u8, holdout_u8 = images.images[split.train], images.images[split.fitness]
         if images.fingerprint != record["dataset"]["fingerprint"]:

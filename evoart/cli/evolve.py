@@ -60,6 +60,10 @@ def _explicit(ctx: click.Context, name: str) -> bool:
 @click.option("--resolution", type=int, help="Image size in pixels: 16, 32, 64 or 128.  [default: 32]")
 @click.option("--samples", type=int, help="Generated images scored per individual.  [default: 128]")
 @device_option(None, "Where to train.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]),
+              help="Training precision: bf16 autocast (parameters and losses stay fp32) or fp32; auto picks "
+                   "bf16 where the CPU has AVX-512 BF16 or AMX (or the GPU supports bf16). A run records "
+                   "what it used and a resume reuses it.  [default: auto]")
 @click.option("--workers", type=int, help="Parallel evaluations (processes).  [default: 2]")
 @click.option("--seed", type=int, help=f"Makes a run reproducible on the CPU: 0 to {MAX_SEED}.  [default: 0]")
 @click.option("--budget-seconds", type=float,
@@ -169,6 +173,8 @@ class EvolveView:
         self.t0 = time.perf_counter()
         self.last_plain: dict[str, float] = {}
         self.cfg = None
+        self.gen_t0 = time.perf_counter()
+        self.gen_steps = 0
 
     def __enter__(self):
         if self.live:
@@ -220,7 +226,7 @@ class EvolveView:
         self.cfg = info["config"]
         c = self.cfg
         verb = "Resuming" if info.get("resumed") else "Run"
-        self.print(f"{verb}: {info['run_dir']}  (device {info['device']}, {c.workers} workers, "
+        self.print(f"{verb}: {info['run_dir']}  (device {info['device']}, precision {c.precision}, {c.workers} workers, "
                    f"population {c.population}, {c.generations} generations, {c.steps} steps, "
                    f"{c.resolution} px)", highlight=False)
 
@@ -237,6 +243,7 @@ class EvolveView:
 
     def on_generation_start(self, info):
         gen, total = info["generation"], info["generations"]
+        self.gen_t0, self.gen_steps = time.perf_counter(), 0
         if self.progress is not None:
             if self.gen_task is None:
                 self.gen_task = self.progress.add_task("generations", total=total, completed=gen)
@@ -260,6 +267,7 @@ class EvolveView:
                 self.progress.remove_task(task)
         st = ev.stats or {}
         extra = f"  ({ev.reason})" if ev.reason else ""
+        self.gen_steps += int(st.get("steps") or 0)
         swd, perc = ev.metrics.get("swd", 0.0), ev.metrics.get("perceptual", 0.0)
         self.print(f"  {m.id} {ev.status:<8} perceptual {perc:5.2f}  swd {swd:7.1f}  "
                    f"coverage {ev.metrics.get('coverage', 0.0):4.2f}  {st.get('steps_per_second', 0):5.1f} steps/s  "
@@ -293,6 +301,11 @@ class EvolveView:
                    f"best coverage {s['best_coverage']:.2f}, best swd {s['best_swd']:.1f}"
                    + (f", {s['diverged']} diverged" if s["diverged"] else "")
                    + (f", {s['failed']} failed" if s["failed"] else ""), highlight=False)
+        took = time.perf_counter() - self.gen_t0
+        if self.gen_steps and took > 0:
+            self.print(f"  {self.gen_steps} training steps in {took:.0f} s: {self.gen_steps / took:.1f} steps/s "
+                       f"for the generation, judging included ({self.cfg.precision if self.cfg else '?'})",
+                       highlight=False)
 
     def finish(self, outcome) -> None:
         r = outcome.result

@@ -99,7 +99,21 @@ def status_line(run: RunView) -> dict:
     return {"status": run.status, "done": len(run.finished), "total": run.total_generations,
             "dataset": run.dataset.get("name", "?"), "resolution": run.evolve.get("resolution", "?"),
             "population": run.evolve.get("population", "?"), "steps": run.evolve.get("steps", "?"),
+            # runs recorded before precisions trained in fp32
+            "precision": run.evolve.get("precision", "fp32"), "speed": training_speed(run),
             "started": _when(run.created)}
+
+
+def training_speed(run: RunView) -> str | None:
+    """Training steps per second of one worker, over every trained individual of the run
+    (all steps over all training seconds), or None before any has trained."""
+    steps = seconds = 0.0
+    for ind in run.inds.values():
+        st = ind.row.stats or {}
+        if st.get("steps") and st.get("seconds"):
+            steps += st["steps"]
+            seconds += st["seconds"]
+    return f"{steps / seconds:.1f}" if seconds > 0 else None
 
 
 def page(title: str, up: str, crumbs: list[tuple[str, str | None]], data: dict[str, str]) -> dict:
@@ -235,6 +249,7 @@ def individual_page(run: RunView, ind: Individual, siblings: list[Individual]) -
                 ("steps (now)", stats.get("steps")), ("steps (with ancestors)", stats.get("lineage_steps")),
                 ("training time", f'{stats.get("seconds", 0):.1f} s' if stats else None),
                 ("steps per second", stats.get("steps_per_second")),
+                ("precision", stats.get("precision", "fp32") if stats else None),
                 ("seed", row.seed), ("genome hash", row.genome_hash)]
     for part, (got, total) in ((k, v) for k, v in inherited.items() if isinstance(v, list) and len(v) == 2):
         st_items.append((f"inherited {part}", f"{got} of {total} tensors"))
