@@ -52,6 +52,7 @@ def cpu_has(monkeypatch):
 # ---- bf16 trains -------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # 200 + 200 training steps of a preset: 15-30 s each on a 2-core machine
 @pytest.mark.parametrize("preset", ["dcgan-classic", "hinge-residual"])
 def test_bf16_trains_a_preset_like_fp32(preset):
     """Batch norm and transposed convolutions (dcgan-classic), spectral norm and a residual
