@@ -114,6 +114,7 @@ def _report(judged, name):
     return f"realism {judged.realism[f'fool-{name}']:.3f}, cells {cells}"
 
 
+@pytest.mark.slow  # the fixture makes four tiny real runs
 @pytest.mark.parametrize("dataset", DATASETS)
 @pytest.mark.parametrize("fool", FOOLS)
 def test_a_degenerate_generator_does_not_fool_the_panel(fooled, dataset, fool):
@@ -121,6 +122,7 @@ def test_a_degenerate_generator_does_not_fool_the_panel(fooled, dataset, fool):
     assert judged.realism[f"fool-{fool}"] <= 0.1, _report(judged, fool)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset", DATASETS)
 def test_unseen_real_images_pass_the_same_panel(fooled, dataset):
     judged, _ = fooled[dataset]
@@ -138,6 +140,7 @@ def _kin(rows: dict, g: str, d: str) -> bool:
             or (a.born == b.born and bool(set(a.parents) & set(b.parents))))
 
 
+@pytest.mark.slow
 def test_a_no_inherit_run_judges_every_non_kin_pair_and_realism_varies(fooled):
     _, run_dir = fooled["shapes"]
     with RunStore.open(run_dir, readonly=True) as store:
