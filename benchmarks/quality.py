@@ -222,12 +222,16 @@ class Cell:
         p = self.path(contender)
         return json.loads(p.read_text()) if p.exists() else None
 
+    def save(self, name: str, result: dict) -> dict:
+        """Cache ``result`` as ``<name>.json`` (atomically: a killed benchmark leaves no half file)."""
+        tmp = self.path(name).with_suffix(".tmp")
+        tmp.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
+        tmp.replace(self.path(name))
+        return result
+
     def store_result(self, contender: str, result: dict, samples: np.ndarray) -> dict:
         np.save(self.dir / f"{contender}-samples.npy", samples[:16])
-        tmp = self.path(contender).with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
-        tmp.replace(self.path(contender))
-        return result
+        return self.save(contender, result)
 
     def train_genome(self, genome: G.Genome, steps: int, salt: str) -> tuple[np.ndarray, dict]:
         torch.set_num_threads(1)
@@ -324,6 +328,20 @@ def d_scores(D, real: torch.Tensor, fake: torch.Tensor, mode: str) -> tuple[torc
     return both[: real.shape[0]], both[real.shape[0]:]
 
 
+def median_verdict(judges: list[tuple[G.Genome, dict]], real: torch.Tensor, fake: torch.Tensor, mode: str,
+                   resolution: int) -> float | None:
+    """The median cell (metrics.pairwise_realism) of ``judges`` (genome, D state) on
+    ``fake`` against ``real`` in a batch-norm ``mode``; None without a usable judge."""
+    vals = []
+    for genome, state in judges:
+        D = build_discriminator(genome, resolution)
+        D.load_state_dict(state)
+        r, f = d_scores(D, real, fake, mode)
+        if torch.isfinite(r).all():
+            vals.append(metrics.pairwise_realism(torch.nan_to_num(f.flatten(), nan=-float("inf")), r.flatten()))
+    return float(np.median(vals)) if vals else None
+
+
 def spearman(a, b) -> float:
     from scipy.stats import spearmanr
 
@@ -356,22 +374,10 @@ def agreement(cell: Cell) -> dict:
              for i in pool if gens[i] is not None}
     ids = sorted(fixed)
     per: dict[str, dict] = {i: {"in_run": scores[i]} for i in ids}
-    for mode in ("eval", "batch", "mixed"):
-        med = {}
-        for g_id in ids:
-            vals = []
-            for d_id in ids:
-                if d_id == g_id or ds.get(d_id) is None:
-                    continue
-                D = build_discriminator(G.Genome.from_dict(rows[d_id].genome), cfg.resolution)
-                D.load_state_dict(ds[d_id])
-                r, f = d_scores(D, real, fixed[g_id], mode)
-                if torch.isfinite(r).all():
-                    vals.append(metrics.pairwise_realism(torch.nan_to_num(f.flatten(), nan=-float("inf")),
-                                                         r.flatten()))
-            med[g_id] = float(np.median(vals)) if vals else 0.0
-        for g_id in ids:
-            per[g_id][f"d_median_{mode}"] = med[g_id]
+    for g_id in ids:
+        judges = [(G.Genome.from_dict(rows[d].genome), ds[d]) for d in ids if d != g_id and ds.get(d) is not None]
+        for mode in ("eval", "batch", "mixed"):
+            per[g_id][f"d_median_{mode}"] = median_verdict(judges, real, fixed[g_id], mode, cfg.resolution) or 0.0
     critic_cells = {g: v for d, g, v, role in cells if role == "critic"}
     for g_id in ids:
         per[g_id]["critic"] = critic_cells.get(g_id)
@@ -392,10 +398,7 @@ def agreement(cell: Cell) -> dict:
     out = {"cell": cell.cell, "generation": last, "individuals": per,
            "spearman_vs_heldout_critic": {k: spearman(v, target) for k, v in signals.items()},
            "spearman_vs_heldout_swd": {k: spearman(v, target_swd) for k, v in signals.items()}}
-    tmp = cell.path("agreement").with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
-    tmp.replace(cell.path("agreement"))
-    return out
+    return cell.save("agreement", out)
 
 
 def bn_study(cell: Cell, limit: int = 16) -> dict:
@@ -424,18 +427,8 @@ def bn_study(cell: Cell, limit: int = 16) -> dict:
     per: dict[str, dict] = {}
     for g_id in judged:
         fake = to_float_tensor(generate_samples(genome[g_id], gens[g_id], ctx)[:n])
-        entry = {}
-        for mode in ("eval", "batch", "mixed"):
-            vals = []
-            for d_id in bn:
-                if d_id == g_id:
-                    continue
-                D = build_discriminator(genome[d_id], cfg.resolution)
-                D.load_state_dict(ds[d_id])
-                r, f = d_scores(D, real, fake, mode)
-                if torch.isfinite(r).all():
-                    vals.append(metrics.pairwise_realism(torch.nan_to_num(f.flatten(), nan=-float("inf")), r.flatten()))
-            entry[mode] = float(np.median(vals)) if vals else None
+        judges = [(genome[d], ds[d]) for d in bn if d != g_id]
+        entry = {mode: median_verdict(judges, real, fake, mode, cfg.resolution) for mode in ("eval", "batch", "mixed")}
         log(cell.cell, "bn-study", g_id, entry)
         samples = draw(genome[g_id], gens[g_id], cfg.resolution, cell.seed)
         entry["heldout"] = cell.evaluate(samples)
@@ -447,10 +440,7 @@ def bn_study(cell: Cell, limit: int = 16) -> dict:
                                           for m in ("eval", "batch", "mixed")},
            "spearman_vs_heldout_swd": {m: spearman([per[i][m] or 0.0 for i in judged], target_swd)
                                        for m in ("eval", "batch", "mixed")}}
-    tmp = cell.path("bn-study").with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
-    tmp.replace(cell.path("bn-study"))
-    return out
+    return cell.save("bn-study", out)
 
 
 # ---- the report --------------------------------------------------------------------------

@@ -284,16 +284,27 @@ def kin_relations(pool: list[Member], judges: list[Member]) -> dict[str, dict[st
     for g in pool:
         related: dict[str, str] = {}
         for d in judges:
-            if d.id == g.id:
-                continue
-            if d.id in g.parents:
-                related[d.id] = "parent"
-            elif g.id in d.parents:
-                related[d.id] = "child"
-            elif d.born == g.born and set(d.parents) & set(g.parents):
-                related[d.id] = "sibling"
+            relation = kin_relation((d.id, d.parents, d.born), (g.id, g.parents, g.born))
+            if relation not in (None, "self"):
+                related[d.id] = relation
         out[g.id] = related
     return out
+
+
+def kin_relation(d: tuple, g: tuple) -> str | None:
+    """How individual ``d`` is related to ``g``, each ``(id, parents, born)``: "self",
+    "parent", "child", "sibling" (born in the same generation with a parent in common)
+    or None. The panel's rule, also drawn by the gallery's heat map."""
+    (d_id, d_parents, d_born), (g_id, g_parents, g_born) = d, g
+    if d_id == g_id:
+        return "self"
+    if d_id in g_parents:
+        return "parent"
+    if g_id in d_parents:
+        return "child"
+    if d_born == g_born and set(d_parents) & set(g_parents):
+        return "sibling"
+    return None
 
 
 def remembered_judges(generation: int, pool: list[Member], ranked: list[Member],

@@ -169,21 +169,6 @@ KIN_WORDS = {"self": "its own D", "parent": "its parent's D", "child": "its chil
              "sibling": "its sibling's D"}
 
 
-def kin_relation(d: tuple[str, tuple, int] , g: tuple[str, tuple, int]) -> str | None:
-    """How the individual ``d`` is related to ``g`` (each ``(id, parents, born)``) by the
-    judge panel's rule (``ga.kin_relations``): "self", "parent", "child", "sibling" or None."""
-    (d_id, d_parents, d_born), (g_id, g_parents, g_born) = d, g
-    if d_id == g_id:
-        return "self"
-    if d_id in g_parents:
-        return "parent"
-    if g_id in d_parents:
-        return "child"
-    if d_born == g_born and set(d_parents) & set(g_parents):
-        return "sibling"
-    return None
-
-
 def judge_heatmap(cells: list[tuple], kin: dict[tuple[str, str], str] | None = None) -> dict:
     """The judge panel of a generation: each judge (row: the population's Ds, then the
     remembered Ds, then the fresh critic) against each generator (column), a cell being

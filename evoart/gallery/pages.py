@@ -174,6 +174,8 @@ def judge_kin(run: RunView, cells: list[tuple]) -> dict[tuple[str, str], str]:
     """The (D, G) pairs of a generation's panel left out because D is G's kin: every
     discriminator that judged someone (the population's and the remembered ones), against
     every judged G it has no cell for."""
+    from ..ga import kin_relation  # the panel's own rule (deap only when a page shows a panel)
+
     judged = {(c[0], c[1]) for c in cells}
     peers = sorted({c[0] for c in cells if (c[3] if len(c) > 3 else "peer") != "critic"})
     gs = sorted({c[1] for c in cells})
@@ -187,7 +189,7 @@ def judge_kin(run: RunView, cells: list[tuple]) -> dict[tuple[str, str], str]:
         for g in gs:
             if (d, g) in judged or who(d) is None or who(g) is None:
                 continue
-            relation = charts.kin_relation(who(d), who(g))
+            relation = kin_relation(who(d), who(g))
             if relation is not None:
                 out[(d, g)] = relation
     return out
