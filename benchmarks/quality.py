@@ -67,6 +67,9 @@ PHOTOS = "photos"
 #: Evolution budgets by total steps: population x generations x steps = the total.
 BUDGETS = {1920: dict(population=6, generations=4, steps=80), 5760: dict(population=8, generations=6, steps=120)}
 COMMON = dict(resolution=32, samples=128, workers=2)
+#: The precision of the contenders trained here; evolution runs use the run's ("auto"
+#: unless COMMON says otherwise). benchmarks/precision.py sets both.
+TRAIN_PRECISION = "fp32"
 CONTENDERS = ("evolve", "dcgan", "preset", "random", "retrain")
 LABELS = {"evolve": "(a) evoart evolve", "dcgan": "(b) dcgan-classic", "preset": "(c) best other preset",
           "random": "(d) random search", "retrain": "(e) evolved genome retrained", "real": "training images"}
@@ -237,7 +240,7 @@ class Cell:
         torch.set_num_threads(1)
         t0 = time.perf_counter()
         trained = train_briefly(genome, to_float_tensor(self.train_u8), steps=steps,
-                                seed=derive_seed(self.seed, "quality", salt))
+                                seed=derive_seed(self.seed, "quality", salt), precision=TRAIN_PRECISION)
         secs = time.perf_counter() - t0
         samples = draw(genome, trained.generator.state_dict(), self.cfg.resolution, self.seed)
         return samples, {"steps": steps, "status": trained.stats.status, "train_seconds": round(secs, 1)}

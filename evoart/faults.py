@@ -8,6 +8,9 @@ Set ``EVOART_FAULT`` to one or more comma-separated faults before starting ``evo
 ``crash:IND``
     The worker process that starts evaluating individual IND (``g001-i02``) SIGKILLs
     itself (a worker dying of out-of-memory or a segfault).
+``leak:MIB``
+    The driver keeps MIB MiB of memory alive for good after each commit (a leak that
+    grows with the run, for the memory test to catch).
 ``enospc:NAME``
     Every atomic write (``evoart.files``) of a file whose path ends with NAME
     (``train_state.pt``, ``g000-i01/generator.pt``) fails half way with ENOSPC, as on a
@@ -28,6 +31,7 @@ import signal
 ENV = "EVOART_FAULT"
 
 _written = 0  # bytes written through the atomic writers in this process (for enospc-after)
+_leaked: list[bytearray] = []  # what leak:MIB holds on to
 
 
 def _faults() -> list[tuple[str, str]]:
@@ -51,6 +55,8 @@ def fault_point(point: str, *, commits: int | None = None, individual: str | Non
     for kind, arg in _faults():
         if point == "committed" and kind == "kill-after" and commits is not None and commits >= int(arg):
             _die()
+        if point == "committed" and kind == "leak":
+            _leaked.append(bytearray(b"\x01") * (int(float(arg) * 2**20)))  # touched: resident, not just reserved
         if point == "evaluate" and kind == "crash" and individual is not None and arg == individual:
             _die()
 

@@ -23,6 +23,7 @@ from . import variation
 from .config import EvolveConfig
 from .fitness import Critic, EvalContext, EvalTask, Evaluation, judge
 from .genome import Genome
+from .memory import resident_mib
 from .objectives import OBJECTIVES, WEIGHTS, WORST, display_score, utilities  # noqa: F401 (re-exported)
 from .seeds import derive_seed
 
@@ -498,6 +499,7 @@ def evolve(
             "critic_seconds": judged.critic_seconds,
             "kin_fallbacks": len(judged.fallbacks()),
             "seconds": round(time.perf_counter() - t_gen, 2),
+            "driver_rss_mib": round(resident_mib(), 1),
         }
         state["summary"] = summary
         if ledger is not None:

@@ -76,6 +76,15 @@ def resolve_device(name: str = "auto") -> str:
 #: Without them bf16 is emulated in software: no faster than fp32, usually slower.
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
+#: The table behind ``--precision auto`` on the CPU: a whole training step's steps per second
+#: in bf16 autocast over fp32, by the CPU's best level (median of four genomes of
+#: benchmarks/throughput-genomes.json, one thread, interleaved; ``benchmarks/precision_table.py``,
+#: 2026-12-01, this project's 2-core AMD EPYC, with oneDNN held to each level by
+#: ``ONEDNN_MAX_CPU_ISA``). AMX tiles could not be measured here (this CPU has none); a CPU
+#: with them has AVX-512 BF16 too, so that row is its floor. ``auto`` picks bf16 where the
+#: figure is above 1.
+BF16_MEASURED = {"avx512_bf16": 1.15, "avx512_core": 0.58, "avx2": 0.12}
+
 
 class PrecisionError(EvoartError, ValueError):
     """A precision this machine cannot run usefully (bf16 without bf16 units)."""
@@ -94,14 +103,29 @@ def cpu_flags() -> set[str]:
     return set()
 
 
+def cpu_bf16_level(flags: set[str]) -> str:
+    """The row of ``BF16_MEASURED`` a CPU with ``flags`` falls in ("none" below AVX2)."""
+    if flags & set(BF16_CPU_FLAGS):
+        return "avx512_bf16"  # AMX CPUs included: they have AVX-512 BF16 as well
+    if "avx512f" in flags:
+        return "avx512_core"
+    return "avx2" if "avx2" in flags else "none"
+
+
+def cpu_bf16_speedup(flags: set[str] | None = None) -> float | None:
+    """The measured bf16 / fp32 speed of a training step on a CPU with ``flags`` (this
+    CPU's by default), or None where nothing was measured for its level."""
+    return BF16_MEASURED.get(cpu_bf16_level(cpu_flags() if flags is None else flags))
+
+
 def bf16_supported(device: str) -> bool:
-    """Whether ``device`` runs bf16 autocast natively: on CUDA as torch says, on the CPU
-    when its flags include AVX-512 BF16 or AMX tiles (docs/PERFORMANCE.md)."""
+    """Whether bf16 autocast pays on ``device``: on CUDA where torch says the device has
+    bf16, on the CPU where ``BF16_MEASURED`` puts its level above fp32's speed."""
     kind = torch.device(device).type
     if kind == "cuda":
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     if kind == "cpu":
-        return bool(cpu_flags() & set(BF16_CPU_FLAGS))
+        return (cpu_bf16_speedup() or 0.0) > 1.0
     return False
 
 
@@ -118,10 +142,15 @@ def resolve_precision(name: str = "auto", device: str = "cpu") -> str:
         return "bf16" if ok else "fp32"
     if not ok:
         kind = torch.device(device).type
-        where = ("this CPU's flags include neither " + " nor ".join(BF16_CPU_FLAGS)) if kind == "cpu" else (
-            f"torch reports no bf16 support on {device}")
+        if kind == "cpu":
+            speed = cpu_bf16_speedup()
+            where = "this CPU's flags include neither " + " nor ".join(BF16_CPU_FLAGS)
+            measured = (f" (a training step ran at {speed:.2f}x fp32's speed on such a CPU, "
+                        "docs/PERFORMANCE.md)" if speed is not None else "")
+        else:
+            where, measured = f"torch reports no bf16 support on {device}", ""
         raise PrecisionError(f"--precision bf16 was asked for, but {where}: bf16 would be emulated and slower "
-                             "than fp32. Use --precision fp32 (or auto, which picks fp32 here).")
+                             f"than fp32{measured}. Use --precision fp32 (or auto, which picks fp32 here).")
     return "bf16"
 
 

@@ -48,12 +48,12 @@ def ledger(run: Path) -> sqlite3.Connection:
 
 
 def _untimed(state: dict | None) -> dict | None:
-    """A generation's checkpoint without its wall-clock timings."""
+    """A generation's checkpoint without its wall-clock timings and memory figures."""
     if not state:
         return state
     out = dict(state)
     if "summary" in out:
-        out["summary"] = {k: v for k, v in out["summary"].items() if not k.endswith("seconds")}
+        out["summary"] = {k: v for k, v in out["summary"].items() if not k.endswith(("seconds", "_mib"))}
     return out
 
 

@@ -202,3 +202,21 @@ def test_a_run_records_what_auto_resolved_to_and_a_resume_reuses_it(cpu_has, tmp
         store.update_config(rec)
     resumed = resume_run(run.run_dir)
     assert recorded(resumed.run_dir)["evolve"]["precision"] == "fp32"
+
+
+def test_auto_follows_the_measured_table_and_a_slow_cpu_is_told_its_figure(cpu_has):
+    # AVX-512 without its bf16 instructions: measured slower than fp32, so auto says fp32
+    cpu_has(NO_BF16)
+    assert train.cpu_bf16_level(NO_BF16) == "avx512_core"
+    assert train.BF16_MEASURED["avx512_core"] < 1.0
+    assert train.resolve_precision("auto", "cpu") == "fp32"
+    with pytest.raises(train.PrecisionError, match=r"0\.58x fp32's speed"):
+        train.resolve_precision("bf16", "cpu")
+    # an AVX2-only CPU: the same, with its own figure
+    cpu_has({"fpu", "sse2", "avx2"})
+    with pytest.raises(train.PrecisionError, match=r"0\.12x"):
+        train.resolve_precision("bf16", "cpu")
+    # AVX-512 BF16 (AMX CPUs have it too): measured faster, so auto says bf16
+    cpu_has(BF16)
+    assert train.BF16_MEASURED[train.cpu_bf16_level(BF16)] > 1.0
+    assert train.resolve_precision("auto", "cpu") == "bf16"

@@ -1,0 +1,141 @@
+"""Where the wall time of an evolution run goes ([cpu-speed] item 5). Not a test: figures
+go in docs/PERFORMANCE.md with the machine named.
+
+Runs one real evolution (by default the default ``evoart evolve``: 8 x 6 x 120 steps,
+32 px, 2 workers) in this process with the driver under cProfile, and splits its wall time
+into:
+
+- ``setup``: data, splits, metric floors, until the run reports its folder;
+- ``workers``: the evaluation phases, the driver waiting on its worker processes while
+  they train and score (split into ``training`` and ``scoring`` by the workers' own
+  timings, ``train_s`` and ``score_s`` of every individual);
+- ``judging``: the driver drawing every G's fixed-latent samples and the panel judging
+  them (the fresh critic included, reported apart as ``critic``);
+- ``ga``: breeding children, selection and ranking, the hall of fame, the panel rules;
+- ``ledger``: the run's SQLite ledger and tensor files (begin, commit, end of generation);
+- ``images``: contact sheets and the gallery's pages;
+- ``other``: the rest (process start-up of the pool, progress callbacks, Python).
+
+"Outside training" is everything but ``training``. The profile is the driver's only: the
+workers run unprofiled, so their figures are those of a normal run.
+
+    python benchmarks/overhead.py [--out overhead.json] [--population 8 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import platform
+import pstats
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# (file suffix, function name) -> category; cumulative times, so nested entries must not
+# be listed twice (end_generation holds the contact sheet and the gallery: subtracted)
+FUNCTIONS = {
+    "judging": [("evoart/fitness.py", "judge"), ("evoart/fitness.py", "generate_samples")],
+    "critic": [("evoart/fitness.py", "train_critic")],
+    "ga": [("evoart/ga.py", "make_children"), ("evoart/ga.py", "initial_members"),
+           ("evoart/ga.py", "select_and_rank"), ("evoart/ga.py", "remembered_judges"),
+           ("evoart/ga.py", "kin_relations"), ("deap/tools/support.py", "update")],
+    "ledger": [("evoart/runner.py", "begin_generation"), ("evoart/runner.py", "commit"),
+               ("evoart/runner.py", "end_generation"), ("evoart/runner.py", "load_train_state"),
+               ("evoart/runner.py", "load_generator_state"), ("evoart/runner.py", "load_discriminator_state")],
+    "images": [("evoart/imaging.py", "contact_sheet"), ("evoart/imaging.py", "png_bytes"),
+               ("evoart/runner.py", "build_gallery")],
+}
+
+
+def cumulative(stats: pstats.Stats, suffix: str, name: str) -> float:
+    return sum(v[3] for (f, _, fn), v in stats.stats.items()
+               if fn == name and f.replace("\\", "/").endswith(suffix))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=Path("overhead.json"))
+    ap.add_argument("--runs", type=Path, default=None, help="where the run folder goes (default: a temporary one)")
+    for name, kind in (("population", int), ("generations", int), ("steps", int), ("workers", int),
+                       ("resolution", int), ("seed", int), ("precision", str), ("data", str)):
+        ap.add_argument(f"--{name}", type=kind, default=None)
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(1)  # the driver, as `evoart evolve` sets it
+    from evoart.config import EvolveConfig
+    from evoart.runner import start_run
+
+    overrides = {k: v for k, v in vars(args).items()
+                 if k not in ("out", "runs") and v is not None}
+    cfg = EvolveConfig(**overrides)
+    root = args.runs or Path(tempfile.mkdtemp(prefix="evoart-overhead-"))
+    events: list[tuple[float, str, int | None]] = []
+
+    def progress(kind: str, info: dict) -> None:
+        events.append((time.perf_counter(), kind, info.get("generation") if isinstance(info, dict) else None))
+        if kind == "generation_end":
+            s = info["summary"]
+            print(f"generation {s['generation']}: {s['seconds']:.1f} s", file=sys.stderr)
+
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    outcome = start_run(cfg, root, progress=progress)
+    prof.disable()
+    wall = time.perf_counter() - t0
+    stats = pstats.Stats(prof)
+
+    setup = next(t for t, k, _ in events if k == "run") - t0
+    # evaluation phases: "evaluating" to "judging" of each generation
+    starts = {g: t for t, k, g in events if k == "evaluating"}
+    ends = {g: t for t, k, g in events if k == "judging"}
+    eval_wall = sum(ends[g] - starts[g] for g in starts)
+    parts = {cat: sum(cumulative(stats, f, n) for f, n in fns) for cat, fns in FUNCTIONS.items()}
+    sheets = sum(cumulative(stats, "evoart/imaging.py", n) for n in ("contact_sheet", "png_bytes"))
+    gallery_in_end = cumulative(stats, "evoart/runner.py", "build_gallery")
+    parts["ledger"] -= sheets + gallery_in_end  # end_generation's images are counted under images
+    commits = cumulative(stats, "evoart/runner.py", "commit") + cumulative(stats, "evoart/runner.py", "load_train_state")
+    workers_wait = eval_wall - commits  # the commits happen inside the evaluation phases
+
+    import sqlite3  # read-only, after the run: the benchmark is no part of the library
+
+    train_s = score_s = 0.0
+    steps = 0
+    with sqlite3.connect(outcome.run_dir / "run.db") as c:
+        for (t,) in c.execute("SELECT timings FROM individual WHERE timings IS NOT NULL"):
+            tm = json.loads(t)
+            train_s += tm.get("train_s", 0.0)
+            score_s += tm.get("score_s", 0.0)
+        for (s,) in c.execute("SELECT stats FROM individual WHERE stats IS NOT NULL"):
+            steps += json.loads(s).get("steps", 0)
+    training = workers_wait * train_s / (train_s + score_s)
+    scoring = workers_wait - training
+    split = {"setup": setup, "training": training, "scoring": scoring, "judging": parts["judging"],
+             "ga": parts["ga"], "ledger": parts["ledger"], "images": parts["images"]}
+    split["other"] = wall - sum(split.values())
+    out = {
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "torch": torch.__version__, "config": cfg.to_dict(), "wall_s": round(wall, 1),
+        "steps": steps, "steps_per_s": round(steps / wall, 2),
+        "seconds": {k: round(v, 2) for k, v in split.items()},
+        "share": {k: round(v / wall, 4) for k, v in split.items()},
+        "critic_s": round(parts["critic"], 2),
+        "outside_training_share": round(1 - training / wall, 4),
+        "worker_seconds": {"train": round(train_s, 1), "score": round(score_s, 1)},
+        "run_dir": str(outcome.run_dir),
+    }
+    args.out.write_text(json.dumps(out, indent=1) + "\n")
+    print(json.dumps({k: out[k] for k in ("wall_s", "steps_per_s", "share", "critic_s", "outside_training_share")},
+                     indent=1))
+    if args.runs is None:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
