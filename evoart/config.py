@@ -14,6 +14,7 @@ from typing import Any
 
 from .errors import EvoartError
 from .objectives import OBJECTIVES
+from .schedule import SCHEDULES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -49,6 +50,8 @@ class EvolveConfig:
     selection: str = "nsga2"        # "nsga2" (Pareto fronts) or "weighted" (a weighted sum)
     weights: dict[str, float] | None = None  # for "weighted": objective -> weight; None = all 1
     features: str | None = None     # a torch.export feature extractor (.pt2; TorchScript .pt deprecated) for rkid and coverage
+    schedule: str = "plus"          # how each generation's steps are spent: plus | comma | pbt | halving (evoart.schedule)
+    budget_steps: int | None = None  # the run's total training steps; sets steps or generations (see apply_budget)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,6 +68,9 @@ class EvolveConfig:
         if unknown:
             raise ConfigError(f"{source}: unknown option {unknown[0]!r} (known: {', '.join(sorted(known))})")
         cfg = cls(**data)
+        if data.get("budget_steps") is not None:
+            apply_budget(cfg, explicit_steps="steps" in data, explicit_generations="generations" in data,
+                         source=source)
         cfg.validate(source=source)
         return cfg
 
@@ -123,6 +129,21 @@ class EvolveConfig:
         need(self.budget_seconds is None or (_is_number(self.budget_seconds) and self.budget_seconds > 0),
              "budget_seconds must be a positive number")
         need(isinstance(self.from_presets, list), "from_presets must be a list of preset names")
+        need(self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.schedule in ("pbt", "halving"):
+            need(self.children is None or self.children == self.population,
+                 f"schedule {self.schedule} trains the population itself: children must equal population "
+                 f"(or be left out), got {self.children} and {self.population}")
+        if self.schedule in ("pbt", "halving"):
+            need(self.inherit is not False,
+                 f"schedule {self.schedule} keeps training individuals from their own weights: it needs "
+                 "inheritance (drop --no-inherit)")
+        if self.schedule == "comma":
+            need(self.lam >= self.population,
+                 f"schedule comma replaces the whole population by children: children ({self.lam}) must be at "
+                 f"least population ({self.population})")
+        need(self.budget_steps is None or (_is_int(self.budget_steps) and self.budget_steps >= 1),
+             f"budget_steps must be a positive whole number of training steps, got {self.budget_steps!r}")
         need(self.selection in SELECTIONS, f"selection must be one of {', '.join(SELECTIONS)}, got {self.selection!r}")
         self.weights = parse_weights(self.weights, source=source)
         if self.weights is not None and self.selection != "weighted":
@@ -136,6 +157,30 @@ class EvolveConfig:
 
 
 SELECTIONS = ("nsga2", "weighted")
+
+
+def apply_budget(cfg: "EvolveConfig", *, explicit_steps: bool, explicit_generations: bool,
+                 source: str = "config") -> "EvolveConfig":
+    """Turn ``cfg.budget_steps`` (the run's total training steps) into steps and
+    generations. Every generation trains ``children x steps`` steps, so the budget fixes
+    their product with the generations: given --generations, the steps follow; given
+    --steps (or neither: the default 120), the generations follow, rounded, and the steps
+    are adjusted to land on the budget; given both, they must multiply to the budget."""
+    from .schedule import steps_for_budget
+
+    if not (_is_int(cfg.budget_steps) and cfg.budget_steps >= 1):
+        raise ConfigError(f"{source}: budget_steps must be a positive whole number of training steps, "
+                          f"got {cfg.budget_steps!r}")
+    if not (_is_int(cfg.population) and (cfg.children is None or _is_int(cfg.children))):
+        return cfg  # validate() reports the population
+    try:
+        cfg.steps, cfg.generations = steps_for_budget(
+            cfg.budget_steps, children=cfg.lam, generations=cfg.generations if explicit_generations else None,
+            steps=cfg.steps if explicit_steps else None, default_steps=cfg.steps)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    cfg.budget_steps = cfg.lam * cfg.steps * cfg.generations  # what the run will train, rounding included
+    return cfg
 #: Upper bounds of the sizes a run may ask for. They are far above any run that ends in a
 #: working day on one machine, and they refuse a typo (an extra zero or three) before it
 #: starts a run that never ends or eats the memory. The judging pass pits every

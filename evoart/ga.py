@@ -19,7 +19,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 from deap import base, creator, tools
 
-from . import variation
+from . import schedule, variation
 from .config import EvolveConfig
 from .fitness import Critic, EvalContext, EvalTask, Evaluation, judge
 from .genome import Genome
@@ -37,8 +37,11 @@ class Member:
         self.parents = parents
         self.born = born
         self.seed = seed
-        self.origin = origin              # "random", "mutation", "crossover", "preset:NAME"
+        self.origin = origin              # "random", "mutation", "crossover", "continuation", "exploit", "preset:NAME"
         self.inheritance = inheritance
+        self.steps: int | None = None     # training steps planned for it (None: the run's --steps)
+        self.lineage_steps = 0            # steps trained along its stem parents, its own included
+        self.trained_steps = 0            # steps it trained itself
         self.status = "pending"
         self.reason = ""
         self.metrics: dict[str, float] = {}
@@ -64,8 +67,10 @@ if not hasattr(creator, "EvoartIndividual"):
     creator.create("EvoartIndividual", Member, fitness=creator.EvoartFitness)
 
 
-def new_member(**kwargs) -> Member:
-    return creator.EvoartIndividual(**kwargs)
+def new_member(*, steps: int | None = None, **kwargs) -> Member:
+    m = creator.EvoartIndividual(**kwargs)
+    m.steps = steps
+    return m
 
 
 def individual_id(generation: int, index: int) -> str:
@@ -191,11 +196,14 @@ def _rank_weighted(pool: list[Member], weights: dict[str, float] | None, floors:
     return ranked
 
 
-def select_and_rank(tb, pool: list[Member], cfg: EvolveConfig, floors: dict | None) -> list[Member]:
-    """The next population, best first: NSGA-II (DEAP's selNSGA2) or the weighted sum."""
+def select_and_rank(tb, pool: list[Member], cfg: EvolveConfig, floors: dict | None,
+                    k: int | None = None) -> list[Member]:
+    """The next population (``k``, by default the run's population), best first: NSGA-II
+    (DEAP's selNSGA2) or the weighted sum."""
+    k = cfg.population if k is None else k
     if cfg.selection == "weighted":
-        return _rank_weighted(pool, cfg.weights, floors)[: cfg.population]
-    return _rank(tb.select(pool, cfg.population))
+        return _rank_weighted(pool, cfg.weights, floors)[:k]
+    return _rank(tb.select(pool, k))
 
 
 def _ranked(population: list[Member], cfg: EvolveConfig, floors: dict | None) -> list[Member]:
@@ -206,8 +214,26 @@ def _ranked(population: list[Member], cfg: EvolveConfig, floors: dict | None) ->
 
 def make_children(tb, generation: int, population: list[Member], cfg: EvolveConfig,
                   rng: random.Random) -> list[Member]:
+    """The generation's new individuals as its schedule plans them (``evoart.schedule``):
+    continuations of the best, exploited copies with perturbed training genes, and
+    children by mutation and crossover."""
+    plan = schedule.plan(cfg, generation, len(population))
     children = []
-    for k in range(cfg.lam):
+    for rank in plan.continuations:
+        p = population[rank]
+        cid = individual_id(generation, len(children))
+        children.append(new_member(
+            id=cid, genome=p.genome, parents=[p.id], born=generation, seed=individual_seed(cfg.seed, cid),
+            origin="continuation", inheritance=variation.Inheritance.identity(p.genome), steps=plan.continuation_steps))
+    for rank in plan.exploits:
+        p = population[rank]
+        cid = individual_id(generation, len(children))
+        genome, inh = variation.perturb_training(p.genome, rng, cfg.mutation_strength)
+        children.append(new_member(
+            id=cid, genome=genome, parents=[p.id], born=generation, seed=individual_seed(cfg.seed, cid),
+            origin="exploit", inheritance=inh, steps=plan.offspring_steps))
+    first = len(children)
+    for k in range(first, first + plan.offspring):
         cid = individual_id(generation, k)
         if rng.random() < cfg.crossover_rate and len(population) >= 2:
             p1 = _tournament(population, rng)
@@ -220,7 +246,7 @@ def make_children(tb, generation: int, population: list[Member], cfg: EvolveConf
             parents, origin = [p1.id], "mutation"
         children.append(new_member(
             id=cid, genome=genome, parents=parents, born=generation, seed=individual_seed(cfg.seed, cid),
-            origin=origin, inheritance=inh if cfg.inherit else None,
+            origin=origin, inheritance=inh if cfg.inherit else None, steps=plan.offspring_steps,
         ))
     return children
 
@@ -373,6 +399,9 @@ def evolve(
         if begun is not None and resume.begun_state:
             rng.setstate(_rng_from_json(resume.begun_state["rng"]))
             deap_rng.setstate(_rng_from_json(resume.begun_state["global_rng"]))
+            planned = resume.begun_state.get("steps") or {}  # runs begun before schedules: --steps each
+            for m in begun:
+                m.steps = planned.get(m.id)
 
     # In-memory state of the current population and panel: training states (for
     # inheritance), generator and discriminator states (for judging). Reloaded from the
@@ -396,6 +425,7 @@ def evolve(
             d_states[ind_id] = ledger.load_discriminator_state(ind_id)
         return d_states.get(ind_id)
 
+    sample_cache: dict[str, np.ndarray] = {}  # the survivors' fixed-latent samples, for the next judging pass
     evaluated = 0
     for gen in range(start_gen, cfg.generations):
         if begun is not None:
@@ -405,7 +435,8 @@ def evolve(
                         else make_children(tb, gen, population, cfg, rng))
             if ledger is not None:
                 ledger.begin_generation(gen, children, {
-                    "rng": _rng_to_json(rng.getstate()), "global_rng": _rng_to_json(deap_rng.getstate())})
+                    "rng": _rng_to_json(rng.getstate()), "global_rng": _rng_to_json(deap_rng.getstate()),
+                    "steps": {c.id: c.steps or cfg.steps for c in children}})
         t_gen = time.perf_counter()
         emit("generation_start", {"generation": gen, "generations": cfg.generations,
                                   "children": len(children), "population": population})
@@ -421,7 +452,7 @@ def evolve(
 
         tasks = [
             EvalTask(
-                id=c.id, genome=c.genome.to_dict(), seed=c.seed, steps=cfg.steps,
+                id=c.id, genome=c.genome.to_dict(), seed=c.seed, steps=c.steps or cfg.steps,
                 parents=task_parents(c),
                 inheritance=c.inheritance.to_dict() if c.inheritance is not None else None,
                 budget_seconds=cfg.budget_seconds,
@@ -432,6 +463,8 @@ def evolve(
         for ev in tb.map(tasks):
             m = by_id[ev.id]
             m.status, m.reason, m.metrics = ev.status, ev.reason, dict(ev.metrics)
+            m.lineage_steps = int((ev.stats or {}).get("lineage_steps", 0))
+            m.trained_steps = int((ev.stats or {}).get("steps", 0))
             if ev.status == "ok":
                 train_states[m.id] = ev.train_state if cfg.inherit else None
                 gen_states[m.id] = ev.generator_state
@@ -453,7 +486,11 @@ def evolve(
             ok = m.status == "ok"
             gs = gen_state(m.id) if ok else None
             # all fixed latents: the first judge_samples are judged, the rest train the critic
-            s = generate_samples(m.genome, gs, ctx) if gs is not None else None
+            # a survivor's samples were drawn by this same code from the same state last
+            # generation: drawn once (a resumed run draws them afresh, to the same bits)
+            s = sample_cache.get(m.id) if ok else None
+            if s is None and gs is not None:
+                s = generate_samples(m.genome, gs, ctx)
             if s is not None:
                 samples[m.id] = s
             entries.append((m.id, m.genome, d_state(m.id) if ok else None, s))
@@ -472,8 +509,13 @@ def evolve(
             m.metrics["score"] = display_score(m.metrics, ctx.floors) if m.status == "ok" else 0.0
 
         judge_seconds = time.perf_counter() - t_judge
+        gen_steps = sum(m.trained_steps for m in children)
+        total_steps = (history[-1].get("total_steps", 0) if history else 0) + gen_steps
+        comma = gen > 0 and schedule.plan(cfg, gen, len(population)).replace == "comma"
         with deap_random(deap_rng):
-            ranked = select_and_rank(tb, pool, cfg, ctx.floors)
+            # comma: the children replace the population (the parents were judged beside them)
+            ranked = (select_and_rank(tb, children, cfg, ctx.floors, k=min(cfg.population, len(children)))
+                      if comma else select_and_rank(tb, pool, cfg, ctx.floors))
             hof.update(ranked)
         panel, culled = remembered_judges(gen, pool, ranked, panel, culled)
         state = {"rng": _rng_to_json(rng.getstate()), "global_rng": _rng_to_json(deap_rng.getstate()),
@@ -500,6 +542,10 @@ def evolve(
             "kin_fallbacks": len(judged.fallbacks()),
             "seconds": round(time.perf_counter() - t_gen, 2),
             "driver_rss_mib": round(resident_mib(), 1),
+            "steps": gen_steps,
+            "total_steps": total_steps,
+            "best_lineage_steps": ranked[0].lineage_steps if ranked else 0,
+            "best_lineage_share": round(ranked[0].lineage_steps / total_steps, 4) if ranked and total_steps else 0.0,
         }
         state["summary"] = summary
         if ledger is not None:
@@ -507,6 +553,7 @@ def evolve(
         survivors = {m.id for m in ranked}
         for k in [k for k in d_states if k not in survivors and k not in {m.id for m in panel}]:
             del d_states[k]
+        sample_cache = {k: v for k, v in samples.items() if k in survivors}
         for d in (train_states, gen_states):
             for k in [k for k in d if k not in survivors]:
                 del d[k]

@@ -82,6 +82,8 @@ class RunLedger:
         )
         m.status, m.reason = row.status, row.reason
         m.metrics = self.store.scores(row.id, generation)
+        m.lineage_steps = int((row.stats or {}).get("lineage_steps", 0))
+        m.trained_steps = int((row.stats or {}).get("steps", 0))
         return m
 
     def resume_point(self, cfg: EvolveConfig) -> ga.ResumePoint | None:
@@ -338,7 +340,7 @@ def start_run(cfg: EvolveConfig, out_root: Path, *, progress=None, step_progress
         store.close()
 
 
-RESUME_OVERRIDABLE = ("generations", "workers", "device")
+RESUME_OVERRIDABLE = ("generations", "workers", "device")  # and budget_steps, which sets the generations
 
 
 def resume_run(ref: str | Path, out_root: Path | None = None, *, overrides: dict | None = None,
@@ -355,12 +357,20 @@ def resume_run(ref: str | Path, out_root: Path | None = None, *, overrides: dict
         if "splits" not in record:  # recorded before evaluation splits: it keeps its two-way split
             cfg_dict.setdefault("eval_holdout", 0)
         cfg_dict.setdefault("precision", "fp32")  # recorded before precisions: it trained in fp32
-        for key, value in (overrides or {}).items():
+        overrides = dict(overrides or {})
+        if overrides.get("budget_steps") is not None:
+            overrides["generations"] = _generations_for_budget(cfg_dict, overrides, run_dir.name)
+        for key, value in overrides.items():
+            if key == "budget_steps":
+                continue
             if key not in RESUME_OVERRIDABLE:
                 raise ConfigError(f"--{key} cannot change when resuming (only "
                                   f"{', '.join('--' + k for k in RESUME_OVERRIDABLE)} can)")
             if value is not None:
                 cfg_dict[key] = value
+        if cfg_dict.get("budget_steps") is not None:  # extended or not: the budget is what it will train
+            cfg_dict["budget_steps"] = None
+            cfg_dict["budget_steps"] = EvolveConfig(**cfg_dict).lam * cfg_dict["steps"] * cfg_dict["generations"]
         cfg = EvolveConfig.from_dict(cfg_dict, source=f"run {run_dir.name}")
         last = store.last_finished_generation()
         begun = len(store.generations())  # generations begun, the last one maybe half done
@@ -409,6 +419,20 @@ def resume_run(ref: str | Path, out_root: Path | None = None, *, overrides: dict
                             seed_genomes=seeds, seed_states=seed_states)
     finally:
         store.close()
+
+
+def _generations_for_budget(cfg_dict: dict, overrides: dict, name: str) -> int:
+    """The generations that bring a resumed run to ``--budget-steps`` in all: every
+    generation trains children x steps, so the total must be a multiple of that."""
+    budget = overrides["budget_steps"]
+    if overrides.get("generations") is not None:
+        raise ConfigError("with --resume, give --budget-steps or --generations, not both")
+    per = EvolveConfig(**{**cfg_dict, "budget_steps": None}).lam * cfg_dict["steps"]
+    if not isinstance(budget, int) or budget < per or budget % per:
+        near = max(per, round(budget / per) * per) if isinstance(budget, int) else per
+        raise ConfigError(f"run {name} trains {per} steps a generation, so --budget-steps must be a multiple of "
+                          f"{per} (say {near}), got {budget}")
+    return budget // per
 
 
 def _resume_seeds(cfg: EvolveConfig, store: RunStore, record: dict):

@@ -386,3 +386,22 @@ def crossover(a: Genome, b: Genome, rng: random.Random) -> tuple[Genome, Inherit
     })
     child = repair(Genome(gen, disc, loss, training))
     return child, Inheritance(origin[: len(child.generator.blocks)], 0, d_from)
+
+
+# ---- explore (population-based training) -------------------------------------------------
+
+def perturb_training(genome: Genome, rng: random.Random, strength: float = 1.0) -> tuple[Genome, Inheritance]:
+    """PBT's explore step (Jaderberg et al. 2017): the same architecture with its training
+    and loss genes perturbed: each learning rate multiplied by 0.8 or 1.25 (more spread with
+    ``strength``), beta1 nudged, and the loss weights and penalties scaled a little. The
+    nets are unchanged, so the copy keeps every weight, its discriminator and its
+    optimiser state (the identity inheritance)."""
+    t, lo = genome.training, genome.loss
+    factor = lambda: (1.25 if rng.random() < 0.5 else 0.8) ** max(0.5, strength)  # noqa: E731
+    training = replace(t, lr_g=t.lr_g * factor(), lr_d=t.lr_d * factor(),
+                       beta1=t.beta1 + rng.gauss(0, 0.05 * strength) if rng.random() < 0.3 else t.beta1)
+    loss = replace(lo, **{f: getattr(lo, f) * factor() if getattr(lo, f) > 0 and rng.random() < 0.3
+                          else getattr(lo, f)
+                          for f in ("nonsaturating", "hinge", "leastsquares", "r1", "feature_matching", "mode_seeking")})
+    child = repair(replace(genome, training=training, loss=loss))
+    return child, Inheritance.identity(child)

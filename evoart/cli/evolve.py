@@ -57,6 +57,16 @@ def _explicit(ctx: click.Context, name: str) -> bool:
 @click.option("--children", type=int, help=f"New individuals each generation, at most {MAX_POPULATION}.  [default: population]")
 @click.option("--generations", type=int, help="Generations in all; with --resume, the new total.  [default: 6]")
 @click.option("--steps", type=int, help=f"Training steps per new individual, at most {MAX_STEPS}.  [default: 120]")
+@click.option("--schedule", type=click.Choice(["plus", "comma", "pbt", "halving"]),
+              help="How each generation's training steps are spent: plus (mu + lambda: children compete with "
+                   "parents), comma (children replace the parents), pbt (the better half keeps training, the "
+                   "worse half is replaced by copies with perturbed training genes), halving (successive "
+                   "halving: half as many individuals each generation, each trained twice as long).  "
+                   "[default: plus]")
+@click.option("--budget-steps", type=int,
+              help="The run's total training steps. Every generation trains children x steps, so with "
+                   "--generations the steps follow, otherwise the generations follow (from --steps or its "
+                   "default); all three must agree. With --resume: extend the run to this total.")
 @click.option("--resolution", type=int, help="Image size in pixels: 16, 32, 64 or 128.  [default: 32]")
 @click.option("--samples", type=int, help="Generated images scored per individual.  [default: 128]")
 @device_option(None, "Where to train.")
@@ -223,12 +233,14 @@ class EvolveView:
                               highlight=False)
 
     def on_run(self, info):
+        from ..schedule import planned_steps
+
         self.cfg = info["config"]
         c = self.cfg
         verb = "Resuming" if info.get("resumed") else "Run"
         self.print(f"{verb}: {info['run_dir']}  (device {info['device']}, precision {c.precision}, {c.workers} workers, "
                    f"population {c.population}, {c.generations} generations, {c.steps} steps, "
-                   f"{c.resolution} px)", highlight=False)
+                   f"{c.resolution} px, schedule {c.schedule}: {planned_steps(c):,} training steps)", highlight=False)
 
     def on_warning(self, info):
         err_console.print(f"[yellow]Warning:[/] {info['text']}", highlight=False)
@@ -313,6 +325,10 @@ class EvolveView:
         self.print(f"\nDone in {outcome.seconds:.0f} s: {r.evaluated} individuals trained.", highlight=False)
         if r.history:
             first, last = r.history[0], r.history[-1]
+            if last.get("total_steps"):
+                self.print(f"Training steps: {last['total_steps']:,} in all; the best individual's lineage trained "
+                           f"{last['best_lineage_steps']:,} of them ({last['best_lineage_share']:.0%})"
+                           f"{' with schedule ' + self.cfg.schedule if self.cfg else ''}.", highlight=False)
             self.print(f"Best score {first['best_score']:.1f} -> {last['best_score']:.1f}, best perceptual "
                        f"{first['best_perceptual']:.2f} -> {last['best_perceptual']:.2f}, "
                        f"best swd {first['best_swd']:.1f} -> {last['best_swd']:.1f}, best realism "
