@@ -45,7 +45,7 @@ def genome_view(genome: Genome | None, raw: dict, resolution: int) -> dict:
     return {
         "describe": describe(genome), "resolution": resolution, "blocks": blocks,
         "generator": kv([("latent", g.latent), ("stem channels", stem_text), ("output", g.output)]),
-        "discriminator": kv([("family", d.family), ("width", d.width), ("norm", d.norm)]),
+        "discriminator": kv([("family", d.family), ("width", d.width), ("norm", d.norm), ("input", d.input)]),
         "bars": bars,
         "training": kv([("lr G", t.lr_g), ("lr D", t.lr_d), ("Adam β1", t.beta1), ("Adam β2", t.beta2),
                         ("D steps per G step", t.d_steps), ("batch size", t.batch_size)])
