@@ -61,7 +61,7 @@ MODE_SEEKING = (0.0, 1.0)
 RANDOM_FEATURE_CHANNELS = (8, 32)
 # Genes added after schema version 1 and the value that reproduces what genomes without
 # them did; a genome with that value hashes as it did before the gene existed.
-_LATER_GENES = {("discriminator", "input"): "pixels"}
+LATER_GENES = {("discriminator", "input"): "pixels"}
 
 # Compute cap: multiply-accumulates of one generator forward pass of one image at 32 px.
 # The reference DCGAN scaled into these ranges costs about 13 M; the cap leaves room to
@@ -176,7 +176,7 @@ class Genome:
         a genome saved before the gene existed keeps its hash (and a run seeded from it
         still resumes)."""
         d = self.to_dict()
-        for (part, name), old in _LATER_GENES.items():
+        for (part, name), old in LATER_GENES.items():
             if d[part].get(name) == old:
                 del d[part][name]
         canon = json.dumps(d, sort_keys=True, separators=(",", ":"))

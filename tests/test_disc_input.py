@@ -188,3 +188,16 @@ def test_a_child_with_another_representation_inherits_what_still_fits(data):
         inherited, total = out.stats.inherited["d"]
         assert out.stats.status == "ok"
         assert 0 < inherited < total  # the new 1x1 taps start fresh; deeper layers continue
+
+
+def test_the_gallery_shows_the_gene_and_a_change_of_it_only():
+    from evoart.gallery.genes import gene_diff, genome_view
+
+    view = genome_view(with_input(dcgan_genome(), "pyramid"), {}, 32)
+    assert {"key": "input", "value": "pyramid", "muted": False} in view["discriminator"]
+    old = dcgan_genome().to_dict()
+    del old["discriminator"]["input"]  # a parent saved before the gene
+    same = gene_diff(dcgan_genome().to_dict(), old, 0, None, ["g000-i00"])
+    assert not any("input" in row[0] for row in same)
+    changed = gene_diff(with_input(dcgan_genome(), "random-features").to_dict(), old, 0, None, ["g000-i00"])
+    assert ("discriminator.input", "pixels", "random-features") in changed
