@@ -1,7 +1,7 @@
 """What a discriminator looks at: its input representation (the ``discriminator.input`` gene).
 
 * ``pixels``: the image itself, one level.
-* ``pyramid``: a Laplacian pyramid, finest band first, the low-pass 4x4 image last. It is
+* ``pyramid``: a Laplacian pyramid, finest band first, the low-pass 8x8 image last. It is
   lossless (the image is the sum of its upsampled bands), so D sees what pixels show, but
   split by octave of spatial frequency, and each band enters D at its own resolution: a
   multi-scale D in the manner of MSG-GAN's (Karnewar & Wang 2020) inputs at every scale.

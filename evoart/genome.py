@@ -413,15 +413,17 @@ def d_widths(genome: Genome, resolution: int) -> list[int]:
 
 
 def d_input_channels(genome: Genome, resolution: int) -> list[int]:
-    """Channels of the discriminator's input at each of its levels, full resolution first
-    (one level for pixels; one per map size down to 4x4 for the pyramid and the random
-    features)."""
+    """Channels of the discriminator's input at each of its levels, full resolution first:
+    one level for pixels; for the random features one per map size down to 4x4; for the
+    pyramid one per map size down to 8x8, where its low-pass image enters, so that the
+    image's coarse colour and layout meet at least one of D's convolutions (entering at
+    4x4 it would reach only D's linear head: measured, docs/QUALITY.md)."""
     levels = upsamplings_needed(resolution) + 1
     kind = genome.discriminator.input
     if kind == "pixels":
         return [3]
     if kind == "pyramid":
-        return [3] * levels
+        return [3] * max(1, levels - 1)
     lo, hi = RANDOM_FEATURE_CHANNELS
     return [min(hi, lo * 2 ** i) for i in range(levels)]
 
