@@ -48,6 +48,9 @@ from evoart.train import generate, train_briefly  # noqa: E402
 
 EVAL_SAMPLES = 256
 RESOLUTION = 32
+#: Earlier versions of a representation, whose results were moved into a subfolder of the
+#: cache when the code changed: subfolder -> (input, label in the table).
+VARIANTS = {"pyramid-v0": ("pyramid", "`pyramid`, first version (low-pass entering at 4x4)")}
 COLUMNS = ("critic", "critic_auc", "swd", "rkid", "coverage", "recognisable")
 
 
@@ -107,9 +110,10 @@ def report(cache: Path, preset: str, datasets, seeds, steps: int, docs: Path | N
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for ds in datasets:
         rows = []
-        for kind in G.D_INPUTS:
+        for kind, where, label in [(k, cache, f"`{k}`") for k in G.D_INPUTS] + [
+                (k, cache / sub, text) for sub, (k, text) in VARIANTS.items()]:
             rs = [json.loads(p.read_text()) for s in seeds
-                  if (p := cache / f"{preset}-{ds}-s{s}-{steps}-{kind}.json").exists()]
+                  if (p := where / f"{preset}-{ds}-s{s}-{steps}-{kind}.json").exists()]
             if not rs:
                 continue
             cells = []
@@ -117,9 +121,10 @@ def report(cache: Path, preset: str, datasets, seeds, steps: int, docs: Path | N
                 vals = [r["evaluation"].get(col) for r in rs]
                 cells.append(" / ".join(fmt(v) for v in vals))
             secs = " / ".join(f"{r['train_seconds']:.0f}" for r in rs)
-            lines.append(f"| {ds} | `{kind}` | " + " | ".join(cells)
+            lines.append(f"| {ds} | {label} | " + " | ".join(cells)
                          + f" | {rs[0]['d_params']:,} | {rs[0]['step_gmacs']:.2f} | {secs} |")
-            rows.append((kind, rs))
+            if where == cache:
+                rows.append((kind, rs))
         if docs is not None and rows:
             for s in seeds:
                 sheet_rows = [(kind, np.load(cache / f"{preset}-{ds}-s{s}-{steps}-{kind}.npy"))
