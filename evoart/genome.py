@@ -32,6 +32,11 @@ ACTIVATIONS = ("relu", "lrelu", "elu", "gelu", "silu", "tanh", "sin")
 OUTPUT_ACTIVATIONS = ("tanh", "sigmoid", "clamp", "sin")
 D_FAMILIES = ("dcgan", "resnet")
 D_NORMS = ("none", "batch", "instance", "layer", "spectral")
+# What the discriminator looks at (docs/DISCRIMINATOR.md): the raw pixels; a Laplacian
+# pyramid whose every level enters the D at its own resolution (a multi-scale D); or a
+# fixed, seeded random convolutional feature network (Projected-GAN style, nothing
+# pretrained), whose every level enters the D likewise.
+D_INPUTS = ("pixels", "pyramid", "random-features")
 LOSS_TERMS = ("nonsaturating", "hinge", "leastsquares")
 BATCH_SIZES = (16, 32, 64)
 D_STEPS = (1, 2, 3)
@@ -49,6 +54,14 @@ LOSS_WEIGHT = (0.0, 1.0)
 R1 = (0.0, 100.0)
 FEATURE_MATCHING = (0.0, 10.0)
 MODE_SEEKING = (0.0, 1.0)
+# The frozen random-feature network of the "random-features" input: channels of its level
+# at full resolution, doubling at each halving, at most the cap. Kept narrow: it runs on
+# every image D sees, and (frozen) it learns nothing, so it only has to be cheap and rich
+# enough for D's trainable layers to read (about 1 M multiply-adds per image at 32 px).
+RANDOM_FEATURE_CHANNELS = (8, 32)
+# Genes added after schema version 1 and the value that reproduces what genomes without
+# them did; a genome with that value hashes as it did before the gene existed.
+LATER_GENES = {("discriminator", "input"): "pixels"}
 
 # Compute cap: multiply-accumulates of one generator forward pass of one image at 32 px.
 # The reference DCGAN scaled into these ranges costs about 13 M; the cap leaves room to
@@ -96,6 +109,7 @@ class DiscriminatorGenes:
     family: str = "dcgan"
     width: int = 32
     norm: str = "spectral"
+    input: str = "pixels"  # one of D_INPUTS; genomes from before the gene read as "pixels"
 
 
 @dataclass(frozen=True)
@@ -157,8 +171,15 @@ class Genome:
         return genome_from_dict(data)
 
     def content_hash(self) -> str:
-        """A short, stable id of the genes (not of trained weights)."""
-        canon = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """A short, stable id of the genes (not of trained weights). A gene added later
+        counts only when it differs from the value that reproduces the old behaviour, so
+        a genome saved before the gene existed keeps its hash (and a run seeded from it
+        still resumes)."""
+        d = self.to_dict()
+        for (part, name), old in LATER_GENES.items():
+            if d[part].get(name) == old:
+                del d[part][name]
+        canon = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canon.encode()).hexdigest()[:12]
 
     def replace(self, **changes: Any) -> "Genome":
@@ -273,6 +294,7 @@ def validate(genome: Genome) -> Genome:
     _check_choice("genome.discriminator.family", d.family, D_FAMILIES)
     _check_multiple("genome.discriminator.width", d.width, *D_WIDTH)
     _check_choice("genome.discriminator.norm", d.norm, D_NORMS)
+    _check_choice("genome.discriminator.input", d.input, D_INPUTS)
     lo = genome.loss
     for term in LOSS_TERMS:
         _check_range(f"genome.loss.{term}", getattr(lo, term), *LOSS_WEIGHT)
@@ -390,18 +412,59 @@ def d_widths(genome: Genome, resolution: int) -> list[int]:
     return [min(256, d.width * 2 ** i) for i in range(upsamplings_needed(resolution) + 1)]
 
 
+def d_input_channels(genome: Genome, resolution: int) -> list[int]:
+    """Channels of the discriminator's input at each of its levels, full resolution first:
+    one level for pixels; for the random features one per map size down to 4x4; for the
+    pyramid one per map size down to 8x8, where its low-pass image enters, so that the
+    image's coarse colour and layout meet at least one of D's convolutions (entering at
+    4x4 it would reach only D's linear head: measured, docs/QUALITY.md)."""
+    levels = upsamplings_needed(resolution) + 1
+    kind = genome.discriminator.input
+    if kind == "pixels":
+        return [3]
+    if kind == "pyramid":
+        return [3] * max(1, levels - 1)
+    lo, hi = RANDOM_FEATURE_CHANNELS
+    return [min(hi, lo * 2 ** i) for i in range(levels)]
+
+
+def estimate_d_input_macs(genome: Genome, resolution: int) -> float:
+    """Multiply-accumulates of the frozen part of D's input for one image: the random
+    feature network (3x3 convolutions, stride 2 after the first), or the pyramid's
+    pooling, upsampling and differences (a few per pixel); 0 for pixels."""
+    kind = genome.discriminator.input
+    if kind == "pixels":
+        return 0.0
+    chans = d_input_channels(genome, resolution)
+    if kind == "pyramid":
+        return float(sum(3 * 6 * (resolution // 2 ** i) ** 2 for i in range(len(chans))))
+    macs, c = 0.0, 3
+    for i, w in enumerate(chans):
+        macs += c * w * 9 * (resolution // 2 ** i) ** 2
+        c = w
+    return macs
+
+
 def estimate_d_macs(genome: Genome, resolution: int) -> float:
-    """Multiply-accumulates of one discriminator forward pass for one image (approximate)."""
+    """Multiply-accumulates of one discriminator forward pass for one image (approximate),
+    its frozen input representation included (``estimate_d_input_macs``)."""
     w = d_widths(genome, resolution)
     k = len(w) - 1
-    macs = 0.0
-    if genome.discriminator.family == "dcgan":
-        c = 3
+    chans = d_input_channels(genome, resolution)
+    c0 = chans[0]
+    macs = estimate_d_input_macs(genome, resolution)
+    dcgan = genome.discriminator.family == "dcgan"
+    # the trainable 1x1 convolutions that bring input level i into the map of that size
+    # (in a DCGAN D the map entering level i has the previous level's width)
+    for i in range(1, len(chans)):
+        macs += chans[i] * (w[i - 1] if dcgan else w[i]) * (resolution // 2 ** i) ** 2
+    if dcgan:
+        c = c0
         for i in range(k):
             macs += c * w[i] * 16 * (resolution // 2 ** (i + 1)) ** 2
             c = w[i]
         return macs + c * 16
-    macs += 3 * w[0] * 9 * resolution ** 2
+    macs += c0 * w[0] * 9 * resolution ** 2
     for i in range(k):
         area = (resolution // 2 ** (i + 1)) ** 2
         macs += (w[i] * w[i + 1] * 9 + w[i + 1] * w[i + 1] * 9 + w[i] * w[i + 1]) * area
@@ -410,11 +473,15 @@ def estimate_d_macs(genome: Genome, resolution: int) -> float:
 
 def estimate_step_macs(genome: Genome, resolution: int) -> float:
     """Multiply-accumulates of one training step (backward counted as twice the forward):
-    each D step runs G once and D on real and fake; the G step runs G and D once."""
+    each D step runs G once and D on real and fake; the G step runs G and D once. D's
+    frozen input part has no weights to train: it runs forward on real and fake in each
+    D step (no gradient is needed there) and forward plus the input gradient in the G
+    step."""
     t = genome.training
     g = estimate_g_macs(genome, resolution)
-    d = estimate_d_macs(genome, resolution)
-    return t.batch_size * 3 * (g * (t.d_steps + 1) + d * (2 * t.d_steps + 1))
+    frozen = estimate_d_input_macs(genome, resolution)
+    d = estimate_d_macs(genome, resolution) - frozen
+    return t.batch_size * (3 * (g * (t.d_steps + 1) + d * (2 * t.d_steps + 1)) + frozen * 2 * (t.d_steps + 1))
 
 
 def describe(genome: Genome) -> str:
@@ -424,9 +491,11 @@ def describe(genome: Genome) -> str:
     ups = "".join(b.upsample[0] if b.upsample != "none" else "." for b in g.blocks)
     acts = ",".join(sorted({b.activation for b in g.blocks}))
     adv = "+".join(f"{k[:2]}{v:.1f}" for k, v in genome.loss.adversarial().items())
+    d = genome.discriminator
+    seen = "" if d.input == "pixels" else f" on {d.input}"
     return (
-        f"z{g.latent} {g.stem_channels}>{chans} [{ups}] {acts}; D {genome.discriminator.family}"
-        f"/{genome.discriminator.width}/{genome.discriminator.norm}; {adv}; "
+        f"z{g.latent} {g.stem_channels}>{chans} [{ups}] {acts}; D {d.family}"
+        f"/{d.width}/{d.norm}{seen}; {adv}; "
         f"lr {genome.training.lr_g:.1e}/{genome.training.lr_d:.1e} b{genome.training.batch_size}"
     )
 

@@ -3,8 +3,8 @@
 The generator projects a latent vector to a small map (4x4 unless the genome has too
 few upsampling blocks, see ``genome.layout``), runs the genome's blocks and ends in a
 3x3 to-RGB convolution with the genome's output activation. The discriminator is one of
-a small family (DCGAN-style strided convolutions or residual blocks) with evolved width
-and normalisation. Both load inherited tensors wherever names and shapes match.
+a small family (DCGAN-style strided convolutions or residual blocks) with evolved width,
+normalisation and input representation (``evoart.d_inputs``). Both load inherited tensors wherever names and shapes match.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .genome import Block, Genome, d_widths, layout, upsamplings_needed
+from .d_inputs import build_input
+from .genome import Block, Genome, d_input_channels, d_widths, layout, upsamplings_needed
 
 
 # ---- small pieces ------------------------------------------------------------------------
@@ -176,7 +177,12 @@ class DResBlock(nn.Module):
 
 class Discriminator(nn.Module):
     """Maps images (N,3,R,R) in [-1,1] to one realism logit each; ``forward(x, True)`` also
-    returns the flattened last feature map, used by the feature-matching loss."""
+    returns the flattened last feature map, used by the feature-matching loss.
+
+    The ``input`` gene (``evoart.d_inputs``) says what the layers read: the pixels, or
+    the levels of a Laplacian pyramid or of a frozen random feature network, the first
+    in place of the pixels and each further one added, through a trainable 1x1
+    convolution, to D's own map of the same size."""
 
     def __init__(self, genome: Genome, resolution: int):
         super().__init__()
@@ -184,28 +190,54 @@ class Discriminator(nn.Module):
         downs = upsamplings_needed(resolution)
         sn = d.norm == "spectral"
         widths = d_widths(genome, resolution)
+        in_channels = d_input_channels(genome, resolution)
         layers: list[nn.Module] = []
+        taps: dict[int, tuple[int, int]] = {}  # input level -> (index of the layer after which it enters, channels)
         if d.family == "dcgan":
             # (w) x R/2 x R/2 -> ... -> (w * 2^(k-1)) x 4 x 4; no norm on the first layer
-            c = 3
+            c = in_channels[0]
             for i in range(downs):
                 layers.append(_sn(nn.Conv2d(c, widths[i], 4, stride=2, padding=1), sn))
                 if i > 0:
                     layers.append(_d_norm(d.norm, widths[i]))
                 layers.append(nn.LeakyReLU(0.2))
                 c = widths[i]
+                taps[i + 1] = (len(layers) - 1, c)
         else:
-            layers.append(_sn(nn.Conv2d(3, widths[0], 3, padding=1), sn))
+            layers.append(_sn(nn.Conv2d(in_channels[0], widths[0], 3, padding=1), sn))
             c = widths[0]
             for i in range(downs):
                 layers.append(DResBlock(c, widths[i + 1], d.norm))
                 c = widths[i + 1]
+                taps[i + 1] = (len(layers) - 1, c)
             layers.append(nn.LeakyReLU(0.2))
         self.features = nn.Sequential(*layers)
         self.head = _sn(nn.Linear(c * 16, 1), sn)
+        # Built after the pixel D's layers, so a pixel D initialises exactly as before.
+        self.input = build_input(genome, resolution)
+        self.taps = nn.ModuleDict()
+        self._tap_at: dict[int, int] = {}  # layer index -> input level
+        if self.input is not None:
+            for level in range(1, len(in_channels)):
+                at, channels = taps[level]
+                self.taps[str(level)] = _sn(nn.Conv2d(in_channels[level], channels, 1), sn)
+                self._tap_at[at] = level
+
+    def trunk(self, x):
+        """D's own layers on its input: the image, or the input representation's levels."""
+        if self.input is None:
+            return self.features(x)
+        levels = self.input(x)
+        h = levels[0]
+        for i, layer in enumerate(self.features):
+            h = layer(h)
+            level = self._tap_at.get(i)
+            if level is not None:
+                h = h + self.taps[str(level)](levels[level])
+        return h
 
     def forward(self, x, return_features: bool = False):
-        f = self.features(x).flatten(1)
+        f = self.trunk(x).flatten(1)
         out = self.head(f).squeeze(1)
         return (out, f) if return_features else out
 

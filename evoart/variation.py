@@ -130,6 +130,8 @@ def _draw_genome(rng: random.Random, resolution: int) -> Genome:
         family=_weighted(rng, {"dcgan": 2, "resnet": 1}),
         width=rng.choice([16, 16, 24, 32, 32, 48]),
         norm=_weighted(rng, {"spectral": 3, "none": 2, "batch": 2, "layer": 1, "instance": 1}),
+        # every representation equally often: evolution chooses (docs/DISCRIMINATOR.md)
+        input=rng.choice(G.D_INPUTS),
     )
     weights = {t: 0.0 for t in G.LOSS_TERMS}
     if rng.random() < 0.6:
@@ -187,6 +189,7 @@ def repair(genome: Genome) -> Genome:
         family=d.family if d.family in G.D_FAMILIES else "dcgan",
         width=_round8(d.width, *G.D_WIDTH),
         norm=d.norm if d.norm in G.D_NORMS else "spectral",
+        input=d.input if d.input in G.D_INPUTS else "pixels",
     )
     lo = genome.loss
     # Round before checking: a weight that rounds to 0 must not leave the genome without
@@ -317,6 +320,9 @@ def mutate(genome: Genome, rng: random.Random, strength: float = 1.0) -> tuple[G
         disc = replace(disc, width=_round8(_scale(rng, d.width, 0.3 * strength), *G.D_WIDTH))
     if rng.random() < p * 0.5:
         disc = replace(disc, norm=rng.choice(G.D_NORMS))
+    if rng.random() < p * 0.5:
+        # what D looks at; its layers past the first are kept where shapes still match
+        disc = replace(disc, input=rng.choice(G.D_INPUTS))
 
     lo = genome.loss
     loss = {}

@@ -117,7 +117,7 @@ def _every_gene_changed(genome: Genome) -> list[tuple[str, Genome]]:
     }
     other_choice = {
         "upsample": "bilinear", "kernel": 5, "norm": "group", "activation": "sin",
-        "output": "sigmoid", "family": "resnet", "d_steps": 2, "batch_size": 32,
+        "output": "sigmoid", "family": "resnet", "d_steps": 2, "batch_size": 32, "input": "pyramid",
     }
     variants = []
     gen = genome.generator
@@ -419,6 +419,8 @@ def test_step_cost_grows_with_width_batch_and_d_steps():
 
 
 def _measured_macs(model: nn.Module, x: torch.Tensor) -> int:
+    from evoart.d_inputs import RandomFeatures
+
     total = 0
 
     def hook(m, inputs, output):
@@ -429,6 +431,8 @@ def _measured_macs(model: nn.Module, x: torch.Tensor) -> int:
             total += output[0].numel() * m.in_channels * m.kernel_size[0] * m.kernel_size[1]
         elif isinstance(m, nn.Linear):
             total += m.in_features * m.out_features
+        elif isinstance(m, RandomFeatures):  # frozen weights as buffers, applied with F.conv2d
+            total += sum(out[0].numel() * w.shape[1] * 9 for out, w in zip(output, m.buffers()))
 
     handles = [m.register_forward_hook(hook) for m in model.modules()]
     with torch.no_grad():

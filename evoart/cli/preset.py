@@ -103,6 +103,7 @@ def _genome_tables(p) -> list[Table]:
     disc.add_row("family", d.family)
     disc.add_row("width", str(d.width))
     disc.add_row("norm", d.norm)
+    disc.add_row("input", d.input)
     lo = genome.loss
     loss = Table(title="Loss weights", title_justify="left", show_header=False)
     adv = lo.adversarial()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..genome import Genome, GenomeError, describe, layout
+from ..genome import LATER_GENES, Genome, GenomeError, describe, layout
 from .text import fmt
 
 GENE_RANGES = {  # for the loss-weight bars: (lo, hi) from the genome's schema
@@ -45,7 +45,7 @@ def genome_view(genome: Genome | None, raw: dict, resolution: int) -> dict:
     return {
         "describe": describe(genome), "resolution": resolution, "blocks": blocks,
         "generator": kv([("latent", g.latent), ("stem channels", stem_text), ("output", g.output)]),
-        "discriminator": kv([("family", d.family), ("width", d.width), ("norm", d.norm)]),
+        "discriminator": kv([("family", d.family), ("width", d.width), ("norm", d.norm), ("input", d.input)]),
         "bars": bars,
         "training": kv([("lr G", t.lr_g), ("lr D", t.lr_d), ("Adam β1", t.beta1), ("Adam β2", t.beta2),
                         ("D steps per G step", t.d_steps), ("batch size", t.batch_size)])
@@ -78,6 +78,11 @@ def gene_diff(child: dict, parent: dict, slot: int, inheritance: dict | None,
     by position."""
     rows = []
     fc, fp = _flat(child), _flat(parent)
+    for flat, raw in ((fc, child), (fp, parent)):
+        # a genome written before a gene existed has the value that reproduces it
+        for (part, name), old in LATER_GENES.items():
+            if isinstance(raw.get(part), dict):
+                flat.setdefault(f"{part}.{name}", old)
     for k in sorted(set(fc) | set(fp)):
         if fc.get(k) != fp.get(k):
             rows.append((k, fmt(fp.get(k), k.rsplit(".", 1)[-1]), fmt(fc.get(k), k.rsplit(".", 1)[-1])))
