@@ -200,3 +200,28 @@ def test_a_saved_state_still_morphs_and_an_old_one_still_inherits(parent, data):
     assert child.stats.status == "ok"
     got, total = child.stats.inherited["g"]
     assert 0 < got < total  # the tensors whose shapes still match
+
+
+def test_whenever_the_morphism_reports_an_exact_child_it_computes_the_parents_function(data):
+    """Over the GA's own mutations of random genomes, the ``exact`` flag is never a lie."""
+    from evoart import variation
+    from evoart.morph import morph_generator
+    from evoart.nets import build_generator
+
+    rng = random.Random(4)
+    exact = 0
+    for pi in range(2):
+        pg = variation.random_genome(rng, RES)
+        trained = train_briefly(pg, data, steps=3, seed=pi)
+        before = images(trained)
+        for _ in range(15):
+            child, inh = variation.mutate(pg, rng)
+            G = build_generator(child, RES)
+            m = morph_generator(child, RES, [(pg, trained.state["g_ema"] or trained.state["g"])], inh,
+                                base={k: v.clone() for k, v in G.state_dict().items()}, seed=3)
+            G.load_state_dict(m.state)
+            if m.exact:
+                exact += 1
+                assert float((generate(G, LATENTS, noise_seed=0) - before).abs().max()) < 1e-4, \
+                    (pg.generator, child.generator)
+    assert exact > 0
