@@ -115,8 +115,15 @@ def main() -> None:
     ap.add_argument("--label", default=None, help="name of the code measured (default: git HEAD)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--md", type=Path, default=None)
+    ap.add_argument("--before", type=Path, default=None,
+                    help="a JSON this script wrote on older code: the markdown shows it beside")
+    ap.add_argument("--table-only", action="store_true", help="re-render --out (and --before) without measuring")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.table_only:
+        result = json.loads(args.out.read_text())
+        write_markdown(result, args)
+        return
 
     from evoart import data, metrics, variation
     from evoart.imaging import to_float_tensor
@@ -206,16 +213,32 @@ def main() -> None:
     result = {"label": label, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "args": {k: str(v) for k, v in vars(args).items()}, "seconds": round(time.perf_counter() - t0),
               "table": table, "rows": rows}
-    md = [f"Preservation on `{label}` ({result['date']}, {result['seconds']} s): share of the parent's "
-          f"SWD improvement over random init kept right after mutation",
-          "", "| kind | GA frequency | n | median kept | mean kept | worst |", "|---|---|---|---|---|---|"]
-    for t in table:
-        md.append(f"| {t['kind']} | {t['ga_frequency']:.1%} | {t['n']} | {t['median_share']:.0%} | "
-                  f"{t['mean_share']:.0%} | {t['min_share']:.0%} |")
-    text = "\n".join(md)
-    print(text)
     if args.out:
         args.out.write_text(json.dumps(result, indent=1))
+    write_markdown(result, args)
+
+
+def write_markdown(result: dict, args) -> None:
+    before = {t["kind"]: t for t in json.loads(args.before.read_text())["table"]} if args.before else {}
+    head = "| kind | GA frequency | can keep the function | n |"
+    rule = "|---|---|---|---|"
+    if before:
+        head += f" before: median kept | before: mean |"
+        rule += "---|---|"
+    head += " median kept | mean kept | worst |"
+    rule += "---|---|---|"
+    md = [f"Share of the parent's held-out SWD improvement over random init kept right after the mutation; "
+          f"`{result['label']}` measured {result['date']} in {result['seconds']} s"
+          + (f", before: `{json.loads(args.before.read_text())['label']}`" if before else ""), "", head, rule]
+    for t in result["table"]:
+        row = f"| {t['kind']} | {t['ga_frequency']:.1%} | {'yes' if t['can_preserve'] else 'partly' if t['kind'] != 'any mutation' else ''} | {t['n']} |"
+        if before:
+            bt = before.get(t["kind"])
+            row += f" {bt['median_share']:.0%} | {bt['mean_share']:.0%} |" if bt else " | |"
+        row += f" {t['median_share']:.0%} | {t['mean_share']:.0%} | {t['min_share']:.0%} |"
+        md.append(row)
+    text = "\n".join(md)
+    print(text)
     if args.md:
         args.md.write_text(text + "\n")
 

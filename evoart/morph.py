@@ -360,6 +360,8 @@ def morph_generator(child: Genome, resolution: int, parents: list, inheritance, 
             gam, bet, mu = Q.t(qn + "weight")[out_src], Q.t(qn + "bias")[out_src], Q.t(qn + "running_mean")[out_src]
             conv_scale = gam / sd
             conv_shift = bet - mu * gam / sd  # the noise scale is folded below too
+        elif pn == cn:  # none and none
+            pass
         elif cn == "batch" and pn == "none":
             ok = False  # identity in eval mode (the fresh running stats), not in training
         else:
