@@ -114,7 +114,13 @@ def test_widening_a_block_and_the_stem_computes_the_same_function(parent, data):
     wider = with_blocks(base, [dataclasses.replace(b[0], channels=24), b[1], dataclasses.replace(b[2], channels=16)],
                         stem_channels=48, latent=24)
     child = child_of(parent, wider, Inheritance.identity(wider), data)
-    assert gap(parent, child) < 1e-4
+    assert gap(parent, child) < 1e-4  # the EMA generator, which renders
+    # the generator that trains got the same channel choices: it computes its parent's function too
+    from evoart.nets import build_generator
+    g_child, g_parent = build_generator(wider, RES), build_generator(parent_genome(), RES)
+    g_child.load_state_dict(child.state["g"])
+    g_parent.load_state_dict(parent.state["g"])
+    assert float((generate(g_child, LATENTS) - generate(g_parent, LATENTS)).abs().max()) < 1e-4
     # and the copies are not left symmetric: their outgoing weights are split unequally
     w = child.state["g"]["blocks.1.conv.weight"]  # transposed: (in, out, k, k)
     assert child.stats.inherited["g"][0] == child.stats.inherited["g"][1]
