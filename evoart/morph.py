@@ -326,8 +326,11 @@ def morph_generator(child: Genome, resolution: int, parents: list, inheritance, 
         km = kernel_map(pbl.upsample, pgene.kernel, bl.upsample, gene.kernel)
         if km is None:  # upsampling switched on or off (the layout shifted): fit the filters as if
             # the refine block were a nearest-upsampling one, so the kernel keeps its shape
-            twin = lambda kind: "nearest" if kind == "none" else kind  # noqa: E731
-            km = (kernel_map(twin(pbl.upsample), pgene.kernel, twin(bl.upsample), gene.kernel)[0], False)
+            # (a plain convolution on either side keeps its filters as they are)
+            def twin(kind, other):
+                return (other if other in ("nearest", "bilinear") else "nearest") if kind == "none" else kind
+            km = (kernel_map(twin(pbl.upsample, bl.upsample), pgene.kernel,
+                             twin(bl.upsample, pbl.upsample), gene.kernel)[0], False)
         conv_scale = torch.ones(bl.out_channels, dtype=torch.float64)
         conv_shift = None
         if km is None:
