@@ -48,10 +48,8 @@ eval mode, up to float rounding):
   and rescales the next layer (exact); otherwise approximate.
 * **output activation**: tanh <-> sigmoid is exact (sigmoid(2x) x 2 - 1 = tanh x, the
   to-RGB layer is rescaled); others keep the weights.
-* **removing a block**: every other tensor kept; the removed block's best linear stand-in
-  (a 1x1 map and shift, fitted by least squares on the parent's own activations for a
-  few seeded latents: no data needed) is folded into the next block's input weights:
-  approximate (the removed block's nonlinearity is lost).
+* **removing a block**: every other tensor kept; the next block reads the removed block's
+  input instead (its channels matched by weight norm): approximate.
 * **crossover**: each part from its parent as above; where the parents meet, channels are
   matched by weight norm: approximate.
 
@@ -308,26 +306,16 @@ def morph_generator(child: Genome, resolution: int, parents: list, inheritance, 
         pslot, pj = origin
         pgene, pbl = Q.genome.generator.blocks[pj], Q.layout[pj]
         ok = True
-        removed = None  # (map, shift) standing in for a removed parent block before this one
         if cur.parent == pslot and cur.index == pj and len(cur.src) == bl.in_channels and \
                 max(cur.src) < pbl.in_channels:
             m_in = cur
             ok = cur.exact
-        elif pj >= 1 and cur.parent == pslot and cur.index == pj - 1 and len(cur.src) == bl.in_channels \
-                and max(cur.src) < Q.layout[pj - 1].in_channels:
-            # the parent's block pj - 1 was removed: its best linear stand-in (fitted on the
-            # parent's own activations) is folded into this block's input weights
-            removed = memo.get(f"fit{pslot}.{pj - 1}")
-            if removed is None:
-                removed = memo.setdefault(f"fit{pslot}.{pj - 1}", _linear_stand_in(Q, pj - 1, resolution, seed))
-            m_in = cur
-            ok = False
         else:  # the maps do not correspond (a block removed, a crossover point): match by weight
             m_in = MapSource(pslot, pj, _choose(memo, f"in{j}", bl.in_channels, Q.importance(pj), seed), 1.0)
             ok = False
         p_identity_skip = pgene.residual and pbl.in_channels == pbl.out_channels
         c_identity_skip = gene.residual and bl.in_channels == bl.out_channels
-        if c_identity_skip and p_identity_skip and m_in is cur and removed is None:
+        if c_identity_skip and p_identity_skip and m_in is cur:
             out_src = list(m_in.src)
             memo.setdefault(f"map{j + 1}", out_src)
         else:
@@ -352,14 +340,9 @@ def morph_generator(child: Genome, resolution: int, parents: list, inheritance, 
             kmat, kexact = km
             ok = ok and kexact
             w = _canon(pbl.upsample, Q.t(f"blocks.{pj}.conv.weight"))[out_src]
-            b_p = _bias_canon(pbl.upsample, Q.t(f"blocks.{pj}.conv.bias"))[out_src]
-            if removed is not None:  # compose with the removed block's stand-in
-                a, shift = removed
-                if pbl.upsample in ("nearest", "bilinear", "none"):  # a constant input: the kernel's sum
-                    b_p = b_p + torch.einsum("ocn,c->o", w, shift).view(-1, 1)
-                w = torch.einsum("ocn,ci->oin", w, a)
             w = _read_input(w, m_in, seed, f"conv{j}")
             w_c = torch.einsum("oin,cn->oic", w, kmat)
+            b_p = _bias_canon(pbl.upsample, Q.t(f"blocks.{pj}.conv.bias"))[out_src]
             b_c = b_p if (bl.upsample == "pixelshuffle") == (pbl.upsample == "pixelshuffle") else (
                 b_p.expand(-1, 4) if bl.upsample == "pixelshuffle" else b_p.mean(1, keepdim=True))
 
@@ -411,11 +394,10 @@ def morph_generator(child: Genome, resolution: int, parents: list, inheritance, 
         has_skip, p_has_skip = pre + "skip.weight" in base, Q.has(f"blocks.{pj}.skip.weight")
         if gene.residual and pgene.residual:
             if has_skip and p_has_skip:
-                sk = _through(Q.t(f"blocks.{pj}.skip.weight")[out_src], removed)
+                sk = Q.t(f"blocks.{pj}.skip.weight")[out_src]
                 put(pre + "skip.weight", _read_input(sk, m_in, seed, f"skip{j}"))
             elif has_skip:  # the parent's skip was the identity: a channel copy does the same
-                sk = _through(_copy_matrix(out_src, pbl.in_channels), removed)
-                put(pre + "skip.weight", _read_input(sk, m_in, seed, f"skip{j}"))
+                put(pre + "skip.weight", _copy_matrix(out_src, m_in, pbl.in_channels, seed, f"skip{j}"))
                 ok = ok and set(out_src) <= set(m_in.src)
             elif p_has_skip or m_in.scale != 1.0:
                 ok = False
@@ -456,50 +438,13 @@ def morph_generator(child: Genome, resolution: int, parents: list, inheritance, 
     return Morphed(out, derived, exact)
 
 
-@torch.no_grad()
-def _linear_stand_in(Q: _Parent, r: int, resolution: int, seed: int, n: int = 16):
-    """The 1x1 linear map (out x in) and shift that best replace the parent's block ``r``
-    (least squares over its inputs and outputs, the parent run on ``n`` seeded latents in
-    eval mode; the input upsampled to the output's size where the block upsampled)."""
-    from .nets import build_generator  # the parent network, to see its activations
-
-    net = build_generator(Q.genome, resolution)
-    net.load_state_dict({k: v for k, v in Q.state.items()})
-    net.eval()
-    seen = {}
-    hook = net.blocks[r].register_forward_hook(lambda m, i, o: seen.update(x=i[0], y=o))
-    z = torch.randn(n, Q.genome.generator.latent, generator=_gen(seed, f"stand-in{r}"))
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        net(z)
-    hook.remove()
-    x, y = seen["x"].double(), seen["y"].double()
-    if x.shape[-1] != y.shape[-1]:
-        x = F.interpolate(x, size=y.shape[-2:], mode="nearest")
-    xs = torch.cat([x.permute(0, 2, 3, 1).reshape(-1, x.shape[1]), torch.ones(x.numel() // x.shape[1], 1,
-                                                                               dtype=x.dtype)], 1)
-    ys = y.permute(0, 2, 3, 1).reshape(-1, y.shape[1])
-    gram = xs.T @ xs
-    gram += 1e-6 * gram.diagonal().mean() * torch.eye(gram.shape[0], dtype=gram.dtype)
-    sol = torch.linalg.solve(gram, xs.T @ ys)  # (in + 1, out)
-    return sol[:-1].T.contiguous(), sol[-1].contiguous()
-
-
-def _copy_matrix(out_src: list[int], n_parent: int) -> torch.Tensor:
-    """A 1x1 convolution (on the parent's map) whose output channel j copies parent
-    channel ``out_src[j]``."""
+def _copy_matrix(out_src: list[int], m_in: MapSource, n_parent: int, seed: int, key: str) -> torch.Tensor:
+    """A 1x1 convolution whose output channel j copies parent channel ``out_src[j]`` out
+    of the child map ``m_in`` (split among its copies there, undoing its scale)."""
     w = torch.zeros(len(out_src), n_parent, 1, 1, dtype=torch.float64)
     for j, c in enumerate(out_src):
         w[j, c] = 1.0
-    return w
-
-
-def _through(w: torch.Tensor, removed) -> torch.Tensor:
-    """1x1 weights (out, c, 1, 1) reading a removed block's output, rewritten to read
-    its input through the block's linear stand-in (the shift is left out)."""
-    if removed is None:
-        return w
-    return torch.einsum("oc,ci->oi", w[:, :, 0, 0], removed[0])[:, :, None, None]
+    return _read_input(w, m_in, seed, key)
 
 
 def _identity_block(j, gene, bl, cur: MapSource, origin, ps, put, base, seed):

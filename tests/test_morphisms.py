@@ -165,13 +165,10 @@ def test_remove_and_retype_keep_the_other_parts(parent, data):
     g = child.state["g"]
     for name in ("stem.weight", "blocks.0.conv.weight", "blocks.0.norm.running_var", "to_rgb.weight"):
         assert torch.equal(g[name], pg[name]), name
-    # the next block reads the removed block's linear stand-in: closer to the parent than
-    # copying its tensors by name and shape, and than a fresh network
-    by_name = train_briefly(removed, data, steps=0, seed=9, init=Init(
-        [dict(parent.state, meta={"lineage_steps": 25})], Inheritance([(0, 0), (0, 2)], 0, 0)))
-    assert not torch.equal(g["blocks.1.conv.weight"], pg["blocks.2.conv.weight"])
+    # 16 -> 8 reads 16 either way; now it upsamples too (the layout promotes it), same filters
+    assert torch.equal(g["blocks.1.conv.weight"], pg["blocks.2.conv.weight"])
     fresh = train_briefly(removed, data, steps=0, seed=9)
-    assert mean_gap(parent, child) < mean_gap(parent, by_name) < mean_gap(parent, fresh)
+    assert mean_gap(parent, child) < mean_gap(parent, fresh)
     # re-typed: a new activation and norm; the convolution and everything else are kept
     retyped = with_blocks(base, [b[0], b[1], dataclasses.replace(b[2], norm="instance", activation="sin")])
     child = child_of(parent, retyped, Inheritance.identity(retyped), data)
@@ -219,11 +216,11 @@ def test_whenever_the_morphism_reports_an_exact_child_it_computes_the_parents_fu
 
     rng = random.Random(4)
     exact = 0
-    for pi in range(3):
+    for pi in range(2):
         pg = variation.random_genome(rng, RES)
         trained = train_briefly(pg, data, steps=3, seed=pi)
         before = images(trained)
-        for _ in range(40):
+        for _ in range(15):
             child, inh = variation.mutate(pg, rng)
             G = build_generator(child, RES)
             m = morph_generator(child, RES, [(pg, trained.state["g_ema"] or trained.state["g"])], inh,
