@@ -12,6 +12,7 @@ import contextlib
 import copy
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -315,10 +316,17 @@ def _train(genome, data, *, steps, device, seed, init, progress, budget_seconds,
     if init is not None:
         gsd = [p["g"] if p else None for p in init.parents]
         dsd = [p["d"] if p else None for p in init.parents]
+        morphed = None
         if morph_from is not None:
             # network morphisms: the child starts computing its parent's function (morph)
-            morphed = morph_generator(genome, resolution, [(g, s) for g, s in zip(morph_from, gsd)],
-                                      init.inheritance, base=fresh_g, seed=seed, memo=memo)
+            try:
+                morphed = morph_generator(genome, resolution, [(g, s) for g, s in zip(morph_from, gsd)],
+                                          init.inheritance, base=fresh_g, seed=seed, memo=memo)
+            except (RuntimeError, IndexError, ValueError, KeyError) as exc:  # a layout morph misreads
+                warnings.warn(f"morphing the parents' generator failed ({type(exc).__name__}: {exc}); "
+                              "inheriting by name and shape instead", RuntimeWarning, stacklevel=2)
+                morph_from = None
+        if morphed is not None:
             G.load_state_dict(morphed.state)
             stats.inherited["g"] = [len(morphed.derived), len(fresh_g)]
             # Adam's moments belong to the values they were gathered for: kept for tensors

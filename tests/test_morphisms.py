@@ -216,11 +216,11 @@ def test_whenever_the_morphism_reports_an_exact_child_it_computes_the_parents_fu
 
     rng = random.Random(4)
     exact = 0
-    for pi in range(2):
+    for pi in range(3):
         pg = variation.random_genome(rng, RES)
         trained = train_briefly(pg, data, steps=3, seed=pi)
         before = images(trained)
-        for _ in range(15):
+        for _ in range(40):
             child, inh = variation.mutate(pg, rng)
             G = build_generator(child, RES)
             m = morph_generator(child, RES, [(pg, trained.state["g_ema"] or trained.state["g"])], inh,
