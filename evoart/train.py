@@ -12,6 +12,7 @@ import contextlib
 import copy
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -21,7 +22,8 @@ import torch
 from .config import PRECISIONS
 from .errors import EvoartError
 from . import losses
-from .genome import Genome
+from .genome import Genome, GenomeError
+from .morph import morph_generator
 from .nets import (
     Discriminator,
     Generator,
@@ -246,6 +248,38 @@ def _load_adam_state(opt, module, parent_states, source, key: str) -> None:
                 opt.state[p]["step"] = opt.state[p]["step"].to(p.device if fused else "cpu", torch.float32)
 
 
+def _morph_parents(parents: list[dict | None], resolution: int) -> list[Genome | None] | None:
+    """The parents' genomes, read from their states, when every parent present has one
+    at this resolution; None otherwise (a state from before morphisms, a preset's
+    weights): the child then inherits by name and shape (``nets.inherit_tensors``)."""
+    out = []
+    for p in parents:
+        if p is None:
+            out.append(None)
+            continue
+        meta = p.get("meta") or {}
+        if "genome" not in meta or meta.get("resolution") != resolution:
+            return None
+        try:
+            out.append(Genome.from_dict(meta["genome"]))
+        except GenomeError:
+            return None
+    return out if any(g is not None for g in out) else None
+
+
+def _unchanged(state: dict, parent_states: list[dict | None], source) -> set[str]:
+    """Child tensors equal to the parent tensor of the same role (same name and shape)."""
+    out = set()
+    for name, t in state.items():
+        src = source(name)
+        if src is None or src[0] >= len(parent_states) or parent_states[src[0]] is None:
+            continue
+        pt = parent_states[src[0]].get(src[1])
+        if pt is not None and pt.shape == t.shape and torch.equal(pt.to(t.dtype), t):
+            out.add(name)
+    return out
+
+
 def _downsample_curve(values: list[float], points: int = CURVE_POINTS) -> list[float]:
     if len(values) <= points:
         return [round(v, 5) for v in values]
@@ -304,10 +338,32 @@ def _train(genome, data, *, steps, device, seed, init, progress, budget_seconds,
     g_source = lambda name: generator_source_name(name, init.inheritance)  # noqa: E731
     d_source = lambda name: (init.inheritance.discriminator, name) if init.inheritance.discriminator is not None else None  # noqa: E731
     ema_steps = 0
+    g_adam_source = g_source
+    morph_from = _morph_parents(init.parents, resolution) if init is not None else None
+    fresh_g = {k: v.clone() for k, v in G.state_dict().items()}
+    memo: dict = {}
     if init is not None:
         gsd = [p["g"] if p else None for p in init.parents]
         dsd = [p["d"] if p else None for p in init.parents]
-        stats.inherited["g"] = list(inherit_tensors(G, gsd, g_source))
+        morphed = None
+        if morph_from is not None:
+            # network morphisms: the child starts computing its parent's function (morph)
+            try:
+                morphed = morph_generator(genome, resolution, [(g, s) for g, s in zip(morph_from, gsd)],
+                                          init.inheritance, base=fresh_g, seed=seed, memo=memo)
+            except (RuntimeError, IndexError, ValueError, KeyError) as exc:  # a layout morph misreads
+                warnings.warn(f"morphing the parents' generator failed ({type(exc).__name__}: {exc}); "
+                              "inheriting by name and shape instead", RuntimeWarning, stacklevel=2)
+                morph_from = None
+        if morphed is not None:
+            G.load_state_dict(morphed.state)
+            stats.inherited["g"] = [len(morphed.derived), len(fresh_g)]
+            # Adam's moments belong to the values they were gathered for: kept for tensors
+            # copied unchanged, dropped (fresh) for every rewritten one
+            unchanged = _unchanged(morphed.state, gsd, g_source)
+            g_adam_source = lambda name: g_source(name) if name in unchanged else None  # noqa: E731
+        else:
+            stats.inherited["g"] = list(inherit_tensors(G, gsd, g_source))
         stats.inherited["d"] = list(inherit_tensors(D, dsd, d_source))
         stem_parent = init.parents[init.inheritance.stem] if init.inheritance.stem is not None else None
         if stem_parent:
@@ -324,13 +380,18 @@ def _train(genome, data, *, steps, device, seed, init, progress, budget_seconds,
             p.requires_grad_(False)
         if init is not None:
             esd = [(p.get("g_ema") or p["g"]) if p else None for p in init.parents]
-            inherit_tensors(G_ema, esd, g_source)
+            if morph_from is not None:  # the same channel choices as the generator's (memo)
+                G_ema.load_state_dict(morph_generator(
+                    genome, resolution, [(g, s) for g, s in zip(morph_from, esd)], init.inheritance,
+                    base=fresh_g, seed=seed, memo=memo).state)
+            else:
+                inherit_tensors(G_ema, esd, g_source)
             G_ema.to(device, memory_format=layout_)
 
     opt_g = _adam(G.parameters(), device, lr=t.lr_g, betas=(t.beta1, t.beta2))
     opt_d = _adam(D.parameters(), device, lr=t.lr_d, betas=(t.beta1, t.beta2))
     if init is not None:
-        _load_adam_state(opt_g, G, init.parents, g_source, "opt_g")
+        _load_adam_state(opt_g, G, init.parents, g_adam_source, "opt_g")
         _load_adam_state(opt_d, D, init.parents, d_source, "opt_d")
 
     data = data.to(device, memory_format=layout_)
@@ -436,7 +497,9 @@ def _train(genome, data, *, steps, device, seed, init, progress, budget_seconds,
         "g_ema": _state_copy(G_ema) if G_ema is not None else None,
         "opt_g": _adam_state_by_name(opt_g, G),
         "opt_d": _adam_state_by_name(opt_d, D),
-        "meta": {"lineage_steps": stats.lineage_steps, "ema_steps": ema_steps},
+        # the genome and resolution let a child rewrite these tensors into its own layout (morph)
+        "meta": {"lineage_steps": stats.lineage_steps, "ema_steps": ema_steps,
+                 "genome": genome.to_dict(), "resolution": resolution},
     }
     return Trained(G_ema if G_ema is not None else G, D, state, stats)
 

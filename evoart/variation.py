@@ -22,20 +22,28 @@ class Inheritance:
 
     ``blocks[i]`` is (parent, block index in that parent) or None for a new block;
     ``stem`` is the parent whose latent projection (and output layer) the child keeps;
-    ``discriminator`` the parent whose D, optimiser and judge the child continues.
+    ``discriminator`` the parent whose D, optimiser and judge the child continues;
+    ``identity_blocks`` the child blocks inserted to start as an identity (add and duplicate:
+    ``morph.morph_generator`` silences their residual branch, so the child computes the
+    parent's function).
     """
 
     blocks: list[tuple[int, int] | None] = field(default_factory=list)
     stem: int | None = 0
     discriminator: int | None = 0
+    identity_blocks: tuple[int, ...] = ()
 
     def to_dict(self) -> dict:
-        return {"blocks": [list(b) if b else None for b in self.blocks],
-                "stem": self.stem, "discriminator": self.discriminator}
+        out = {"blocks": [list(b) if b else None for b in self.blocks],
+               "stem": self.stem, "discriminator": self.discriminator}
+        if self.identity_blocks:
+            out["identity_blocks"] = list(self.identity_blocks)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "Inheritance":
-        return cls([tuple(b) if b else None for b in d["blocks"]], d["stem"], d["discriminator"])
+        return cls([tuple(b) if b else None for b in d["blocks"]], d["stem"], d["discriminator"],
+                   tuple(d.get("identity_blocks", ())))
 
     @classmethod
     def identity(cls, genome: Genome) -> "Inheritance":
@@ -272,14 +280,30 @@ def _mutate_block(rng: random.Random, b: Block, p: float, strength: float) -> Bl
     return replace(b, **changes)
 
 
+def identity_block(b: Block) -> Block:
+    """The genes of a block inserted to start as an identity: a refine block (no
+    upsampling) with a residual connection, whose branch the morphism silences. ReLU
+    becomes leaky ReLU: a silenced branch outputs exactly 0, where ReLU has no gradient,
+    so a ReLU branch would stay silent for ever; every other activation has f(0) = 0 and
+    f'(0) > 0."""
+    return replace(b, upsample="none", residual=True,
+                   activation="lrelu" if b.activation == "relu" else b.activation)
+
+
 def mutate(genome: Genome, rng: random.Random, strength: float = 1.0) -> tuple[Genome, Inheritance]:
     """Sims-style mutation: perturb numbers multiplicatively, swap categories, and add,
     remove, duplicate or re-type whole blocks. ``strength`` scales both how many genes
-    change and by how much (1.0 = a few genes, gently)."""
+    change and by how much (1.0 = a few genes, gently).
+
+    Added and duplicated blocks are identity blocks (``identity_block``): the child
+    starts computing its parent's function (``morph``). Their genes are not perturbed
+    further in the same mutation. A re-typed block keeps its place in the inheritance
+    map, so the morphism keeps what of its tensors the new type can use."""
     p = min(1.0, 0.15 * strength)
     g = genome.generator
     blocks = list(g.blocks)
     origin: list[tuple[int, int] | None] = [(0, i) for i in range(len(blocks))]
+    fresh = [False] * len(blocks)  # inserted identity blocks: not perturbed further
 
     # Structural changes to the block list (at most one per mutation, as in Sims' nested
     # mutation: the structure changes rarely, the parameters often).
@@ -290,17 +314,18 @@ def mutate(genome: Genome, rng: random.Random, strength: float = 1.0) -> tuple[G
         i = rng.randrange(len(blocks))
         if op == "add" and len(blocks) < G.BLOCKS[1]:
             c = blocks[i].channels
-            blocks.insert(i + 1, random_block(rng, c, upsample="none"))
+            blocks.insert(i + 1, identity_block(random_block(rng, c, upsample="none")))
             origin.insert(i + 1, None)
+            fresh.insert(i + 1, True)
         elif op == "remove" and len(blocks) > G.BLOCKS[0]:
-            del blocks[i], origin[i]
+            del blocks[i], origin[i], fresh[i]
         elif op == "duplicate" and len(blocks) < G.BLOCKS[1]:
-            blocks.insert(i + 1, replace(blocks[i], upsample="none"))
-            origin.insert(i + 1, None)  # new tensors: input channels differ from the copy's
+            blocks.insert(i + 1, identity_block(blocks[i]))
+            origin.insert(i + 1, None)  # new tensors (silenced): input channels differ from the copy's
+            fresh.insert(i + 1, True)
         elif op == "retype":
             blocks[i] = random_block(rng, blocks[i].channels, upsample=blocks[i].upsample)
-            origin[i] = None
-    blocks = [_mutate_block(rng, b, p, strength) for b in blocks]
+    blocks = [b if new else _mutate_block(rng, b, p, strength) for b, new in zip(blocks, fresh)]
 
     latent = g.latent
     stem_c = g.stem_channels
@@ -361,7 +386,8 @@ def mutate(genome: Genome, rng: random.Random, strength: float = 1.0) -> tuple[G
     )
     child = repair(child)
     # repair may drop trailing blocks to meet the compute cap
-    return child, Inheritance(origin[: len(child.generator.blocks)], 0, 0)
+    n = len(child.generator.blocks)
+    return child, Inheritance(origin[:n], 0, 0, tuple(i for i in range(n) if fresh[i]))
 
 
 # ---- crossover ---------------------------------------------------------------------------

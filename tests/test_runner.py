@@ -20,9 +20,10 @@ def tiny(generations: int) -> EvolveConfig:
     # more children than survivors, ranked by the weighted score: members of the Pareto
     # front get culled, so the hall of fame holds individuals that are not in the last
     # population (with the critic on the panel, realism of 3-step generators is mostly 0
-    # and NSGA-II's front rarely outgrows the population; seed 0 culls one, measured)
+    # and NSGA-II's front rarely outgrows the population; seed 3 culls one, measured after
+    # morphing inheritance changed the trajectories: seed 0 no longer did)
     return EvolveConfig(data="shapes", population=2, children=6, generations=generations, steps=3,
-                        resolution=16, samples=16, holdout=64, workers=1, seed=0, selection="weighted")
+                        resolution=16, samples=16, holdout=64, workers=1, seed=3, selection="weighted")
 
 
 def untimed(history):

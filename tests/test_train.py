@@ -224,13 +224,17 @@ def test_a_child_with_an_inserted_block_inherits_the_other_blocks(squares, paren
 
 
 def test_only_matching_shapes_are_inherited(squares, parent):
+    """By a state that does not name its genome (saved before morphisms, a preset's
+    weights): the generator too inherits by name and shape (tests/test_morphisms.py
+    covers the rewriting of a state that names it)."""
     base = tiny_genome(ema=0.99)
     b0, b1 = base.generator.blocks
     wider = base.replace(
         generator=dataclasses.replace(base.generator, blocks=(dataclasses.replace(b0, channels=24), b1)),
         discriminator=dataclasses.replace(base.discriminator, width=16),
     )
-    child = train_briefly(wider, squares, steps=0, seed=5, init=Init([parent.state], Inheritance.identity(wider)))
+    old = dict(parent.state, meta={"lineage_steps": 6, "ema_steps": 6})
+    child = train_briefly(wider, squares, steps=0, seed=5, init=Init([old], Inheritance.identity(wider)))
     g_got, g_total = child.stats.inherited["g"]
     assert 0 < g_got < g_total
     assert child.stats.inherited["d"][0] < child.stats.inherited["d"][1]
@@ -238,7 +242,7 @@ def test_only_matching_shapes_are_inherited(squares, parent):
     assert child.state["g"]["blocks.0.conv.weight"].shape != parent.state["g"]["blocks.0.conv.weight"].shape
     # and it trains from there without tripping over the parent's Adam state
     assert train_briefly(wider, squares, steps=2, seed=5,
-                         init=Init([parent.state], Inheritance.identity(wider))).stats.status == "ok"
+                         init=Init([old], Inheritance.identity(wider))).stats.status == "ok"
     no_parent = train_briefly(base, squares, steps=0, seed=5, init=Init([None], Inheritance.identity(base)))
     assert no_parent.stats.inherited == {"g": [0, no_parent.stats.inherited["g"][1]],
                                          "d": [0, no_parent.stats.inherited["d"][1]]}
