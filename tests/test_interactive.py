@@ -1,0 +1,251 @@
+"""Interactive evolution, driven by replayed event logs (``--replay``), a pseudo-terminal
+answered as a person would, and the learned preference on synthetic picks."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from e2e import evoart, ledger, only_run, snapshot
+
+TINY = ["--resolution", "16", "--steps", "4", "--samples", "16", "--population", "2", "--workers", "1"]
+ENV = {"OMP_NUM_THREADS": "1"}
+
+
+def write_log(path: Path, events: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    return path
+
+
+def interactive_run(tmp: Path, events: list[dict], *extra: str, generations: int = 2):
+    out = tmp / "out"
+    log = write_log(tmp / "log.jsonl", events)
+    r = evoart("evolve", "--interactive", "--replay", str(log), "--out", str(out), *TINY,
+               "--generations", str(generations), *extra, env=ENV)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return only_run(out), r
+
+
+def pick(g, *ids):
+    return {"generation": g, "kind": "pick", "picks": list(ids)}
+
+
+def ev(g, kind):
+    return {"generation": g, "kind": kind}
+
+
+@pytest.fixture(scope="module")
+def run_b(tmp_path_factory):
+    """Pick g000-i00 at generation 0, then nothing at generation 1."""
+    return interactive_run(tmp_path_factory.mktemp("b"), [pick(0, "g000-i00"), ev(1, "none")])[0]
+
+
+@pytest.mark.slow
+def test_a_culled_pick_survives_and_has_children(tmp_path):
+    # generation 1's pool: 2 survivors of generation 0 and 2 children; the GA culls two
+    run, _ = interactive_run(tmp_path, [ev(0, "none"), ev(1, "none")], generations=2)
+    with ledger(run) as c:
+        kept = {r[0] for r in c.execute("SELECT individual FROM member WHERE generation = 1")}
+        pool = {r[0] for r in c.execute("SELECT DISTINCT individual FROM score WHERE generation = 1")}
+    culled = sorted(pool - kept)
+    assert culled
+    # the same run, but the artist picks one the GA culled
+    (tmp_path / "picked").mkdir()
+    run2, _ = interactive_run(tmp_path / "picked", [ev(0, "none"), pick(1, culled[0]), ev(2, "none")], generations=3)
+    with ledger(run2) as c:
+        kept = {r[0] for r in c.execute("SELECT individual FROM member WHERE generation = 1")}
+        parents = [json.loads(r[0]) for r in c.execute("SELECT parents FROM individual WHERE born = 2")]
+        pref = dict(c.execute("SELECT individual, value FROM score WHERE generation = 1 AND metric = 'preference'"))
+    assert culled[0] in kept                                 # a hard override
+    assert all(culled[0] in p for p in parents)              # preferred as a parent: it wins every tournament
+    assert pref[culled[0]] == 1.0 and sum(pref.values()) == 1.0  # recorded as the preference objective
+    log = [json.loads(line) for line in (run2 / "events.jsonl").read_text().splitlines()]
+    assert [(e["generation"], e["kind"]) for e in log] == [(0, "none"), (1, "pick"), (2, "none")]
+
+
+@pytest.mark.slow
+def test_undo_then_pick_equals_picking_that_from_the_start(tmp_path, run_b):
+    run_a, r = interactive_run(tmp_path, [pick(0, "g000-i01"), ev(1, "undo"), pick(0, "g000-i00"), ev(1, "none")])
+    assert snapshot(run_a) == snapshot(run_b)   # genomes, scores, judge cells, members, GA state
+    # the undone generation is kept: a branch record and its folder
+    assert (run_a / "gen-001-undone-1").is_dir()
+    with ledger(run_a) as c:
+        (record,) = [json.loads(r[0]) for r in c.execute("SELECT record FROM branch")]
+    assert {i["id"] for i in record["individuals"]} == {"g001-i00", "g001-i01"}
+    assert "kept as a branch" in r.stdout
+
+
+@pytest.mark.slow
+def test_quit_then_resume_continues_the_interactive_run(tmp_path, run_b):
+    run, r = interactive_run(tmp_path, [pick(0, "g000-i00"), ev(1, "quit")])
+    assert "evoart evolve --resume" in r.stdout
+    with ledger(run) as c:
+        assert c.execute("SELECT status FROM run").fetchone()[0] == "interrupted"
+    rest = write_log(tmp_path / "rest.jsonl", [ev(1, "none")])
+    r2 = evoart("evolve", "--resume", str(run), "--replay", str(rest), env=ENV)
+    assert r2.returncode == 0, r2.stdout + r2.stderr
+    assert snapshot(run) == snapshot(run_b)
+    with ledger(run) as c:
+        assert c.execute("SELECT status FROM run").fetchone()[0] == "finished"
+
+
+@pytest.mark.slow
+def test_from_starts_from_the_individuals_weights_and_names_its_source(tmp_path, run_b):
+    out = tmp_path / "out"
+    r = evoart("evolve", "--from", f"{run_b}:g001-i00", "--out", str(out), *TINY, "--generations", "1", env=ENV)
+    assert r.returncode == 0, r.stdout + r.stderr
+    run = only_run(out)
+    record = json.loads((run / "config.json").read_text())["config"]["from"]
+    assert record["individual"] == "g001-i00" and record["run"] == run_b.name and record["weights"] == "used"
+    with ledger(run) as c, ledger(run_b) as src:
+        seeded = c.execute("SELECT genome_hash, origin, inheritance FROM individual WHERE id = 'g000-i00'").fetchone()
+        source_hash = src.execute("SELECT genome_hash FROM individual WHERE id = 'g001-i00'").fetchone()[0]
+    assert seeded["origin"] == f"from:{run_b.name}:g001-i00"
+    assert seeded["genome_hash"] == source_hash and seeded["inheritance"] is not None
+
+
+def test_from_an_unknown_individual_is_refused(tmp_path, run_b):
+    r = evoart("evolve", "--from", f"{run_b}:g009-i09", "--out", str(tmp_path), *TINY, env=ENV)
+    assert r.returncode != 0 and "has no individual g009-i09" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_interactive_without_a_terminal_is_refused(tmp_path):
+    exe = Path(sys.executable).with_name("evoart")
+    r = subprocess.run([str(exe), "evolve", "--interactive", "--out", str(tmp_path), *TINY],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "stdin is not a terminal" in r.stderr and "Traceback" not in r.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_undo_is_refused_at_generation_zero_and_picks_are_checked():
+    from evoart.interactive import PromptError, parse_answer
+    from evoart.interactive.session import Entry, Pause
+
+    entries = [Entry(number=k + 1, id=f"g000-i0{k}", survives=k < 2, metrics={}, parents=[], origin="random",
+                     genome={}, status="ok" if k < 3 else "diverged", samples=Path("x")) for k in range(4)]
+    pause = Pause(0, 2, entries, Path("c"), Path("p"), 1.0, can_undo=False, max_picks=2, run_dir=Path("."))
+    with pytest.raises(PromptError, match="nothing to undo"):
+        parse_answer("undo", pause)
+    assert parse_answer("1-2", pause).picks == ["g000-i00", "g000-i01"]
+    assert parse_answer(" 3, 1 ", pause).picks == ["g000-i02", "g000-i00"]
+    for bad, message in (("5", "no individual number 5"), ("4", "diverged"), ("1-3", "pick fewer"),
+                         ("x", "not a number")):
+        with pytest.raises(PromptError, match=message):
+            parse_answer(bad, pause)
+    assert parse_answer("+", pause).kind == "stronger" and parse_answer("quit", pause).kind == "quit"
+
+
+# ---- a person at a terminal ---------------------------------------------------------------
+
+def _read_until(fd: int, needle: str, timeout: float = 240) -> str:
+    buf, end = "", time.monotonic() + timeout
+    while needle not in buf:
+        left = end - time.monotonic()
+        assert left > 0, f"no {needle!r} in: {buf[-2000:]}"
+        ready, _, _ = select.select([fd], [], [], min(left, 1.0))
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            buf += chunk.decode("utf-8", "replace")
+    return buf
+
+
+@pytest.mark.slow
+def test_a_person_answers_the_prompt_on_a_terminal(tmp_path):
+    exe = Path(sys.executable).with_name("evoart")
+    out = tmp_path / "out"
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([str(exe), "evolve", "--interactive", "--out", str(out), *TINY, "--generations", "2"],
+                            stdin=slave, stdout=slave, stderr=slave, env={**os.environ, **ENV, "COLUMNS": "200"},
+                            close_fds=True)
+    os.close(slave)
+    try:
+        seen = _read_until(master, "generation 0 picks>")
+        assert "Contact sheet:" in seen and "picks.png" in seen and "Gallery page:" in seen
+        second = re.search(r"\b2\s+(g000-i\d\d)\b", seen).group(1)   # the table's row number 2
+        os.write(master, b"undo\n")                         # refused at generation 0
+        assert "nothing to undo" in _read_until(master, "generation 0 picks>")
+        os.write(master, b"+\n")
+        assert "Mutation strength now 1.50" in _read_until(master, "generation 0 picks>")
+        os.write(master, b"2\n")
+        _read_until(master, "generation 1 picks>")
+        os.write(master, b"quit\n")
+        assert "evoart evolve --resume" in _read_until(master, "Resume with")
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    run = only_run(out)
+    log = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    assert [(e["generation"], e["kind"], e.get("picks")) for e in log] == [
+        (0, "stronger", None), (0, "pick", [second]), (1, "quit", None)]
+    assert (run / "gen-000" / "picks.png").is_file()
+
+
+# ---- the learned preference -----------------------------------------------------------------
+
+def _individual(rng, symmetric: bool, n: int = 6, size: int = 16) -> np.ndarray:
+    """Samples of one synthetic individual: random blobs and strokes in a random palette;
+    a symmetric one's images are mirrored left to right. Both kinds have the same colours
+    and the same pixel statistics: only the arrangement differs."""
+    out = []
+    for _ in range(n):
+        lum = rng.random((size, size))
+        for _ in range(3):  # smooth it into blobs
+            lum = (lum + np.roll(lum, 1, axis=0) + np.roll(lum, 1, axis=1)) / 3
+        if symmetric:
+            lum[:, size // 2:] = lum[:, : size // 2][:, ::-1]
+        palette = rng.random((2, 3))
+        img = palette[0] * lum[..., None] + palette[1] * (1 - lum[..., None])
+        out.append((img * 255).astype(np.uint8))
+    return np.stack(out)
+
+
+def test_learned_preference_follows_mirror_symmetry_and_not_shuffled_labels():
+    from evoart.interactive.preference import PreferenceModel, auc, image_features, leave_one_round_out_auc
+
+    rng = np.random.default_rng(7)
+    labels = rng.permutation([1] * 20 + [0] * 20)              # 40 picks and non-picks, 5 rounds of 8
+    train = np.stack([image_features(_individual(rng, bool(y))) for y in labels])
+    test_y = rng.permutation([1] * 100 + [0] * 100)
+    test = np.stack([image_features(_individual(rng, bool(y))) for y in test_y])
+    t0 = time.perf_counter()
+    model = PreferenceModel().fit(train, labels)
+    fit_seconds = time.perf_counter() - t0
+    assert auc(model.predict(test), test_y) >= 0.8
+    assert fit_seconds < 0.5
+    shuffled = [auc(PreferenceModel().fit(train, np.random.default_rng(s).permutation(labels)).predict(test), test_y)
+                for s in range(20)]
+    assert abs(float(np.mean(shuffled)) - 0.5) <= 0.1
+    rounds = [(train[k:k + 8], labels[k:k + 8]) for k in range(0, 40, 8)]
+    assert leave_one_round_out_auc(rounds) >= 0.8
+
+
+def test_pooled_statistics_alone_cannot_see_the_rule():
+    """The reason for the representation: colour means and contrast are the same for
+    both kinds, so a model on them alone ranks at chance."""
+    from evoart.interactive.preference import FEATURES, PreferenceModel, auc, image_features
+
+    rng = np.random.default_rng(3)
+    pooled = [FEATURES.index(n) for n in ("mean_r", "mean_g", "mean_b", "contrast")]
+    y = rng.permutation([1] * 20 + [0] * 20)
+    x = np.stack([image_features(_individual(rng, bool(v)))[pooled] for v in y])
+    ty = rng.permutation([1] * 100 + [0] * 100)
+    tx = np.stack([image_features(_individual(rng, bool(v)))[pooled] for v in ty])
+    assert abs(auc(PreferenceModel().fit(x, y).predict(tx), ty) - 0.5) <= 0.15
