@@ -160,10 +160,32 @@ def run_page(run: RunView) -> str:
         name=run.name, status=status_line(run), chips=gen_nav(run, up),
         favourites=[card(run, run.inds[i], up) for i in run.favourites],
         charts=objective_charts(run), pareto=charts.pareto_chart(run, run.last, up) if run.last is not None else None,
-        strips=strips, pending=pending,
+        strips=strips, pending=pending, interactive=(kv(interactive_section(run)) if interactive_section(run) else None),
         evolution=kv(sorted(run.evolve.items())),
         data=kv(sorted(run.dataset.items()) + [("device", run.record.get("device"))]),
         versions=kv(sorted(run.versions.items())))
+
+
+def interactive_section(run: RunView) -> list | None:
+    """An interactive run's picks (the preference objective), undone branches, the
+    learned preference's leave-one-round-out AUC, and the run it was branched from."""
+    rows = []
+    source = run.record.get("from")
+    if source:
+        rows.append(("started from", f"{source['run']} : {source['individual']} (weights {source['weights']})"))
+    info = run.interactive
+    if info is None:
+        return rows or None
+    for g in sorted(info["decisions"]):
+        kind = info["decisions"][g]
+        rows.append((f"generation {g}", "picked " + ", ".join(info["picks"][g]) if kind == "pick" else kind or "waiting"))
+    for g, folder in info["branches"]:
+        rows.append((f"undone generation {g}", f"kept as a branch in {folder}"))
+    auc = info["auc"]
+    rows.append(("learned preference, leave-one-round-out AUC",
+                 f"{auc:.2f} over {info['rounds']} rounds" if auc is not None else
+                 f"not yet ({info['rounds']} rounds with picks; it needs two)"))
+    return rows
 
 
 def _gen_crumbs(run: RunView, g: int) -> list:

@@ -120,12 +120,17 @@ def leave_one_round_out_auc(rounds: list[tuple[np.ndarray, np.ndarray]]) -> floa
 # ---- an interactive run's picks ------------------------------------------------------
 
 def _features(session, ids: list[str]) -> np.ndarray:
-    from .session import sample_tiles
+    return store_features(session.store, session.cfg.resolution, ids)
+
+
+def store_features(store, resolution: int, ids: list[str]) -> np.ndarray:
     from ..store import individual_dir
+    from .session import sample_tiles
 
     rows = []
     for i in ids:
-        tiles = sample_tiles(individual_dir(session.store.run_dir, i) / "samples.png", session.cfg.resolution)
+        path = individual_dir(store.run_dir, i) / "samples.png"
+        tiles = sample_tiles(path, resolution) if path.is_file() else []
         rows.append(image_features(tiles) if len(tiles) else np.zeros(len(FEATURES)))
     return np.vstack(rows) if rows else np.zeros((0, len(FEATURES)))
 
@@ -133,16 +138,20 @@ def _features(session, ids: list[str]) -> np.ndarray:
 def pick_rounds(session, before: int | None = None) -> list[tuple[int, np.ndarray, np.ndarray]]:
     """The artist's rounds so far: (generation, features, picked) of each generation they
     decided by picking (a ``none`` says too little), ok individuals only."""
+    return store_rounds(session.store, session.cfg.resolution, before)
+
+
+def store_rounds(store, resolution: int, before: int | None = None) -> list[tuple[int, np.ndarray, np.ndarray]]:
     out = []
-    for g, p in sorted(session.store.pauses().items()):
+    for g, p in sorted(store.pauses().items()):
         if before is not None and g >= before:
             continue
         d = p["decision"]
         if not p["applied"] or d is None or d.get("kind") != "pick" or p["source"] == "auto":
             continue
-        ids = [r.id for r in session.store.individuals(ids=session.store.pool(g)) if r.status == "ok"]
+        ids = [r.id for r in store.individuals(ids=store.pool(g)) if r.status == "ok"]
         picked = set(d.get("picks", []))
-        out.append((g, _features(session, ids), np.array([1.0 if i in picked else 0.0 for i in ids])))
+        out.append((g, store_features(store, resolution, ids), np.array([1.0 if i in picked else 0.0 for i in ids])))
     return out
 
 
@@ -192,3 +201,19 @@ def auto_select(session, generation: int) -> tuple[list[str], dict[str, float]]:
         order.extend(sorted(front, key=lambda i: (-metrics[i].get("score", 0.0), i)))
         left = [i for i in left if i not in front]
     return order[: session.cfg.population], pred
+
+
+def run_summary(store, resolution: int) -> dict | None:
+    """What the gallery shows of an interactive run: each round's picks, the undone
+    generations, and the learned preference's leave-one-round-out AUC on the run's own
+    picks (None until two rounds with picks and non-picks exist)."""
+    if not store.is_interactive():
+        return None
+    pauses = store.pauses()
+    picks = {g: (p["decision"] or {}).get("picks", []) for g, p in pauses.items()
+             if p["decision"] and p["decision"].get("kind") == "pick"}
+    rounds = store_rounds(store, resolution)
+    loro = leave_one_round_out_auc([(x, y) for _, x, y in rounds]) if len(rounds) >= 2 else None
+    return {"picks": picks, "rounds": len(rounds), "auc": loro,
+            "branches": [(b["generation"], b["folder"]) for b in store.branches()],
+            "decisions": {g: (p["decision"] or {}).get("kind") for g, p in pauses.items()}}
