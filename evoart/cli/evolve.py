@@ -135,8 +135,9 @@ def evolve(ctx, data, config_file, resume, dry_run, out, no_inherit, from_preset
         view = EvolveView(resumed=True)
         session = None
         if "interactive" in recorded:
+            run_dir = resolve_run(resume, out)
             session = _session_factory(recorded["interactive"].get("auto_between", 0), replay,
-                                       resume_dir=resolve_run(resume, out), view=view)
+                                       resume_dir=run_dir, view=view, root=run_dir.parent)
         try:
             with view:
                 outcome = resume_run(resume, out, overrides=given, progress=view.event,
@@ -154,7 +155,7 @@ def evolve(ctx, data, config_file, resume, dry_run, out, no_inherit, from_preset
         return
     _driver_threads(cfg.device, cfg.workers)
     view = EvolveView(resumed=False)
-    session = _session_factory(auto_between or 0, replay, view=view) if interactive else None
+    session = _session_factory(auto_between or 0, replay, view=view, root=Path(out)) if interactive else None
     try:
         with view:
             outcome = start_run(cfg, out, progress=view.event, step_progress=view.step,
@@ -164,18 +165,24 @@ def evolve(ctx, data, config_file, resume, dry_run, out, no_inherit, from_preset
     view.finish(outcome)
 
 
-def _session_factory(auto_between: int, replay: Path | None, *, view, resume_dir: Path | None = None):
-    """What runs the pauses: a replayed log, else the terminal. Refused with neither a
-    terminal on stdin nor a log to answer from."""
+def _session_factory(auto_between: int, replay: Path | None, *, view, root: Path,
+                     resume_dir: Path | None = None):
+    """What runs the pauses: a replayed log, else the terminal (which the gallery page can
+    beat to it), else the gallery page alone. Refused with no terminal on stdin, no log to
+    answer from and no `evoart gallery serve` serving the runs' folder."""
+    from ..gallery.server import running_server
     from ..interactive import ReplayChooser, Session, load_log
-    from .interactive import on_pause_events, terminal_chooser
+    from .interactive import browser_chooser, on_pause_events, terminal_chooser
 
     tty = sys.stdin.isatty()
-    if replay is None and not tty:
+    server = running_server(root)
+    if replay is None and not tty and server is None:
         from ..config import ConfigError
 
-        raise ConfigError("--interactive pauses for your picks, but stdin is not a terminal: run it in a "
-                          "terminal, or answer from a recorded event log with --replay LOG")
+        raise ConfigError(f"--interactive pauses for your picks, but stdin is not a terminal and no gallery server "
+                          f"serves {root}: run it in a terminal, start `evoart gallery serve --out {root}` first "
+                          "and pick on the generation's page, or answer from an event log with --replay LOG")
+    person = terminal_chooser if tty else browser_chooser(server)
     if replay is not None:
         events = load_log(replay)
         done = []
@@ -184,9 +191,9 @@ def _session_factory(auto_between: int, replay: Path | None, *, view, resume_dir
 
             with opened(resume_dir) as s:
                 done = s.events()
-        chooser = ReplayChooser(events, then=terminal_chooser if tty else None, skip=done)
+        chooser = ReplayChooser(events, then=person if tty or server else None, skip=done)
     else:
-        chooser = terminal_chooser
+        chooser = person
     on_pause_events(view)
     view.live = False  # plain lines: a live progress display and a prompt do not mix
 

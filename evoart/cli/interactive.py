@@ -56,6 +56,23 @@ def terminal_chooser(pause):
             err_console.print(f"[yellow]{exc}[/]", highlight=False)
 
 
+def browser_chooser(url: str):
+    """Wait for the gallery page's "breed these" (no terminal to ask): the ledger is polled."""
+    import time
+
+    def choose(pause):
+        page = f"{url}{pause.run_dir.name}/gen-{pause.generation:03d}/index.html"
+        console.print(f"Generation {pause.generation}: waiting for picks on {page}", highlight=False)
+        console.print(f"Contact sheet: {pause.contact_sheet}", highlight=False)
+        while True:
+            decided = pause.poll()
+            if decided is not None:
+                return decided
+            time.sleep(0.5)
+
+    return choose
+
+
 def on_pause_events(view):
     """Progress events of the session, shown by the evolve view."""
 

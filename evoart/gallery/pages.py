@@ -238,7 +238,23 @@ def generation_page(run: RunView, g: int, judge: list[tuple]) -> str:
         columns=[column(k) for k in SHOWN], rows=rows,
         culled=[card(run, i, up, generation=g) for i in run.born_in(g) if i.id not in member_ids],
         pareto=charts.pareto_chart(run, g, up), judge=charts.judge_heatmap(judge, judge_kin(run, judge)),
-        contact=(generation_dir(run.run_dir, g) / "contact.png").is_file())
+        contact=(generation_dir(run.run_dir, g) / "contact.png").is_file(),
+        breed=breed_control(run, g, up))
+
+
+def breed_control(run: RunView, g: int, up: str) -> dict | None:
+    """The "breed these" control of an interactive run's pause: every individual of the
+    generation's pool, with a box to tick; the script shows it while the run waits (and
+    the chosen ones once decided, here or at the terminal)."""
+    info = run.interactive
+    if info is None or g not in info["pools"]:
+        return None
+    kind = info["decisions"].get(g)
+    chosen = ("picked " + ", ".join(info["picks"][g]) if kind == "pick" else
+              "no picks: the GA's own survivors" if kind == "none" else kind)
+    return {"generation": g, "decided": chosen,
+            "pool": [{"id": i, "href": ind_href(up, i, run.inds[i].born), "img": thumb(run.inds[i], up)}
+                     for i in info["pools"][g] if i in run.inds and run.inds[i].row.status == "ok"]}
 
 
 def _pending_generation_page(run: RunView, g: int, head: dict) -> str:

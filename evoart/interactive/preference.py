@@ -216,4 +216,5 @@ def run_summary(store, resolution: int) -> dict | None:
     loro = leave_one_round_out_auc([(x, y) for _, x, y in rounds]) if len(rounds) >= 2 else None
     return {"picks": picks, "rounds": len(rounds), "auc": loro,
             "branches": [(b["generation"], b["folder"]) for b in store.branches()],
-            "decisions": {g: (p["decision"] or {}).get("kind") for g, p in pauses.items()}}
+            "decisions": {g: (p["decision"] or {}).get("kind") for g, p in pauses.items()},
+            "pools": {g: store.pool(g) for g in pauses}}
