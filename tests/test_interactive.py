@@ -51,26 +51,40 @@ def run_b(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_a_culled_pick_survives_and_has_children(tmp_path):
-    # generation 1's pool: 2 survivors of generation 0 and 2 children; the GA culls two
-    run, _ = interactive_run(tmp_path, [ev(0, "none"), ev(1, "none")], generations=2)
-    with ledger(run) as c:
+def test_a_culled_pick_survives_and_has_children(tmp_path, run_b):
+    # run_b's generation 1 judged 2 survivors of generation 0 and 2 children; the GA culled two
+    with ledger(run_b) as c:
         kept = {r[0] for r in c.execute("SELECT individual FROM member WHERE generation = 1")}
         pool = {r[0] for r in c.execute("SELECT DISTINCT individual FROM score WHERE generation = 1")}
     culled = sorted(pool - kept)
     assert culled
-    # the same run, but the artist picks one the GA culled
-    (tmp_path / "picked").mkdir()
-    run2, _ = interactive_run(tmp_path / "picked", [ev(0, "none"), pick(1, culled[0]), ev(2, "none")], generations=3)
-    with ledger(run2) as c:
+    # the same seed and first decision, so the same generation 1; now the artist picks a culled one
+    run, _ = interactive_run(tmp_path, [pick(0, "g000-i00"), pick(1, culled[0]), ev(2, "none")], generations=3)
+    with ledger(run) as c:
         kept = {r[0] for r in c.execute("SELECT individual FROM member WHERE generation = 1")}
         parents = [json.loads(r[0]) for r in c.execute("SELECT parents FROM individual WHERE born = 2")]
         pref = dict(c.execute("SELECT individual, value FROM score WHERE generation = 1 AND metric = 'preference'"))
     assert culled[0] in kept                                 # a hard override
-    assert all(culled[0] in p for p in parents)              # preferred as a parent: it wins every tournament
+    assert parents and all(culled[0] in p for p in parents)  # preferred as a parent: it wins every tournament
     assert pref[culled[0]] == 1.0 and sum(pref.values()) == 1.0  # recorded as the preference objective
-    log = [json.loads(line) for line in (run2 / "events.jsonl").read_text().splitlines()]
-    assert [(e["generation"], e["kind"]) for e in log] == [(0, "none"), (1, "pick"), (2, "none")]
+    log = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    assert [(e["generation"], e["kind"]) for e in log] == [(0, "pick"), (1, "pick"), (2, "none")]
+    page = (run / "index.html").read_text()
+    assert f"picked {culled[0]}" in page and "leave-one-round-out AUC" in page
+
+
+@pytest.mark.slow
+def test_auto_between_rounds_selects_with_the_learned_preference(tmp_path):
+    # rounds at generations 0 and 2; generation 1 is automatic, steered by the model of round 0
+    run, r = interactive_run(tmp_path, [pick(0, "g000-i01"), ev(2, "none")], "--auto-between", "1", generations=3)
+    assert "automatic" in r.stdout
+    with ledger(run) as c:
+        sources = dict(c.execute("SELECT generation, source FROM pause"))
+        predicted = [v for (v,) in c.execute("SELECT value FROM score WHERE generation = 1 AND metric = 'preference'")]
+        kinds = [json.loads(line)["kind"] for line in (run / "events.jsonl").read_text().splitlines()]
+    assert sources[1] == "auto" and sources[0] == "replay"
+    assert len(predicted) == 4 and all(0.0 < v < 1.0 for v in predicted)   # the model's probabilities
+    assert kinds == ["pick", "none"]   # the log holds the artist's decisions only
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ from test_browser import browser  # noqa: F401 - the fixture
 
 from e2e import only_run, runs_in
 
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 TINY = ["--resolution", "16", "--steps", "4", "--samples", "16", "--population", "2", "--workers", "1"]
 
 
@@ -73,6 +74,8 @@ def test_picks_on_the_served_page_breed_the_next_generation(tmp_path, browser): 
         page.goto(f"{url}{run.name}/gen-000/index.html")
         page.wait_for_selector("#breed-form", state="visible", timeout=15000)
         page.check('input[name=pick][value="g000-i01"]')
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.locator("#breed").screenshot(path=str(ARTIFACTS / "breed-these.png"))
         page.click("#breed-submit")
         expect(page.locator("#breed-status")).to_contain_text("chosen: picked g000-i01", timeout=15000)
         _wait("the pause of generation 1", lambda: _paused_at(out, 1), proc=run_proc)
