@@ -263,3 +263,82 @@ def test_pooled_statistics_alone_cannot_see_the_rule():
     ty = rng.permutation([1] * 100 + [0] * 100)
     tx = np.stack([image_features(_individual(rng, bool(v)))[pooled] for v in ty])
     assert abs(auc(PreferenceModel().fit(x, y).predict(tx), ty) - 0.5) <= 0.15
+
+
+# ---- no terminal: the gallery server's page decides; a kill during the pause -------------
+
+def _post(url: str, payload: dict) -> dict:
+    import urllib.request
+
+    req = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def _wait_for_pause(out: Path, generation: int, proc, timeout: float = 180) -> Path:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        assert proc.poll() is None, proc.stdout.read() + proc.stderr.read()
+        runs = [p for p in out.iterdir() if (p / "run.db").is_file()] if out.is_dir() else []
+        if runs:
+            try:
+                with ledger(runs[0]) as c:
+                    row = c.execute("SELECT decision FROM pause WHERE generation = ?", (generation,)).fetchone()
+                if row is not None and row[0] is None:
+                    return runs[0]
+            except Exception:  # noqa: BLE001 - the tables may not exist yet
+                pass
+        time.sleep(0.2)
+    raise AssertionError(f"no pause at generation {generation}")
+
+
+@pytest.mark.slow
+def test_killed_during_a_pause_it_resumes_there_and_stars_count_as_picks(tmp_path):
+    out = tmp_path / "gallery"
+    out.mkdir()
+    exe = Path(sys.executable).with_name("evoart")
+    env = {**os.environ, **ENV}
+    server = subprocess.Popen([str(exe), "gallery", "serve", "--out", str(out), "--port", "0"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    procs = [server]
+    try:
+        line = server.stdout.readline()
+        assert line.startswith("Serving "), line
+        base = line.split(" at ", 1)[1].strip()
+        base = base[: base.index("/", len("http://")) + 1]
+
+        def evolve(*args):
+            p = subprocess.Popen([str(exe), "evolve", *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, env=env)
+            procs.append(p)
+            return p
+
+        first = evolve("--interactive", "--out", str(out), *TINY, "--generations", "2")
+        run = _wait_for_pause(out, 0, first)
+        # a star given while the run waits, then the run is killed in its pause
+        _post(f"{base}api/runs/{run.name}/individuals/g000-i01/favourite", {"favourite": True})
+        first.kill()
+        first.wait(timeout=30)
+        again = evolve("--resume", str(run))
+        _wait_for_pause(out, 0, again)                      # paused at the same place
+        state = _post(f"{base}api/runs/{run.name}/generations/0/pause", {"none": True})
+        assert state["accepted"] and state["decision"] == {"kind": "none", "picks": []}
+        late = _post(f"{base}api/runs/{run.name}/generations/0/pause", {"picks": ["g000-i00"]})
+        assert not late["accepted"] and late["decision"]["kind"] == "none"   # the first decision stands
+        _wait_for_pause(out, 1, again)
+        _post(f"{base}api/runs/{run.name}/generations/1/pause", {"none": True})
+        stdout, stderr = again.communicate(timeout=120)
+        assert again.returncode == 0, stdout + stderr
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=30)
+    log = [json.loads(x) for x in (run / "events.jsonl").read_text().splitlines()]
+    assert [(e["generation"], e["kind"], e.get("picks")) for e in log] == [
+        (0, "pick", ["g000-i01"]), (1, "none", None)]          # the star made "none" a pick
+    with ledger(run) as c:
+        parents = [json.loads(r[0]) for r in c.execute("SELECT parents FROM individual WHERE born = 1")]
+        assert c.execute("SELECT status FROM run").fetchone()[0] == "finished"
+    assert parents and all("g000-i01" in p for p in parents)

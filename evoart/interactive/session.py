@@ -230,17 +230,18 @@ class Session:
                 pause.strength = self.strength()
                 self.emit("strength", {"strength": pause.strength, "generation": generation})
                 continue
-            if decision.kind in ("pick", "none"):
-                stars = self._stars(generation, pause.entries, stored["opened"])
-                if stars:
-                    merged = list(dict.fromkeys([*decision.picks, *stars]))[: pause.max_picks]
-                    decision = Decision("pick", merged, source=decision.source)
             if decision.kind == "quit":
                 break
             if not self.store.submit_decision(generation, {"kind": decision.kind, "picks": decision.picks},
                                               decision.source):
                 continue  # the gallery page was first: take its decision (read back above)
             break
+        if decision.kind in ("pick", "none"):
+            # stars given in the gallery during the pause, on this generation's pool, count as picks
+            stars = self._stars(generation, pause.entries, self.store.pauses()[generation]["opened"])
+            merged = list(dict.fromkeys([*decision.picks, *stars]))[: pause.max_picks]
+            if merged != decision.picks:
+                decision = Decision("pick", merged, source=decision.source)
         last = self.store.events()[-1:] if self.store.events() else []
         if not last or _key(last[0]) != _key(decision.event(generation)):
             self.store.append_event(decision.event(generation))
