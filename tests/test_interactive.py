@@ -97,6 +97,7 @@ def test_undo_then_pick_equals_picking_that_from_the_start(tmp_path, run_b):
         (record,) = [json.loads(r[0]) for r in c.execute("SELECT record FROM branch")]
     assert {i["id"] for i in record["individuals"]} == {"g001-i00", "g001-i01"}
     assert "kept as a branch" in r.stdout
+    assert 'href="gen-001-undone-1/index.html"' in (run_a / "index.html").read_text()   # the gallery shows it
 
 
 @pytest.mark.slow
@@ -120,10 +121,11 @@ def test_quit_then_resume_continues_the_interactive_run(tmp_path, run_b):
 
 @pytest.mark.slow
 def test_from_starts_from_the_individuals_weights_and_names_its_source(tmp_path, run_b):
-    out = tmp_path / "out"
-    r = evoart("evolve", "--from", f"{run_b}:g001-i00", "--out", str(out), *TINY, "--generations", "1", env=ENV)
+    out = run_b.parent  # beside the source run: the pages link to it
+    r = evoart("evolve", "--from", f"{run_b.name}:g001-i00", "--out", str(out), *TINY, "--generations", "1",
+               "--seed", "5", env=ENV)
     assert r.returncode == 0, r.stdout + r.stderr
-    run = only_run(out)
+    (run,) = [p for p in out.iterdir() if (p / "run.db").is_file() and p != run_b]
     record = json.loads((run / "config.json").read_text())["config"]["from"]
     assert record["individual"] == "g001-i00" and record["run"] == run_b.name and record["weights"] == "used"
     with ledger(run) as c, ledger(run_b) as src:
@@ -131,6 +133,10 @@ def test_from_starts_from_the_individuals_weights_and_names_its_source(tmp_path,
         source_hash = src.execute("SELECT genome_hash FROM individual WHERE id = 'g001-i00'").fetchone()[0]
     assert seeded["origin"] == f"from:{run_b.name}:g001-i00"
     assert seeded["genome_hash"] == source_hash and seeded["inheritance"] is not None
+    link = f"../../../{run_b.name}/gen-001/g001-i00/index.html"
+    assert link in (run / "gen-000" / "g000-i00" / "index.html").read_text()
+    assert link in (run / "gen-000" / "g000-i00" / "lineage.html").read_text()
+    assert (run / "gen-000" / "g000-i00" / link).resolve().is_file()
 
 
 def test_from_an_unknown_individual_is_refused(tmp_path, run_b):

@@ -598,7 +598,7 @@ class RunStore:
             "members": [dict(r) for r in q("SELECT * FROM member WHERE generation = ?", (generation,))],
             "scores": [dict(r) for r in q("SELECT * FROM score WHERE generation = ?", (generation,))],
             "judge": [dict(r) for r in q("SELECT * FROM judge WHERE generation = ?", (generation,))],
-            "generation": [dict(r) for r in q("SELECT * FROM generation WHERE generation = ?", (generation,))],
+            "generation_rows": [dict(r) for r in q("SELECT * FROM generation WHERE generation = ?", (generation,))],
             "pause": [dict(r) for r in q("SELECT * FROM pause WHERE generation = ?", (generation,))],
             "favourites": [dict(r) for r in q(f"SELECT * FROM favourite WHERE individual IN ({','.join('?' * len(ids))})",
                                               ids)],
@@ -628,8 +628,8 @@ class RunStore:
         if not self.is_interactive():
             return []
         rows = self.conn.execute("SELECT * FROM branch ORDER BY id").fetchall()
-        return [{"generation": r["generation"], "created": r["created"], "folder": r["folder"],
-                 **json.loads(r["record"])} for r in rows]
+        return [{**json.loads(r["record"]), "generation": r["generation"], "created": r["created"],
+                 "folder": r["folder"]} for r in rows]
 
     def append_event(self, event: dict) -> None:
         """One line of the run's event log (picks, undo, mutation strength, quit)."""
