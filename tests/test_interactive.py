@@ -153,6 +153,14 @@ def test_interactive_without_a_terminal_is_refused(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_a_malformed_event_log_is_refused_before_anything_runs(tmp_path):
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"generation": 0, "kind": "pick", "picks": ["g000-i00"]}\n{"generation": 1, "kind": "breed"}\n')
+    r = evoart("evolve", "--interactive", "--replay", str(log), "--out", str(tmp_path / "out"), *TINY, env=ENV)
+    assert r.returncode != 0 and "line 2" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_undo_is_refused_at_generation_zero_and_picks_are_checked():
     from evoart.interactive import PromptError, parse_answer
     from evoart.interactive.session import Entry, Pause

@@ -134,7 +134,7 @@ def evolve(ctx, data, config_file, resume, dry_run, out, no_inherit, from_preset
         _driver_threads(given.get("device", stored.get("device", "auto")), given.get("workers", stored.get("workers", 1)))
         view = EvolveView(resumed=True)
         session = None
-        if interactive and "interactive" not in recorded:
+        if (interactive or replay is not None) and "interactive" not in recorded:
             raise ConfigError(f"run {resume} was not started with --interactive; it resumes as it began "
                               "(start an interactive run from one of its individuals with --from RUN:INDIVIDUAL)")
         if "interactive" in recorded:

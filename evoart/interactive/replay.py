@@ -55,7 +55,6 @@ class ReplayChooser:
         done = [event_key(e) for e in skip]
         if done and [event_key(e) for e in self.events[: len(done)]] == done:
             self.events = self.events[len(done):]
-        self.exhausted_note = False
 
     def __call__(self, pause) -> Decision:
         while self.events:
@@ -70,5 +69,4 @@ class ReplayChooser:
             return Decision(e["kind"], list(e.get("picks") or []), source="replay")
         if self.then is not None:
             return self.then(pause)
-        self.exhausted_note = True
-        return Decision("quit", source="replay")
+        return Decision("quit", source="replay")  # the log ran out: stop here, resumable

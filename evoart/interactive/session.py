@@ -24,7 +24,6 @@ from typing import Callable
 
 from ..errors import EvoartError
 from ..imaging import contact_sheet, png_bytes
-from ..objectives import display_score  # noqa: F401 - the table's score is the ledger's
 
 STRENGTH_STEP = 1.5
 STRENGTH_RANGE = (0.1, 5.0)   # EvolveConfig.mutation_strength's range, (0, 5]
