@@ -254,7 +254,9 @@ class Session:
         picks = [i for i in [*ranked, *sorted(pool)] if i in set(decision.picks)]
         picks = list(dict.fromkeys(picks))
         members = (picks + [i for i in ranked if i not in picks])[: self.cfg.population]
-        preference = {i: (1.0 if i in picks else 0.0) for i in pool} if decision.kind == "pick" else {}
+        # every individual of the pool gets this round's preference, so an earlier round's
+        # pick that is still about is not preferred again unless it is picked again
+        preference = {i: (1.0 if i in picks else 0.0) for i in pool}
         self.store.apply_decision(generation, members, preference)
 
     # ---- the loop ------------------------------------------------------------------------
