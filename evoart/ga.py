@@ -169,9 +169,11 @@ def make_toolbox(cfg: EvolveConfig, executor) -> base.Toolbox:
 
 
 def _tournament(population: list[Member], rng: random.Random) -> Member:
-    """Binary tournament on (Pareto front, crowding distance), as in NSGA-II."""
+    """Binary tournament on (Pareto front, crowding distance), as in NSGA-II; in an
+    interactive run the artist's picks (a higher ``preference``) win it first."""
     a, b = rng.sample(population, 2) if len(population) >= 2 else (population[0], population[0])
-    if (a.front, -a.crowding) <= (b.front, -b.crowding):
+    pa, pb = -a.metrics.get("preference", 0.0), -b.metrics.get("preference", 0.0)
+    if (pa, a.front, -a.crowding) <= (pb, b.front, -b.crowding):
         return a
     return b
 
@@ -264,7 +266,7 @@ def initial_members(tb, cfg: EvolveConfig, rng: random.Random, seeds: list[tuple
         inh = None
         if seeds and k < len(seeds):
             name, genome = seeds[k]
-            origin = f"preset:{name}"
+            origin = name if name.startswith("from:") else f"preset:{name}"  # from: another run's individual
             if name in weighted and cfg.inherit:
                 inh = replace(variation.Inheritance.identity(genome), discriminator=None)
         elif seeds and k < 2 * len(seeds):
@@ -287,6 +289,8 @@ def seed_parent(member: Member) -> str | None:
         kind, name = member.origin.split(":", 1)
         if kind in ("preset", "mutant"):
             return name
+        if kind == "from":  # --from RUN:INDIVIDUAL: the seed is named by the whole origin
+            return member.origin
     return None
 
 

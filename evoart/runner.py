@@ -10,7 +10,7 @@ from __future__ import annotations
 import platform
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,7 @@ class RunOutcome:
     run_dir: Path
     result: ga.EvolveResult
     seconds: float
+    quit: bool = False   # an interactive run the artist stopped at a pause (resumable)
 
 
 def versions() -> dict[str, str]:
@@ -233,16 +234,30 @@ def preset_seeds(cfg: EvolveConfig) -> tuple[list[tuple[str, Genome]], dict[str,
 
 
 def _evolve_into(store: RunStore, cfg: EvolveConfig, ctx: EvalContext, *, progress, step_progress,
-                 seed_genomes=(), seed_states=None) -> RunOutcome:
+                 seed_genomes=(), seed_states=None, interactive=None) -> RunOutcome:
     t0 = time.perf_counter()
     executor = make_executor(ctx, cfg.workers, step_progress)
     ledger = RunLedger(store, cfg, progress)
+    quit = False
     try:
         store.set_status("running")
         ledger.build_gallery()
-        result = ga.evolve(cfg, ctx, executor, ledger=ledger, progress=progress,
-                           seed_genomes=seed_genomes, seed_states=seed_states, judge_device=ctx.device)
-        store.set_status("finished")
+        if interactive is None:
+            result = ga.evolve(cfg, ctx, executor, ledger=ledger, progress=progress,
+                               seed_genomes=seed_genomes, seed_states=seed_states, judge_device=ctx.device)
+        else:
+            # the session pauses after each generation: it calls the GA one generation at a
+            # time, each call resuming from what the ledger holds (picks applied)
+            def evolve_to(generations: int, strength: float) -> ga.EvolveResult:
+                return ga.evolve(replace(cfg, generations=generations, mutation_strength=strength), ctx, executor,
+                                 ledger=ledger, progress=progress, seed_genomes=seed_genomes,
+                                 seed_states=seed_states, judge_device=ctx.device)
+
+            session = interactive(store, cfg, progress=progress, refresh=ledger.build_gallery)
+            result, quit = session.drive(evolve_to)
+            if result is None:
+                result = ga.EvolveResult(cfg.generations, [], [], 0)
+        store.set_status("interrupted" if quit else "finished")
         ledger.build_gallery()
     except KeyboardInterrupt:
         if hasattr(executor, "terminate"):
@@ -265,7 +280,7 @@ def _evolve_into(store: RunStore, cfg: EvolveConfig, ctx: EvalContext, *, progre
         raise write_error(exc, store.run_dir, started=True) from None
     finally:
         executor.close()
-    return RunOutcome(store.run_dir, result, time.perf_counter() - t0)
+    return RunOutcome(store.run_dir, result, time.perf_counter() - t0, quit=quit)
 
 
 def write_error(exc: OSError, run_dir: Path, *, started: bool) -> StoreError:
@@ -287,14 +302,24 @@ def write_error(exc: OSError, run_dir: Path, *, started: bool) -> StoreError:
 
 
 def start_run(cfg: EvolveConfig, out_root: Path, *, progress=None, step_progress=None,
-              data_progress=None, name: str | None = None, seed_genomes=()) -> RunOutcome:
+              data_progress=None, name: str | None = None, seed_genomes=(), interactive=None,
+              branch_from: str | None = None) -> RunOutcome:
+    """``interactive``: a session factory (``evoart.interactive.Session``'s signature) that
+    pauses the run for picks after each generation; its settings go into the record.
+    ``branch_from``: "RUN:INDIVIDUAL", an individual of any run that generation 0 starts
+    from, with its weights (``--from``)."""
     cfg.validate()
     device = resolve_device(cfg.device)
     asked = cfg.precision
     cfg.precision = resolve_precision(asked, device)  # once: the record keeps it, a resume reuses it
     seed_states = None
     preset_record = []
-    if not seed_genomes and cfg.from_presets:
+    branch_record = None
+    if branch_from is not None:
+        from .interactive.branching import branch_seed
+
+        seed_genomes, seed_states, branch_record = branch_seed(branch_from, cfg, Path(out_root))
+    elif not seed_genomes and cfg.from_presets:
         seed_genomes, seed_states, preset_record = preset_seeds(cfg)
     from .gallery import check_root
 
@@ -324,6 +349,10 @@ def start_run(cfg: EvolveConfig, out_root: Path, *, progress=None, step_progress
     }
     if preset_record:
         record["presets"] = preset_record
+    if branch_record:
+        record["from"] = branch_record
+    if interactive is not None:
+        record["interactive"] = getattr(interactive, "record", {"auto_between": 0})
     try:
         store = RunStore.create(run_dir, name=run_dir.name, config=record, versions=versions())
     except OSError as exc:
@@ -335,7 +364,7 @@ def start_run(cfg: EvolveConfig, out_root: Path, *, progress=None, step_progress
             if preset_record:
                 progress("presets", {"presets": preset_record})
         return _evolve_into(store, cfg, ctx, progress=progress, step_progress=step_progress,
-                            seed_genomes=seed_genomes, seed_states=seed_states)
+                            seed_genomes=seed_genomes, seed_states=seed_states, interactive=interactive)
     finally:
         store.close()
 
@@ -344,7 +373,7 @@ RESUME_OVERRIDABLE = ("generations", "workers", "device")  # and budget_steps, w
 
 
 def resume_run(ref: str | Path, out_root: Path | None = None, *, overrides: dict | None = None,
-               progress=None, step_progress=None, data_progress=None) -> RunOutcome:
+               progress=None, step_progress=None, data_progress=None, interactive=None) -> RunOutcome:
     """Continue a killed or interrupted run from its last committed individual, or extend a
     finished one (``overrides={"generations": N}``)."""
     run_dir = resolve_run(ref, out_root)
@@ -412,11 +441,19 @@ def resume_run(ref: str | Path, out_root: Path | None = None, *, overrides: dict
             if note:
                 progress("note", {"text": note})
         seeds, seed_states = _resume_seeds(cfg, store, record)
+        if "from" in record and store.last_finished_generation() is None:  # --from: generation 0 again
+            from .interactive.branching import branch_seed
+
+            seeds, seed_states, _ = branch_seed(record["from"]["ref"], cfg, run_dir.parent)
         ctx = make_context(cfg, train_u8, holdout_u8, device, protocol=record.get("metrics"))
         if "metrics" not in record:  # a run begun before runs recorded their scoring protocol
             store.update_config({**store.config, "metrics": protocol_record(ctx)})
+        if "interactive" in record and interactive is None:
+            raise ConfigError(f"run {run_dir.name} is an interactive run: it resumes at its pause, with "
+                              "a terminal, --replay LOG or the gallery server")
         return _evolve_into(store, cfg, ctx, progress=progress, step_progress=step_progress,
-                            seed_genomes=seeds, seed_states=seed_states)
+                            seed_genomes=seeds, seed_states=seed_states,
+                            interactive=interactive if "interactive" in record else None)
     finally:
         store.close()
 

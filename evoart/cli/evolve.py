@@ -94,13 +94,28 @@ def _explicit(ctx: click.Context, name: str) -> bool:
 @click.option("--from-preset", "from_presets", metavar="NAME", multiple=True,
               help="Seed generation 0 with a preset and its mutants (repeatable); its weights too "
                    "when they were trained at this resolution.")
+@click.option("--interactive", is_flag=True,
+              help="Pause after each generation for your picks (numbers, ranges, none, undo, +/-, quit); "
+                   "picks always survive and breed first.")
+@click.option("--auto-between", type=click.IntRange(0, 100), default=None,
+              help="With --interactive: automatic generations between your rounds, steered by a preference "
+                   "model learned from your picks.  [default: 0]")
+@click.option("--replay", type=click.Path(dir_okay=False, path_type=Path), metavar="LOG",
+              help="With --interactive: answer the pauses from an event log (a run's events.jsonl).")
+@click.option("--from", "branch_from", metavar="RUN:INDIVIDUAL",
+              help="Start a new run from an individual of any run, with its weights.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved configuration and exit.")
 @click.pass_context
-def evolve(ctx, data, config_file, resume, dry_run, out, no_inherit, from_presets, **options):
+def evolve(ctx, data, config_file, resume, dry_run, out, no_inherit, from_presets, interactive, auto_between,
+           replay, branch_from, **options):
     from ..config import ConfigError, EvolveConfig, load_toml
     from ..runner import RunInterrupted, resume_run, start_run
 
     given = {k: v for k, v in options.items() if v is not None and _explicit(ctx, k)}
+    if (auto_between is not None or replay is not None) and not interactive and not resume:
+        raise ConfigError("--auto-between and --replay go with --interactive")
+    if branch_from and (resume or from_presets):
+        raise ConfigError("--from starts a new run from one individual; drop --resume and --from-preset")
     if from_presets:
         if resume:
             raise ConfigError("--from-preset seeds a new run; a resumed run keeps its own generation 0")
@@ -128,10 +143,18 @@ def evolve(ctx, data, config_file, resume, dry_run, out, no_inherit, from_preset
         stored = recorded.get("evolve", {})
         _driver_threads(given.get("device", stored.get("device", "auto")), given.get("workers", stored.get("workers", 1)))
         view = EvolveView(resumed=True)
+        session = None
+        if (interactive or replay is not None) and "interactive" not in recorded:
+            raise ConfigError(f"run {resume} was not started with --interactive; it resumes as it began "
+                              "(start an interactive run from one of its individuals with --from RUN:INDIVIDUAL)")
+        if "interactive" in recorded:
+            run_dir = resolve_run(resume, out)
+            session = _session_factory(recorded["interactive"].get("auto_between", 0), replay,
+                                       resume_dir=run_dir, view=view, root=run_dir.parent)
         try:
             with view:
                 outcome = resume_run(resume, out, overrides=given, progress=view.event,
-                                     step_progress=view.step, data_progress=view.data_step)
+                                     step_progress=view.step, data_progress=view.data_step, interactive=session)
         except RunInterrupted as exc:
             _interrupted(exc)
         view.finish(outcome)
@@ -145,13 +168,53 @@ def evolve(ctx, data, config_file, resume, dry_run, out, no_inherit, from_preset
         return
     _driver_threads(cfg.device, cfg.workers)
     view = EvolveView(resumed=False)
+    session = _session_factory(auto_between or 0, replay, view=view, root=Path(out)) if interactive else None
     try:
         with view:
             outcome = start_run(cfg, out, progress=view.event, step_progress=view.step,
-                                data_progress=view.data_step)
+                                data_progress=view.data_step, interactive=session, branch_from=branch_from)
     except RunInterrupted as exc:
         _interrupted(exc)
     view.finish(outcome)
+
+
+def _session_factory(auto_between: int, replay: Path | None, *, view, root: Path,
+                     resume_dir: Path | None = None):
+    """What runs the pauses: a replayed log, else the terminal (which the gallery page can
+    beat to it), else the gallery page alone. Refused with no terminal on stdin, no log to
+    answer from and no `evoart gallery serve` serving the runs' folder."""
+    from ..gallery.server import running_server
+    from ..interactive import ReplayChooser, Session, load_log
+    from .interactive import browser_chooser, on_pause_events, terminal_chooser
+
+    tty = sys.stdin.isatty()
+    server = running_server(root)
+    if replay is None and not tty and server is None:
+        from ..config import ConfigError
+
+        raise ConfigError(f"--interactive pauses for your picks, but stdin is not a terminal and no gallery server "
+                          f"serves {root}: run it in a terminal, start `evoart gallery serve --out {root}` first "
+                          "and pick on the generation's page, or answer from an event log with --replay LOG")
+    person = terminal_chooser if tty else browser_chooser(server)
+    if replay is not None:
+        events = load_log(replay)
+        done = []
+        if resume_dir is not None:
+            from ..store import opened
+
+            with opened(resume_dir) as s:
+                done = s.events()
+        chooser = ReplayChooser(events, then=person if tty or server else None, skip=done)
+    else:
+        chooser = person
+    on_pause_events(view)
+    view.live = False  # plain lines: a live progress display and a prompt do not mix
+
+    def make(store, cfg, *, progress, refresh):
+        return Session(store, cfg, chooser, auto_between=auto_between, progress=progress, refresh=refresh)
+
+    make.record = {"auto_between": auto_between}
+    return make
 
 
 def _driver_threads(device: str, workers: int) -> None:
@@ -321,6 +384,10 @@ class EvolveView:
 
     def finish(self, outcome) -> None:
         r = outcome.result
+        if outcome.quit:
+            self.print(f"\nPaused. Everything so far is saved in {outcome.run_dir}", highlight=False)
+            self.print(f"Resume with:  evoart evolve --resume {outcome.run_dir}", highlight=False)
+            return
         best = r.population[0] if r.population else None
         self.print(f"\nDone in {outcome.seconds:.0f} s: {r.evaluated} individuals trained.", highlight=False)
         if r.history:

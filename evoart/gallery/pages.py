@@ -160,10 +160,39 @@ def run_page(run: RunView) -> str:
         name=run.name, status=status_line(run), chips=gen_nav(run, up),
         favourites=[card(run, run.inds[i], up) for i in run.favourites],
         charts=objective_charts(run), pareto=charts.pareto_chart(run, run.last, up) if run.last is not None else None,
-        strips=strips, pending=pending,
+        strips=strips, pending=pending, interactive=interactive_section(run),
         evolution=kv(sorted(run.evolve.items())),
         data=kv(sorted(run.dataset.items()) + [("device", run.record.get("device"))]),
         versions=kv(sorted(run.versions.items())))
+
+
+def interactive_section(run: RunView) -> list[dict] | None:
+    """An interactive run's picks (the preference objective), undone branches, the
+    learned preference's leave-one-round-out AUC, and the run it was branched from:
+    rows of (key, value, link or None)."""
+    rows = []
+    source = run.record.get("from")
+    if source:
+        src = branch_source(run, f"from:{source['run']}:{source['individual']}")
+        rows.append({"key": "started from", "value": f"{source['individual']} of run {source['run']} "
+                     f"(weights {source['weights']})", "href": src["href"][len("../../"):] if src and src["href"] else None})
+    info = run.interactive
+    if info is None:
+        return rows or None
+    for g in sorted(info["decisions"]):
+        kind = info["decisions"][g]
+        value = ("picked " + ", ".join(info["picks"][g]) if kind == "pick" else
+                 "automatic: the learned preference joined the objectives" if kind == "auto" else kind or "waiting for picks")
+        rows.append({"key": f"generation {g}", "value": value, "href": gen_href("", g)})
+    for g, folder in info["branches"]:
+        page = run.run_dir / folder / INDEX_NAME
+        rows.append({"key": f"undone generation {g}", "value": f"kept as a branch in {folder}",
+                     "href": f"{folder}/{INDEX_NAME}" if page.is_file() else None})
+    auc = info["auc"]
+    rows.append({"key": "learned preference, leave-one-round-out AUC", "href": None,
+                 "value": f"{auc:.2f} over {info['rounds']} rounds" if auc is not None else
+                 f"not yet ({info['rounds']} {'round' if info['rounds'] == 1 else 'rounds'} with picks; it needs two)"})
+    return rows
 
 
 def _gen_crumbs(run: RunView, g: int) -> list:
@@ -216,7 +245,23 @@ def generation_page(run: RunView, g: int, judge: list[tuple]) -> str:
         columns=[column(k) for k in SHOWN], rows=rows,
         culled=[card(run, i, up, generation=g) for i in run.born_in(g) if i.id not in member_ids],
         pareto=charts.pareto_chart(run, g, up), judge=charts.judge_heatmap(judge, judge_kin(run, judge)),
-        contact=(generation_dir(run.run_dir, g) / "contact.png").is_file())
+        contact=(generation_dir(run.run_dir, g) / "contact.png").is_file(),
+        breed=breed_control(run, g, up))
+
+
+def breed_control(run: RunView, g: int, up: str) -> dict | None:
+    """The "breed these" control of an interactive run's pause: every individual of the
+    generation's pool, with a box to tick; the script shows it while the run waits (and
+    the chosen ones once decided, here or at the terminal)."""
+    info = run.interactive
+    if info is None or g not in info["pools"]:
+        return None
+    kind = info["decisions"].get(g)
+    chosen = ("picked " + ", ".join(info["picks"][g]) if kind == "pick" else
+              "no picks: the GA's own survivors" if kind == "none" else kind)
+    return {"generation": g, "decided": chosen,
+            "pool": [{"id": i, "href": ind_href(up, i, run.inds[i].born), "img": thumb(run.inds[i], up)}
+                     for i in info["pools"][g] if i in run.inds and run.inds[i].row.status == "ok"]}
 
 
 def _pending_generation_page(run: RunView, g: int, head: dict) -> str:
@@ -286,7 +331,31 @@ def individual_page(run: RunView, ind: Individual, siblings: list[Individual]) -
         history=history, helps=[(LABELS[k], help_text(k)) for k in SHOWN],
         training=kv(st_items), curves=charts.curves_chart(stats.get("curves") or {}, stats.get("steps") or 0),
         genome=genome_view(ind.genome, row.genome, resolution), born_href=gen_href(up, ind.born),
-        parents=parents, children=[card(run, run.inds[c], up) for c in kids])
+        parents=parents, children=[card(run, run.inds[c], up) for c in kids], source=branch_source(run, row.origin))
+
+
+def branch_source(run: RunView, origin: str) -> dict | None:
+    """Where a run started with ``--from RUN:INDIVIDUAL`` came from: the source run and
+    individual, with a link to its page when that run lives beside this one."""
+    if not origin.startswith("from:"):
+        return None
+    src_run, _, src_ind = origin[len("from:"):].rpartition(":")
+    href = None
+    if src_ind[:1] == "g" and src_ind[1:4].isdigit():
+        target = run.run_dir.parent / src_run / f"gen-{int(src_ind[1:4]):03d}" / src_ind / INDEX_NAME
+        if target.is_file():
+            href = f"../../../{src_run}/gen-{int(src_ind[1:4]):03d}/{src_ind}/{INDEX_NAME}"
+    return {"run": src_run, "individual": src_ind, "href": href}
+
+
+def lineage_sources(run: RunView, ids: list[str]) -> list[dict]:
+    """The other runs' individuals a family tree's generation 0 started from (``--from``)."""
+    out: list[dict] = []
+    for i in ids:
+        src = branch_source(run, run.inds[i].row.origin)
+        if src is not None and src not in out:
+            out.append(src)
+    return out
 
 
 def lineage_page(run: RunView, ind: Individual) -> str:
@@ -305,6 +374,7 @@ def lineage_page(run: RunView, ind: Individual) -> str:
                    (f"generation {ind.born}", f"../{INDEX_NAME}"), (ind.id, INDEX_NAME), ("lineage", None)],
                   {"run": run.name, "individual": ind.id, "page": "lineage"}),
         ind=ind, tree=tree, nodes=nodes, first=tree.generations[0][0],
+        sources=lineage_sources(run, [i for i, _, _ in tree.nodes]),
         labels=[(g, f"{y:.0f}") for g, y in tree.generations])
 
 

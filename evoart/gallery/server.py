@@ -7,6 +7,13 @@ The standard library's ``ThreadingHTTPServer`` serves the files under the galler
     GET  /api/runs/<run>/favourites                         starred individuals
     POST /api/runs/<run>/individuals/<id>/favourite         {"favourite": true|false}
     POST /api/runs/<run>/individuals/<id>/preset            {"name": ..., "notes": ..., "with_weights": ...}
+    GET  /api/runs/<run>/generations/<g>/pause              an interactive run's pause: open, decision
+    POST /api/runs/<run>/generations/<g>/pause              {"picks": [ids]} or {"none": true}: "breed these"
+
+A pause is decided through ``store`` (``submit_decision``): the run, polling its ledger,
+goes on with the first decision made, here or at its terminal. While it serves, the
+server leaves ``SERVER_MARKER`` in the root, so that ``evoart evolve --interactive``
+without a terminal knows picks can come from the gallery.
 
 Favourites are written through ``store`` (safe while the run is being evolved), presets
 through ``presets``; after a change the run's pages are rebuilt in the background, so
@@ -75,6 +82,24 @@ CSP = ("default-src 'none'; img-src 'self' data:; style-src 'self' 'unsafe-inlin
        "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
 ID_RE = re.compile(r"^g\d{3}-i\d{2,}$")
 API_RE = re.compile(r"^/api/runs/([^/]+)/individuals/([^/]+)/(favourite|preset)$")
+PAUSE_RE = re.compile(r"^/api/runs/([^/]+)/generations/(\d{1,4})/pause$")
+SERVER_MARKER = ".evoart-serve.json"
+
+
+def running_server(root: Path) -> str | None:
+    """The URL of a gallery server serving ``root`` now, or None."""
+    try:
+        info = json.loads((Path(root) / SERVER_MARKER).read_text())
+        pid, url = int(info["pid"]), str(info["url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return url
 
 
 class HTTPError(Exception):
@@ -154,6 +179,12 @@ class GalleryServer(ThreadingHTTPServer):
             raise GalleryError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pass another "
                                "--port, or --port 0 to pick a free one (and a --host this machine has)") from None
         self.bound_host = host
+        try:  # a hint for `evoart evolve --interactive` (see running_server); not needed to serve
+            from ..files import atomic_write_text
+
+            atomic_write_text(self.root / SERVER_MARKER, json.dumps({"pid": os.getpid(), "url": self.url}))
+        except OSError:
+            pass
         for i in range(threads):
             worker = threading.Thread(target=self._work, name=f"gallery-http-{i}", daemon=True)
             worker.start()
@@ -242,6 +273,12 @@ class GalleryServer(ThreadingHTTPServer):
         self.log(f"error while serving {client_address[0]}: {type(exc).__name__}: {exc}")
 
     def server_close(self) -> None:
+        try:
+            marker = self.root / SERVER_MARKER
+            if json.loads(marker.read_text()).get("pid") == os.getpid():
+                marker.unlink()
+        except (OSError, ValueError, AttributeError):
+            pass
         self.rebuilder.stop()
         super().server_close()
         while True:  # connections still waiting for a thread are closed, not left open
@@ -425,6 +462,9 @@ class GalleryHandler(BaseHTTPRequestHandler):
                      "best_swd": s.best_swd, "favourites": s.favourites}
                     for s in list_summaries(self.server.root)]
             return self._json(200, {"runs": runs})
+        m = PAUSE_RE.match(path)
+        if m:
+            return self._json(200, self._pause_state(self.server.run_dir(unquote(m.group(1))), int(m.group(2))))
         if len(parts) == 4 and parts[:2] == ["api", "runs"] and parts[3] == "favourites":
             run_dir = self.server.run_dir(unquote(parts[2]))
             with RunStore.open(run_dir, readonly=True) as store:
@@ -487,9 +527,48 @@ class GalleryHandler(BaseHTTPRequestHandler):
             raise HTTPError(400, "request body must be a JSON object")
         return data
 
+    @staticmethod
+    def _pause_state(run_dir: Path, generation: int) -> dict:
+        with RunStore.open(run_dir, readonly=True) as store:
+            pause = store.pauses().get(generation)
+            pool = store.pool(generation) if pause is not None else []
+        if pause is None:
+            return {"run": run_dir.name, "generation": generation, "open": False, "decision": None}
+        return {"run": run_dir.name, "generation": generation, "open": pause["decision"] is None,
+                "decision": pause["decision"], "source": pause["source"], "pool": pool}
+
+    def _decide(self, run_dir: Path, generation: int, data: dict) -> None:
+        if set(data) - {"picks", "none"} or not data:
+            raise HTTPError(400, 'expected {"picks": ["g001-i02", ...]} or {"none": true}')
+        state = self._pause_state(run_dir, generation)
+        if state["decision"] is None and not state["open"]:
+            raise HTTPError(409, f"run {run_dir.name} is not waiting for picks at generation {generation}")
+        if data.get("none") is True:
+            decision = {"kind": "none", "picks": []}
+        else:
+            picks = data.get("picks")
+            if not (isinstance(picks, list) and picks and all(isinstance(p, str) for p in picks)):
+                raise HTTPError(400, "picks must be a non-empty list of individual ids (or send {\"none\": true})")
+            unknown = [p for p in picks if p not in state["pool"]]
+            if unknown:
+                raise HTTPError(400, f"{unknown[0]} is not an individual of generation {generation}")
+            decision = {"kind": "pick", "picks": list(dict.fromkeys(picks))}
+        try:
+            with RunStore.open(run_dir) as store:
+                won = store.submit_decision(generation, decision, "browser")
+        except StoreError as exc:
+            raise HTTPError(409, str(exc)) from None
+        after = self._pause_state(run_dir, generation)
+        self.server.log(f"generation {generation} of {run_dir.name}: {after['decision']} "
+                        f"({'from this page' if won else 'decided before, at ' + str(after['source'])})")
+        self._json(200, {**after, "accepted": won})  # not accepted: the other side was first
+
     def _post(self) -> None:
         self._check_origin()
         path = self._url_path()
+        pm = PAUSE_RE.match(path)
+        if pm:
+            return self._decide(self.server.run_dir(unquote(pm.group(1))), int(pm.group(2)), self._read_json())
         m = API_RE.match(path)
         if not m:
             raise HTTPError(404, "no such API")

@@ -90,6 +90,9 @@ class RunView:
         self.run_dir = Path(store.run_dir)
         self.name = store.name
         self.record = store.config
+        from ..interactive.preference import run_summary
+
+        self.interactive = run_summary(store, self.record.get("evolve", {}).get("resolution", 32))
         self.versions = store.versions
         self.created = store.created
         self.status = store.status_now()  # a killed run shows as interrupted

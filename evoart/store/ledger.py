@@ -90,7 +90,7 @@ def _guarded(method):
             raise ledger_error(self.run_dir, exc) from None
 
     return wrapper
-from .schema import MIGRATIONS, SCHEMA_VERSION, IndividualRow
+from .schema import INTERACTIVE_TABLES, MIGRATIONS, SCHEMA_VERSION, IndividualRow
 
 
 class RunStore:
@@ -514,6 +514,142 @@ class RunStore:
             else:
                 self.conn.execute("DELETE FROM favourite WHERE individual = ?", (ind_id,))
         return favourite
+
+    # ---- interactive evolution -------------------------------------------------------
+    EVENTS_NAME = "events.jsonl"
+
+    def ensure_interactive(self) -> None:
+        """Make the pause and branch tables (an interactive run's writer, once)."""
+        with self.conn:
+            for statement in INTERACTIVE_TABLES.split(";"):
+                if statement.strip():
+                    self.conn.execute(statement)
+
+    def is_interactive(self) -> bool:
+        return self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'pause'").fetchone() is not None
+
+    def open_pause(self, generation: int) -> None:
+        with self.conn:
+            self.conn.execute("INSERT OR IGNORE INTO pause (generation, opened) VALUES (?, ?)",
+                              (generation, time.time()))
+
+    def pauses(self) -> dict[int, dict]:
+        """Every pause: generation -> opened, decision (None while open), source, applied."""
+        if not self.is_interactive():
+            return {}
+        rows = self.conn.execute("SELECT * FROM pause ORDER BY generation").fetchall()
+        return {r["generation"]: {"opened": r["opened"], "source": r["source"], "decided": r["decided"],
+                                  "applied": bool(r["applied"]),
+                                  "decision": json.loads(r["decision"]) if r["decision"] else None}
+                for r in rows}
+
+    def submit_decision(self, generation: int, decision: dict, source: str) -> bool:
+        """Decide an open pause; the first decision stands. Returns whether this one did.
+        Safe from the gallery server while the run waits (one short transaction)."""
+        if not self.is_interactive():
+            raise StoreError(f"run {self.run_dir.name} is not an interactive run")
+        with self.conn:
+            cur = self.conn.execute(
+                "UPDATE pause SET decision = ?, source = ?, decided = ? WHERE generation = ? AND decision IS NULL",
+                (json.dumps(decision), source, time.time(), generation))
+        return cur.rowcount == 1
+
+    def apply_decision(self, generation: int, members: list[str], preference: dict[str, float]) -> None:
+        """The artist's picks take effect: ``members`` (picks first) become the
+        generation's survivors, and every individual of its pool gets its ``preference``
+        score (1 picked, 0 not; or the learned model's prediction) for that generation."""
+        with self.conn:
+            self.conn.execute("DELETE FROM member WHERE generation = ?", (generation,))
+            self.conn.executemany("INSERT INTO member (generation, individual, rank) VALUES (?, ?, ?)",
+                                  [(generation, i, r) for r, i in enumerate(members, 1)])
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO score (individual, generation, metric, value) VALUES (?, ?, 'preference', ?)",
+                [(i, generation, float(v)) for i, v in preference.items()])
+            self.conn.execute("UPDATE pause SET applied = 1 WHERE generation = ?", (generation,))
+
+    def write_generation_file(self, generation: int, name: str, data: bytes) -> Path:
+        """A file beside a generation's contact sheet (the numbered sheet of a pause)."""
+        path = generation_dir(self.run_dir, generation) / name
+        atomic_write_bytes(path, data)
+        return path
+
+    def pool(self, generation: int) -> list[str]:
+        """Every individual judged in ``generation``: its survivors and those culled."""
+        rows = self.conn.execute("SELECT DISTINCT individual FROM score WHERE generation = ? ORDER BY 1",
+                                 (generation,)).fetchall()
+        return [r[0] for r in rows]
+
+    def undo_generation(self, generation: int) -> dict:
+        """Take back ``generation`` (the last finished one): its rows move, whole, into a
+        branch record and its folder to ``gen-NNN-undone-K``; the generation before it
+        is open for picks again, with the survivors the GA chose. Nothing is deleted."""
+        if generation < 1 or generation != self.last_finished_generation() or \
+                len(self.generations()) != generation + 1:
+            raise StoreError(f"generation {generation} is not the last finished generation of "
+                             f"run {self.run_dir.name}; only that one can be undone")
+        q = self.conn.execute
+        k = q("SELECT COUNT(*) FROM branch WHERE generation = ?", (generation,)).fetchone()[0] + 1
+        folder = f"{generation_dir(self.run_dir, generation).name}-undone-{k}"
+        born = [dict(r) for r in q("SELECT * FROM individual WHERE born = ?", (generation,))]
+        ids = [r["id"] for r in born]
+        record = {
+            "individuals": born,
+            "members": [dict(r) for r in q("SELECT * FROM member WHERE generation = ?", (generation,))],
+            "scores": [dict(r) for r in q("SELECT * FROM score WHERE generation = ?", (generation,))],
+            "judge": [dict(r) for r in q("SELECT * FROM judge WHERE generation = ?", (generation,))],
+            "generation_rows": [dict(r) for r in q("SELECT * FROM generation WHERE generation = ?", (generation,))],
+            "pause": [dict(r) for r in q("SELECT * FROM pause WHERE generation = ?", (generation,))],
+            "favourites": [dict(r) for r in q(f"SELECT * FROM favourite WHERE individual IN ({','.join('?' * len(ids))})",
+                                              ids)],
+        }
+        before = self.generations()[generation - 1]["end_state"] or {}
+        with self.conn:
+            q("INSERT INTO branch (generation, created, folder, record) VALUES (?, ?, ?, ?)",
+              (generation, time.time(), folder, json.dumps(record)))
+            for table, column in (("score", "generation"), ("judge", "generation"), ("member", "generation"),
+                                  ("generation", "generation"), ("pause", "generation"), ("individual", "born")):
+                q(f"DELETE FROM {table} WHERE {column} = ?", (generation,))
+            q(f"DELETE FROM favourite WHERE individual IN ({','.join('?' * len(ids))})", ids)
+            # the generation before: the GA's own survivors again, no picks, open again
+            q("DELETE FROM member WHERE generation = ?", (generation - 1,))
+            self.conn.executemany("INSERT INTO member (generation, individual, rank) VALUES (?, ?, ?)",
+                                  [(generation - 1, i, r) for r, i in enumerate(before.get("population", []), 1)])
+            q("DELETE FROM score WHERE generation = ? AND metric = 'preference'", (generation - 1,))
+            q("UPDATE pause SET decision = NULL, source = NULL, decided = NULL, applied = 0 WHERE generation = ?",
+              (generation - 1,))
+        src = generation_dir(self.run_dir, generation)
+        if src.is_dir():
+            os.replace(src, self.run_dir / folder)
+        return {"generation": generation, "folder": folder, "individuals": ids}
+
+    def branches(self) -> list[dict]:
+        """The undone generations, oldest first: generation, folder, and their records."""
+        if not self.is_interactive():
+            return []
+        rows = self.conn.execute("SELECT * FROM branch ORDER BY id").fetchall()
+        return [{**json.loads(r["record"]), "generation": r["generation"], "created": r["created"],
+                 "folder": r["folder"]} for r in rows]
+
+    def append_event(self, event: dict) -> None:
+        """One line of the run's event log (picks, undo, mutation strength, quit)."""
+        with open(self.run_dir / self.EVENTS_NAME, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(event, sort_keys=True) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def events(self) -> list[dict]:
+        """The run's event log; a last line cut short by a kill is left out."""
+        path = self.run_dir / self.EVENTS_NAME
+        if not path.is_file():
+            return []
+        out = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return out
 
     # ---- tensors ---------------------------------------------------------------------
     def _load(self, path: Path) -> dict | None:

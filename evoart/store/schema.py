@@ -103,3 +103,27 @@ class IndividualRow:
             stats=json.loads(row["stats"]) if row["stats"] else None,
             timings=json.loads(row["timings"]) if row["timings"] else None,
         )
+
+
+# Interactive evolution's tables, made by the first interactive run that opens a ledger
+# (not a schema migration: every other run, and every reader of one, stays as it is).
+# A pause is a generation waiting for the artist's picks; the terminal and the gallery
+# page race to decide it (the first decision stands) and the run then applies it. An
+# undone generation moves, whole, into a branch record; ``events`` is the run's event log.
+INTERACTIVE_TABLES = """
+    CREATE TABLE IF NOT EXISTS pause (
+        generation INTEGER PRIMARY KEY,
+        opened REAL NOT NULL,
+        decision TEXT,
+        source TEXT,
+        decided REAL,
+        applied INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE IF NOT EXISTS branch (
+        id INTEGER PRIMARY KEY,
+        generation INTEGER NOT NULL,
+        created REAL NOT NULL,
+        folder TEXT NOT NULL,
+        record TEXT NOT NULL
+    )
+"""

@@ -85,4 +85,43 @@
       });
     });
   }
+
+  // an interactive run's pause: "breed these" while the run waits; polled, since the
+  // terminal may decide first (then this shows what was chosen)
+  var breed = document.getElementById("breed");
+  if (breed && run) {
+    var g = breed.dataset.generation, bform = document.getElementById("breed-form");
+    var status = document.getElementById("breed-status");
+    var path = "/api/runs/" + encodeURIComponent(run) + "/generations/" + g + "/pause";
+    var describe = function (d) {
+      return d.kind === "pick" ? "picked " + d.picks.join(", ") : d.kind === "none" ? "no picks: the GA's own survivors" : d.kind;
+    };
+    var show = function (state) {
+      if (state.decision) {
+        bform.hidden = true;
+        status.textContent = "chosen: " + describe(state.decision) + (state.source ? " (" + state.source + ")" : "");
+        return false;
+      }
+      bform.hidden = !state.open;
+      if (state.open) status.textContent = "the run waits for picks: tick the ones to breed";
+      return state.open;
+    };
+    var poll = function () {
+      fetch(path).then(function (r) { return r.ok ? r.json() : null; }).then(function (state) {
+        if (state && show(state)) setTimeout(poll, 1500);
+      }).catch(function () {});
+    };
+    var send = function (payload) {
+      status.textContent = "sending…";
+      api(path, payload).then(show).catch(function (err) { status.textContent = err.message; });
+    };
+    bform.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var picks = Array.prototype.map.call(bform.querySelectorAll("input[name=pick]:checked"), function (c) { return c.value; });
+      if (!picks.length) { status.textContent = "tick at least one, or press none"; return; }
+      send({ picks: picks });
+    });
+    document.getElementById("breed-none").addEventListener("click", function () { send({ none: true }); });
+    poll();
+  }
 })();
