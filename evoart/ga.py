@@ -179,7 +179,12 @@ def _tournament(population: list[Member], rng: random.Random) -> Member:
 
 
 def _rank(pool: list[Member]) -> list[Member]:
-    """Sort best first: by Pareto front, then crowding distance (spread), then display score."""
+    """Sort best first: by Pareto front, then crowding distance (spread), then display score.
+
+    The pool is put in id order first: crowding distances of tied objective values depend
+    on the order they come in, and a resumed run's population comes back from the ledger
+    in rank order, not in the order selection left it (a tiny run's realism ties at 0)."""
+    pool = sorted(pool, key=lambda m: m.id)
     fronts = tools.sortNondominated(pool, len(pool))
     for f_index, front in enumerate(fronts):
         tools.emo.assignCrowdingDist(front)

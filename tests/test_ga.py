@@ -146,7 +146,13 @@ def test_a_mated_child_inherits_each_block_from_its_parent_and_the_d_from_one(ct
                         assert torch.equal(t, theirs), (child.id, name, src)
                         checked_blocks.add(p)
         stem_g = states[child.parents[inh.stem]]["g"]
-        assert torch.equal(got["g"]["stem.weight"], stem_g["stem.weight"])
+        mine, theirs = got["g"]["stem.weight"], stem_g["stem.weight"]
+        if mine.shape == theirs.shape:
+            assert torch.equal(mine, theirs), child.id
+        else:  # repair narrowed the stem to fit the compute cap: the morphism keeps whole parent channels
+            assert mine.shape[1] == theirs.shape[1] and mine.shape[0] < theirs.shape[0]
+            rows = {tuple(r.tolist()) for r in theirs}
+            assert all(tuple(r.tolist()) in rows for r in mine), child.id
     # both parents gave blocks, and each gave the whole discriminator to some child
     assert checked_d == {0, 1} and checked_blocks == {0, 1}
     assert ev.stats["inherited"]["d"][0] == ev.stats["inherited"]["d"][1]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from gallery_run import (
+    ledger_rows,
     page_refs,
     private_copy,
     resolve_ref,
@@ -75,7 +76,11 @@ def test_every_link_and_image_resolves_to_a_file(run):
                 images += 1
                 with Image.open(target) as im:
                     im.verify()
-    assert images > 50
+    # at least: every individual's samples on its page, its thumbnail on its generation's
+    # page and itself at the root of its lineage page (ancestors and kin add more)
+    individuals = len(ledger_rows(run)["individuals"])
+    assert individuals == 8  # 4 individuals x 2 generations
+    assert images >= 3 * individuals, (images, individuals)
 
 
 def test_nothing_refers_outside_the_gallery(run):

@@ -122,14 +122,19 @@ def test_a_degenerate_generator_does_not_fool_the_panel(fooled, dataset, fool):
     assert judged.realism[f"fool-{fool}"] <= 0.1, _report(judged, fool)
 
 
+REAL_PASS = 0.35
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("dataset", DATASETS)
 def test_unseen_real_images_pass_the_same_panel(fooled, dataset):
+    # real images score about half (ties count half); 0.35 leaves room for the noise of a
+    # median over eight small Ds of three input kinds, far above the fools' 0.1
     judged, _ = fooled[dataset]
-    assert judged.realism["fool-replay"] >= 0.4, _report(judged, "replay")
+    assert judged.realism["fool-replay"] >= REAL_PASS, _report(judged, "replay")
     # and the population's own Ds agree with the critic that these are real
     cells = [v for (d, g), v in judged.matrix.items() if g == "fool-replay" and not d.startswith("critic")]
-    assert len(cells) >= fitness.MIN_JUDGES and np.median(cells) >= 0.4, _report(judged, "replay")
+    assert len(cells) >= fitness.MIN_JUDGES and np.median(cells) >= REAL_PASS, _report(judged, "replay")
 
 
 # ---- --no-inherit judges, kin do not judge kin ------------------------------------------

@@ -20,10 +20,11 @@ def tiny(generations: int) -> EvolveConfig:
     # more children than survivors, ranked by the weighted score: members of the Pareto
     # front get culled, so the hall of fame holds individuals that are not in the last
     # population (with the critic on the panel, realism of 3-step generators is mostly 0
-    # and NSGA-II's front rarely outgrows the population; seed 3 culls one, measured after
-    # morphing inheritance changed the trajectories: seed 0 no longer did)
+    # and NSGA-II's front rarely outgrows the population. Which seed culls one depends on
+    # the trajectories: seed 2 does since the discriminator-input gene and morphing
+    # inheritance (seeds 0, 1 and 3 do not); the assertion below says so if that changes)
     return EvolveConfig(data="shapes", population=2, children=6, generations=generations, steps=3,
-                        resolution=16, samples=16, holdout=64, workers=1, seed=3, selection="weighted")
+                        resolution=16, samples=16, holdout=64, workers=1, seed=2, selection="weighted")
 
 
 def untimed(history):
