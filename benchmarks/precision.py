@@ -48,7 +48,7 @@ def measure(cache: Path, seeds: list[int]) -> dict:
     return out
 
 
-def table(results: dict, seeds: list[int]) -> str:
+def table(results: dict, seeds: list[int]) -> tuple[str, bool]:
     lines = ["| contender | metric | fp32 seeds | fp32 mean [min, max] | bf16 seeds | bf16 mean | bf16 mean within fp32 spread |",
              "|---|---|---|---|---|---|---|"]
     verdicts = []

@@ -220,11 +220,11 @@ def _ranked(population: list[Member], cfg: EvolveConfig, floors: dict | None) ->
 
 
 def make_children(tb, generation: int, population: list[Member], cfg: EvolveConfig,
-                  rng: random.Random) -> list[Member]:
+                  rng: random.Random, plan: schedule.Plan | None = None) -> list[Member]:
     """The generation's new individuals as its schedule plans them (``evoart.schedule``):
     continuations of the best, exploited copies with perturbed training genes, and
     children by mutation and crossover."""
-    plan = schedule.plan(cfg, generation, len(population))
+    plan = plan or schedule.plan(cfg, generation, len(population))
     children = []
     for rank in plan.continuations:
         p = population[rank]
@@ -437,11 +437,13 @@ def evolve(
     sample_cache: dict[str, np.ndarray] = {}  # the survivors' fixed-latent samples, for the next judging pass
     evaluated = 0
     for gen in range(start_gen, cfg.generations):
+        # the generation's plan (who trains how long, who survives), from the population it breeds from
+        plan = schedule.plan(cfg, gen, len(population)) if gen > 0 else None
         if begun is not None:
             children, begun = begun, None
         else:
             children = (initial_members(tb, cfg, rng, seed_genomes, set(seed_states)) if gen == 0
-                        else make_children(tb, gen, population, cfg, rng))
+                        else make_children(tb, gen, population, cfg, rng, plan))
             if ledger is not None:
                 ledger.begin_generation(gen, children, {
                     "rng": _rng_to_json(rng.getstate()), "global_rng": _rng_to_json(deap_rng.getstate()),
@@ -520,7 +522,7 @@ def evolve(
         judge_seconds = time.perf_counter() - t_judge
         gen_steps = sum(m.trained_steps for m in children)
         total_steps = (history[-1].get("total_steps", 0) if history else 0) + gen_steps
-        comma = gen > 0 and schedule.plan(cfg, gen, len(population)).replace == "comma"
+        comma = plan is not None and plan.replace == "comma"
         with deap_random(deap_rng):
             # comma: the children replace the population (the parents were judged beside them)
             ranked = (select_and_rank(tb, children, cfg, ctx.floors, k=min(cfg.population, len(children)))

@@ -22,6 +22,7 @@ from .executors import make_executor
 from .faults import fault_point
 from .fitness import EvalContext, Evaluation, make_context, protocol_record
 from .genome import Genome
+from .schedule import generation_budget
 from .imaging import contact_sheet, png_bytes
 from .store import DamagedFile, RunStore, StoreError, check_writable, new_run_dir, resolve_run
 from .train import PrecisionError, resolve_device, resolve_precision
@@ -398,8 +399,7 @@ def resume_run(ref: str | Path, out_root: Path | None = None, *, overrides: dict
             if value is not None:
                 cfg_dict[key] = value
         if cfg_dict.get("budget_steps") is not None:  # extended or not: the budget is what it will train
-            cfg_dict["budget_steps"] = None
-            cfg_dict["budget_steps"] = EvolveConfig(**cfg_dict).lam * cfg_dict["steps"] * cfg_dict["generations"]
+            cfg_dict["budget_steps"] = _steps_per_generation(cfg_dict) * cfg_dict["generations"]
         cfg = EvolveConfig.from_dict(cfg_dict, source=f"run {run_dir.name}")
         last = store.last_finished_generation()
         begun = len(store.generations())  # generations begun, the last one maybe half done
@@ -458,13 +458,18 @@ def resume_run(ref: str | Path, out_root: Path | None = None, *, overrides: dict
         store.close()
 
 
+def _steps_per_generation(cfg_dict: dict) -> int:
+    """A recorded run's training steps per generation (``schedule.generation_budget``)."""
+    return generation_budget(EvolveConfig(**cfg_dict))
+
+
 def _generations_for_budget(cfg_dict: dict, overrides: dict, name: str) -> int:
     """The generations that bring a resumed run to ``--budget-steps`` in all: every
     generation trains children x steps, so the total must be a multiple of that."""
     budget = overrides["budget_steps"]
     if overrides.get("generations") is not None:
         raise ConfigError("with --resume, give --budget-steps or --generations, not both")
-    per = EvolveConfig(**{**cfg_dict, "budget_steps": None}).lam * cfg_dict["steps"]
+    per = _steps_per_generation(cfg_dict)
     if not isinstance(budget, int) or budget < per or budget % per:
         near = max(per, round(budget / per) * per) if isinstance(budget, int) else per
         raise ConfigError(f"run {name} trains {per} steps a generation, so --budget-steps must be a multiple of "
