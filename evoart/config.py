@@ -50,7 +50,7 @@ class EvolveConfig:
     selection: str = "nsga2"        # "nsga2" (Pareto fronts) or "weighted" (a weighted sum)
     weights: dict[str, float] | None = None  # for "weighted": objective -> weight; None = all 1
     features: str | None = None     # a torch.export feature extractor (.pt2; TorchScript .pt deprecated) for rkid and coverage
-    schedule: str = "plus"          # how each generation's steps are spent: plus | comma | pbt | halving (evoart.schedule)
+    schedule: str = "halving"       # how each generation's steps are spent: halving | plus | comma | pbt (evoart.schedule)
     budget_steps: int | None = None  # the run's total training steps; sets steps or generations (see apply_budget)
 
     def to_dict(self) -> dict[str, Any]:
@@ -130,14 +130,14 @@ class EvolveConfig:
              "budget_seconds must be a positive number")
         need(isinstance(self.from_presets, list), "from_presets must be a list of preset names")
         need(self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        if self.schedule in ("pbt", "halving"):
+        if self.schedule == "pbt":
             need(self.children is None or self.children == self.population,
                  f"schedule {self.schedule} trains the population itself: children must equal population "
                  f"(or be left out), got {self.children} and {self.population}")
         if self.schedule in ("pbt", "halving"):
             need(self.inherit is not False,
                  f"schedule {self.schedule} keeps training individuals from their own weights: it needs "
-                 "inheritance (drop --no-inherit)")
+                 "inheritance (drop --no-inherit, or choose --schedule plus or comma)")
         if self.schedule == "comma":
             need(self.lam >= self.population,
                  f"schedule comma replaces the whole population by children: children ({self.lam}) must be at "

@@ -115,7 +115,7 @@ def test_a_mated_child_inherits_each_block_from_its_parent_and_the_d_from_one(ct
                           inheritance=None)
         parents.append(m)
     states = {m.id: train_briefly(m.genome, ctx.train_images, steps=2, seed=m.seed).state for m in parents}
-    cfg = EvolveConfig(population=2, children=6, crossover_rate=1.0, resolution=16).validate()
+    cfg = EvolveConfig(population=2, children=6, crossover_rate=1.0, resolution=16, schedule="plus").validate()
     tb = ga.make_toolbox(cfg, SerialExecutor(ctx))
     children = ga.make_children(tb, 1, parents, cfg, random.Random(9))
     checked_d, checked_blocks = set(), set()
@@ -160,7 +160,7 @@ def test_a_mated_child_inherits_each_block_from_its_parent_and_the_d_from_one(ct
 
 def test_without_inheritance_a_child_starts_fresh(ctx):
     genome = variation.random_genome(random.Random(5), 16)
-    cfg = EvolveConfig(population=2, crossover_rate=1.0, resolution=16, inherit=False).validate()
+    cfg = EvolveConfig(population=2, crossover_rate=1.0, resolution=16, inherit=False, schedule="plus").validate()
     parents = [ga.new_member(id=f"g000-i{i:02d}", genome=genome, parents=[], born=0, seed=i,
                              origin="random", inheritance=None) for i in range(2)]
     children = ga.make_children(ga.make_toolbox(cfg, SerialExecutor(ctx)), 1, parents, cfg, random.Random(1))

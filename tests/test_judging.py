@@ -71,7 +71,8 @@ def fools(real: np.ndarray, holdout: torch.Tensor) -> dict[str, np.ndarray]:
 def tiny_cfg(data: str, **kw) -> EvolveConfig:
     # --no-inherit: the case whose judging pass used to be empty
     base = dict(data=data, population=4, generations=2, steps=12, resolution=RES, samples=SAMPLES,
-                judge_samples=JUDGE, holdout=192, eval_holdout=0, workers=1, seed=7, inherit=False)
+                judge_samples=JUDGE, holdout=192, eval_holdout=0, workers=1, seed=7, inherit=False,
+                schedule="plus")
     return EvolveConfig(**{**base, **kw})
 
 

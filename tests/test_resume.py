@@ -92,7 +92,7 @@ def test_resume_extends_a_finished_run(tmp_path):
         gens = [r[0] for r in c.execute("SELECT generation FROM generation WHERE finished IS NOT NULL")]
         children = c.execute("SELECT COUNT(*) FROM individual WHERE born = 1").fetchone()[0]
         config = c.execute("SELECT config FROM run").fetchone()[0]
-    assert gens == [0, 1] and children == 4
+    assert gens == [0, 1] and children == 2  # halving: the better half of 4 continued
     assert '"generations": 2' in config
     changed = evoart("evolve", "--resume", str(run), "--steps", "5")
     assert changed.returncode == 2 and "cannot change when resuming" in changed.stderr

@@ -24,7 +24,8 @@ def tiny(generations: int) -> EvolveConfig:
     # the trajectories: seed 2 does since the discriminator-input gene and morphing
     # inheritance (seeds 0, 1 and 3 do not); the assertion below says so if that changes)
     return EvolveConfig(data="shapes", population=2, children=6, generations=generations, steps=3,
-                        resolution=16, samples=16, holdout=64, workers=1, seed=2, selection="weighted")
+                        resolution=16, samples=16, holdout=64, workers=1, seed=2, selection="weighted",
+                        schedule="plus")  # mu + lambda: the hall of fame outgrows the survivors
 
 
 def untimed(history):

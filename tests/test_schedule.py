@@ -114,3 +114,21 @@ def test_resume_with_budget_steps_extends_a_run_to_that_total(tmp_path):
     assert proc.returncode == 0, proc.stderr
     a, b = snapshot(run), snapshot(only_run(straight))
     assert a["individuals"] == b["individuals"] and a["scores"] == b["scores"]
+
+
+# ---- halving is the default ------------------------------------------------------------------
+
+def test_the_default_schedule_is_halving_and_breeding_runs_fall_back_to_plus():
+    assert EvolveConfig().schedule == "halving"
+    # --children is generation 0's breadth under halving: 12 genomes, then 6, 3, 2, 1 continued
+    wide = EvolveConfig(population=8, children=12, generations=5).validate()
+    assert [plan(wide, g, 8).size for g in range(1, 5)] == [6, 3, 2, 1]
+    plain = json.loads(evoart("evolve", "--dry-run").stdout)
+    assert plain["schedule"] == "halving"
+    # halving breeds nothing: --no-inherit and --interactive runs breed as mu + lambda unless told
+    fresh = json.loads(evoart("evolve", "--no-inherit", "--dry-run").stdout)
+    assert fresh["schedule"] == "plus" and fresh["inherit"] is False
+    told = evoart("evolve", "--no-inherit", "--schedule", "halving", "--dry-run")
+    assert told.returncode == 2 and "choose --schedule plus or comma" in told.stderr
+    with pytest.raises(ConfigError, match="needs inheritance"):
+        EvolveConfig(inherit=False).validate()

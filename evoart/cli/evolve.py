@@ -54,15 +54,17 @@ def _explicit(ctx: click.Context, name: str) -> bool:
 @click.argument("data", required=False)
 @click.option("--population", type=int, help=f"Individuals kept each generation, 2 to {MAX_POPULATION} (the judging pass grows with its "
                    "square).  [default: 8]")
-@click.option("--children", type=int, help=f"New individuals each generation, at most {MAX_POPULATION}.  [default: population]")
+@click.option("--children", type=int, help=f"New individuals each generation, at most {MAX_POPULATION}; under halving, the genomes "
+                   "generation 0 tries.  [default: population]")
 @click.option("--generations", type=int, help="Generations in all; with --resume, the new total.  [default: 6]")
 @click.option("--steps", type=int, help=f"Training steps per new individual, at most {MAX_STEPS}.  [default: 120]")
-@click.option("--schedule", type=click.Choice(["plus", "comma", "pbt", "halving"]),
-              help="How each generation's training steps are spent: plus (mu + lambda: children compete with "
-                   "parents), comma (children replace the parents), pbt (the better half keeps training, the "
-                   "worse half is replaced by copies with perturbed training genes), halving (successive "
-                   "halving: half as many individuals each generation, each trained twice as long).  "
-                   "[default: plus]")
+@click.option("--schedule", type=click.Choice(["halving", "plus", "comma", "pbt"]),
+              help="How each generation's training steps are spent: halving (successive halving: generation 0 "
+                   "trains --children genomes, each later generation continues the better half of the one "
+                   "before, trained twice as long, so the compute goes into depth; it won at equal steps, "
+                   "docs/QUALITY.md), plus (mu + lambda: mutated children compete with parents), comma "
+                   "(children replace the parents), pbt (the better half keeps training, the worse half is "
+                   "replaced by copies with perturbed training genes).  [default: halving]")
 @click.option("--budget-steps", type=int,
               help="The run's total training steps. Every generation trains children x steps, so with "
                    "--generations the steps follow, otherwise the generations follow (from --steps or its "
@@ -78,7 +80,8 @@ def _explicit(ctx: click.Context, name: str) -> bool:
 @click.option("--seed", type=int, help=f"Makes a run reproducible on the CPU: 0 to {MAX_SEED}.  [default: 0]")
 @click.option("--budget-seconds", type=float,
               help="Stop each individual's training after this many seconds (not reproducible).")
-@click.option("--no-inherit", is_flag=True, default=None, help="Children train from scratch.")
+@click.option("--no-inherit", is_flag=True, default=None,
+              help="Children train from scratch (implies --schedule plus unless a schedule is given).")
 @click.option("--selection", type=click.Choice(["nsga2", "weighted"]),
               help="nsga2: Pareto fronts over realism, perceptual distance and coverage; weighted: "
                    "a weighted sum of the three (see --weights).  [default: nsga2]")
@@ -162,10 +165,20 @@ def evolve(ctx, data, config_file, resume, dry_run, out, no_inherit, from_preset
 
     settings = load_toml(config_file) if config_file else {}
     settings.update(given)
+    if "schedule" not in settings and (interactive or settings.get("inherit") is False):
+        # halving, the default, only continues the better half: it breeds nothing to pick from and
+        # has no children to start fresh, so these runs breed as mu + lambda unless told otherwise
+        settings["schedule"] = "plus"
+        why = "--interactive breeds children from your picks" if interactive else "--no-inherit starts children fresh"
+        note = f"schedule plus: {why} (the default, halving, breeds no children)"
+    else:
+        note = None
     cfg = EvolveConfig.from_dict(settings, source=str(config_file) if config_file else "options")
     if dry_run:
         console.print_json(json.dumps(cfg.to_dict()))
         return
+    if note:
+        console.print(f"[dim]{note}[/dim]", highlight=False)
     _driver_threads(cfg.device, cfg.workers)
     view = EvolveView(resumed=False)
     session = _session_factory(auto_between or 0, replay, view=view, root=Path(out)) if interactive else None
