@@ -1,6 +1,6 @@
 """The default run, as a user gets it ([engine] item 6). Not a test.
 
-Runs ``evoart evolve --data DATA --seed SEED`` with every other setting at its default,
+Runs ``evoart evolve DATA --seed SEED`` with every other setting at its default,
 timed from the outside (the wall time a user waits, start-up included), then measures
 with [judging]'s held-out evaluation (``evoart.scoring.heldout``, which selection never
 saw) the rank-1 individual of generation 0 and of the last generation, beside the
@@ -53,7 +53,7 @@ def run_default(out: Path, data: str, seed: int) -> tuple[Path, float | None]:
         return done, None
     runs = sorted(p.parent for p in out.glob("*/run.db")) if out.exists() else []
     cmd = evoart_command() + (["evolve", "--resume", str(runs[-1])] if runs else
-                              ["evolve", "--data", data, "--seed", str(seed), "--out", str(out)])
+                              ["evolve", data, "--seed", str(seed), "--out", str(out)])
     quality.log("default run:", " ".join(cmd[1:]))
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True)
@@ -106,7 +106,7 @@ def main() -> None:
         sheet_rows.append((f"{label}: {ind}", samples[:SHOWN]))
         quality.log(label, ind, rows[label])
     result = {
-        "command": f"evoart evolve --data {args.data} --seed {args.seed}",
+        "command": f"evoart evolve {args.data} --seed {args.seed}",
         "config": {k: cfg.to_dict()[k] for k in ("schedule", "population", "generations", "steps", "resolution",
                                                  "budget_steps", "precision", "workers")},
         "wall_seconds": None if wall is None else round(wall, 1),
@@ -119,7 +119,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     previous.write_text(json.dumps(result, indent=1) + "\n")
     sheet = contact_sheet(sheet_rows, per_row=SHOWN, scale=2,
-                          title=f"evoart evolve --data {args.data}: held-out evaluation samples")
+                          title=f"evoart evolve {args.data}: held-out evaluation samples")
     sheet_path = args.out / f"default-run-{args.data}.png"
     sheet.convert("RGB").quantize(256).save(sheet_path, optimize=True)
     if args.docs:
