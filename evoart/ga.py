@@ -19,7 +19,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 from deap import base, creator, tools
 
-from . import schedule, variation
+from . import ornaments, runaway, schedule, variation
 from .config import EvolveConfig
 from .fitness import Critic, EvalContext, EvalTask, Evaluation, judge
 from .genome import Genome
@@ -208,9 +208,85 @@ def select_and_rank(tb, pool: list[Member], cfg: EvolveConfig, floors: dict | No
     """The next population (``k``, by default the run's population), best first: NSGA-II
     (DEAP's selNSGA2) or the weighted sum."""
     k = cfg.population if k is None else k
+    strength = cfg.runaway_strength
+    if strength > 0 and k < len(pool):
+        return _survive_with_attractiveness(tb, pool, cfg, floors, k, strength)
     if cfg.selection == "weighted":
         return _rank_weighted(pool, cfg.weights, floors)[:k]
     return _rank(tb.select(pool, k))
+
+
+# ---- mate choice (Fisherian runaway, evoart.runaway) -------------------------------------
+
+def mate_rng(cfg: EvolveConfig, child_id: str) -> random.Random:
+    """The RNG of a child's mate genes and of its mate choice, derived from the run's seed
+    and the child's id: the GA's own stream draws exactly what it drew before mate choice
+    existed, and a resumed run redraws the same numbers."""
+    return random.Random(derive_seed(cfg.seed, "mate", child_id, bits=63))
+
+
+def _ornament_z(members: list[Member]) -> dict[str, dict[str, float]]:
+    """Each member's ornaments standardised over ``members`` (``runaway.standardised``)."""
+    orns = {m.id: ornaments.of(m.metrics) if m.status == "ok" else None for m in members}
+    scale = runaway.scale_of([o for o in orns.values() if o is not None])
+    return {m.id: runaway.standardised(orns[m.id], scale) for m in members}
+
+
+def _survive_with_attractiveness(tb, pool: list[Member], cfg: EvolveConfig, floors: dict | None,
+                                 k: int, strength: float) -> list[Member]:
+    """``--runaway-strength``: the objectives choose ``k - round(strength x k)`` survivors as
+    usual, then the most attractive of the rest (``runaway.attractiveness``, judged by the
+    pool's choosers) take the other places; the survivors are ranked by the objectives."""
+    by_attraction = round(strength * k)
+    n_obj = k - by_attraction
+    if cfg.selection == "weighted":
+        chosen = _rank_weighted(pool, cfg.weights, floors)[:n_obj]
+    else:
+        chosen = tb.select(pool, n_obj) if n_obj > 0 else []
+    zs = _ornament_z(pool)
+    appeal = dict(zip([m.id for m in pool],
+                      runaway.attractiveness([m.genome.mate for m in pool], [zs[m.id] for m in pool])))
+    taken = {m.id for m in chosen}
+    rest = sorted((m for m in pool if m.id not in taken),
+                  key=lambda m: (m.status != "ok", -appeal[m.id], m.id))
+    survivors = chosen + rest[:by_attraction]
+    return _ranked(survivors, cfg, floors)
+
+
+def _choose_mate(p1: Member, population: list[Member], zs: dict[str, dict[str, float]],
+                 rng: random.Random) -> Member:
+    """``--mate-choice runaway``: ``p1`` picks its mate among ``MATE_CANDIDATES`` distinct
+    winners of the usual tournament (every other member if there are no more), by how
+    well their ornaments match its preference, weighted by its choosiness."""
+    others = [m for m in population if m is not p1]
+    candidates: list[Member] = []
+    want = min(runaway.MATE_CANDIDATES, len(others))
+    while len(candidates) < want:
+        left = [m for m in others if m not in candidates]
+        candidates.append(_tournament(left, rng) if len(left) >= 2 else left[0])
+    pick = runaway.choose(p1.genome.mate, [zs[c.id] for c in candidates], rng)
+    return candidates[pick]
+
+
+def _vary_mate(genome: Genome, parents: list[Member], cfg: EvolveConfig, child_id: str) -> Genome:
+    """The child's mate genes: the parents' crossed (two parents) or mutated (one), on the
+    child's own RNG; genomes without active mate genes keep the neutral default."""
+    rng = mate_rng(cfg, child_id)
+    if len(parents) == 2:
+        mate = variation.cross_mate(parents[0].genome.mate, parents[1].genome.mate, rng)
+    else:
+        mate = variation.mutate_mate(parents[0].genome.mate, rng, cfg.mutation_strength)
+    return genome if mate == genome.mate else replace(genome, mate=mate)
+
+
+def run_taste(cfg: EvolveConfig) -> dict[str, float]:
+    """The run's shared taste at generation 0 (``variation.random_taste``), from its seed."""
+    return variation.random_taste(random.Random(derive_seed(cfg.seed, "taste", bits=63)))
+
+
+def breeds_mates(cfg: EvolveConfig) -> bool:
+    """Whether generation 0 draws mate genes: under mate choice or a runaway strength."""
+    return cfg.mate_choice == "runaway" or cfg.runaway_strength > 0
 
 
 def _ranked(population: list[Member], cfg: EvolveConfig, floors: dict | None) -> list[Member]:
@@ -240,17 +316,24 @@ def make_children(tb, generation: int, population: list[Member], cfg: EvolveConf
             id=cid, genome=genome, parents=[p.id], born=generation, seed=individual_seed(cfg.seed, cid),
             origin="exploit", inheritance=inh, steps=plan.offspring_steps))
     first = len(children)
+    choosing = cfg.mate_choice == "runaway"
+    zs = _ornament_z(population) if choosing and plan.offspring else {}
     for k in range(first, first + plan.offspring):
         cid = individual_id(generation, k)
         if rng.random() < cfg.crossover_rate and len(population) >= 2:
             p1 = _tournament(population, rng)
-            p2 = _tournament([m for m in population if m is not p1], rng)
+            if choosing:
+                p2 = _choose_mate(p1, population, zs, mate_rng(cfg, cid + ":choice"))
+            else:
+                p2 = _tournament([m for m in population if m is not p1], rng)
             genome, inh = tb.mate(p1.genome, p2.genome, rng)
             parents, origin = [p1.id, p2.id], "crossover"
+            genome = _vary_mate(genome, [p1, p2], cfg, cid)
         else:
             p1 = _tournament(population, rng)
             genome, inh = tb.mutate(p1.genome, rng)
             parents, origin = [p1.id], "mutation"
+            genome = _vary_mate(genome, [p1], cfg, cid)
         children.append(new_member(
             id=cid, genome=genome, parents=parents, born=generation, seed=individual_seed(cfg.seed, cid),
             origin=origin, inheritance=inh if cfg.inherit else None, steps=plan.offspring_steps,
@@ -283,6 +366,8 @@ def initial_members(tb, cfg: EvolveConfig, rng: random.Random, seeds: list[tuple
         else:
             genome = tb.random_genome(rng)
             origin = "random"
+        if breeds_mates(cfg) and not genome.mate.active:
+            genome = replace(genome, mate=variation.random_mate(mate_rng(cfg, cid), run_taste(cfg)))
         out.append(new_member(id=cid, genome=genome, parents=[], born=0,
                               seed=individual_seed(cfg.seed, cid), origin=origin, inheritance=inh))
     return out
