@@ -10,6 +10,7 @@ resumes to exactly the same genomes as an uninterrupted one.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from contextlib import contextmanager
@@ -208,9 +209,8 @@ def select_and_rank(tb, pool: list[Member], cfg: EvolveConfig, floors: dict | No
     """The next population (``k``, by default the run's population), best first: NSGA-II
     (DEAP's selNSGA2) or the weighted sum."""
     k = cfg.population if k is None else k
-    strength = cfg.runaway_strength
-    if strength > 0 and k < len(pool):
-        return _survive_with_attractiveness(tb, pool, cfg, floors, k, strength)
+    if cfg.runaway_strength > 0:
+        return _survive_with_attractiveness(tb, pool, cfg, floors, k, cfg.runaway_strength)
     if cfg.selection == "weighted":
         return _rank_weighted(pool, cfg.weights, floors)[:k]
     return _rank(tb.select(pool, k))
@@ -234,23 +234,28 @@ def _ornament_z(members: list[Member]) -> dict[str, dict[str, float]]:
 
 def _survive_with_attractiveness(tb, pool: list[Member], cfg: EvolveConfig, floors: dict | None,
                                  k: int, strength: float) -> list[Member]:
-    """``--runaway-strength``: the objectives choose ``k - round(strength x k)`` survivors as
-    usual, then the most attractive of the rest (``runaway.attractiveness``, judged by the
-    pool's choosers) take the other places; the survivors are ranked by the objectives."""
-    by_attraction = round(strength * k)
-    n_obj = k - by_attraction
-    if cfg.selection == "weighted":
-        chosen = _rank_weighted(pool, cfg.weights, floors)[:n_obj]
-    else:
-        chosen = tb.select(pool, n_obj) if n_obj > 0 else []
+    """``--runaway-strength S``: the ranking merges two orders, the objectives' (NSGA-II's
+    fronts and crowding, or the weighted score) and attractiveness (``runaway.
+    attractiveness``, judged by the pool's choosers), so that of the first n places
+    floor(S x n) go to the most attractive and the rest to the objectives' best (the first
+    place stays the objectives' unless S = 1). The top ``k`` survive; a schedule that
+    continues or copies the best by rank (pbt, halving) so continues the attractive too."""
+    by_objectives = _ranked(pool, cfg, floors)   # also sets the fronts the tournaments read
     zs = _ornament_z(pool)
     appeal = dict(zip([m.id for m in pool],
                       runaway.attractiveness([m.genome.mate for m in pool], [zs[m.id] for m in pool])))
-    taken = {m.id for m in chosen}
-    rest = sorted((m for m in pool if m.id not in taken),
-                  key=lambda m: (m.status != "ok", -appeal[m.id], m.id))
-    survivors = chosen + rest[:by_attraction]
-    return _ranked(survivors, cfg, floors)
+    by_appeal = sorted(pool, key=lambda m: (m.status != "ok", -appeal[m.id], m.id))
+    order: list[Member] = []
+    taken: set[str] = set()
+    attractive = 0
+    for n in range(1, len(pool) + 1):
+        use_appeal = math.floor(strength * n + 1e-9) > attractive
+        source = by_appeal if use_appeal else by_objectives
+        pick = next(m for m in source if m.id not in taken)
+        attractive += use_appeal
+        taken.add(pick.id)
+        order.append(pick)
+    return order[:k]
 
 
 def _choose_mate(p1: Member, population: list[Member], zs: dict[str, dict[str, float]],
@@ -287,6 +292,16 @@ def run_taste(cfg: EvolveConfig) -> dict[str, float]:
 def breeds_mates(cfg: EvolveConfig) -> bool:
     """Whether generation 0 draws mate genes: under mate choice or a runaway strength."""
     return cfg.mate_choice == "runaway" or cfg.runaway_strength > 0
+
+
+def next_population(tb, population: list[Member], children: list[Member], cfg: EvolveConfig, floors: dict | None,
+              plan: schedule.Plan | None) -> list[Member]:
+    """The next population, best first, as the generation's plan replaces: "plus" selects
+    from parents and children, "comma" from the children alone (the parents were judged
+    beside them). Runs DEAP's built-ins: call it inside ``deap_random``."""
+    if plan is not None and plan.replace == "comma":
+        return select_and_rank(tb, children, cfg, floors, k=min(cfg.population, len(children)))
+    return select_and_rank(tb, population + children, cfg, floors)
 
 
 def _ranked(population: list[Member], cfg: EvolveConfig, floors: dict | None) -> list[Member]:
@@ -607,11 +622,8 @@ def evolve(
         judge_seconds = time.perf_counter() - t_judge
         gen_steps = sum(m.trained_steps for m in children)
         total_steps = (history[-1].get("total_steps", 0) if history else 0) + gen_steps
-        comma = plan is not None and plan.replace == "comma"
         with deap_random(deap_rng):
-            # comma: the children replace the population (the parents were judged beside them)
-            ranked = (select_and_rank(tb, children, cfg, ctx.floors, k=min(cfg.population, len(children)))
-                      if comma else select_and_rank(tb, pool, cfg, ctx.floors))
+            ranked = next_population(tb, population, children, cfg, ctx.floors, plan)
             hof.update(ranked)
         panel, culled = remembered_judges(gen, pool, ranked, panel, culled)
         state = {"rng": _rng_to_json(rng.getstate()), "global_rng": _rng_to_json(deap_rng.getstate()),

@@ -157,6 +157,9 @@ class Genome:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["generator"]["blocks"] = [dict(b) for b in d["generator"]["blocks"]]
+        for part, cls in LATER_PARTS.items():  # a later part is written only where it says something
+            if d[part] == asdict(cls()):
+                del d[part]
         return {"schema_version": SCHEMA_VERSION, **d}
 
     def to_json(self, indent: int | None = None) -> str:
@@ -179,13 +182,10 @@ class Genome:
         counts only when it differs from the value that reproduces the old behaviour, so
         a genome saved before the gene existed keeps its hash (and a run seeded from it
         still resumes)."""
-        d = self.to_dict()
+        d = self.to_dict()  # without later parts at their default (to_dict leaves them out)
         for (part, name), old in LATER_GENES.items():
             if d[part].get(name) == old:
                 del d[part][name]
-        for part, cls in LATER_PARTS.items():
-            if d.get(part) == asdict(cls()):
-                del d[part]
         canon = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canon.encode()).hexdigest()[:12]
 

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from e2e import TINY, evoart, ledger, only_run
 
-from evoart import ga, ornaments, runaway, variation
+from evoart import ga, ornaments, runaway, schedule, variation
 from evoart.config import ConfigError, EvolveConfig
 from evoart.executors import SerialExecutor
 from evoart.genome import Genome, GenomeError, MateGenes
@@ -75,7 +75,7 @@ def test_the_run_records_each_ornaments_range():
 
 def test_genomes_saved_before_mate_genes_load_and_keep_their_hash():
     old = Genome().to_dict()
-    del old["mate"]
+    assert "mate" not in old                     # written as before: the default says nothing
     g = Genome.from_dict(old)
     assert g.mate == MateGenes() and not g.mate.active
     assert g.content_hash() == "92f95c73e078"  # Genome().content_hash() before the genes existed
@@ -174,36 +174,37 @@ def _score(m: ga.Member, seed: int, generation: int) -> None:
 
 
 def breed(seed: int, mate_choice: str, *, taste: float, generations: int = 20, population: int = 64,
-          crossover_rate: float = 0.6) -> list[dict]:
-    """``generations`` generations of (mu + lambda) breeding from one generation 0 (the
-    same for both mate choices: its tastes scatter around ``taste`` for the named
-    ornament); returns ``runaway.generation_stats`` of every generation's population."""
+          crossover_rate: float = 0.6, **settings) -> list[dict]:
+    """``generations`` generations bred through the GA as ``ga.evolve`` breeds them (the
+    schedule's plan, ``make_children``, ``survivors``), without training, from one
+    generation 0 (the same for both mate choices: its tastes scatter around ``taste`` for
+    the named ornament); returns ``runaway.generation_stats`` of every population."""
     cfg = EvolveConfig(population=population, seed=seed, resolution=16, mate_choice=mate_choice,
-                       crossover_rate=crossover_rate).validate()
+                       crossover_rate=crossover_rate, **settings).validate()
     tb = ga.make_toolbox(cfg, SerialExecutor(None))
     rng, deap_rng = random.Random(seed), random.Random(seed)
-    first = EvolveConfig(population=population, seed=seed, resolution=16, mate_choice="runaway").validate()
-    population_ = ga.initial_members(tb, first, rng)
+    first = replace(cfg, mate_choice="runaway")
+    members = ga.initial_members(tb, first, rng)
     taste_rng = random.Random(seed)
-    for m in population_:
+    for m in members:
         m.genome = m.genome.replace(mate=variation.repair_mate(
             replace(m.genome.mate, **{NAMED: taste + taste_rng.gauss(0, 0.35)})))
         _score(m, seed, 0)
     history = []
 
     def record():
-        history.append(runaway.generation_stats(
-            [(m.genome.mate, ornaments.of(m.metrics)) for m in population_]))
+        history.append(runaway.generation_stats([(m.genome.mate, ornaments.of(m.metrics)) for m in members]))
 
     with ga.deap_random(deap_rng):
-        population_ = ga.select_and_rank(tb, population_, cfg, FLOORS)
+        members = ga.next_population(tb, [], members, cfg, FLOORS, None)
     record()
     for gen in range(1, generations + 1):
-        children = ga.make_children(tb, gen, population_, cfg, rng)
-        for m in population_ + children:
+        plan = schedule.plan(cfg, gen, len(members))
+        children = ga.make_children(tb, gen, members, cfg, rng, plan)
+        for m in members + children:
             _score(m, seed, gen)
         with ga.deap_random(deap_rng):
-            population_ = ga.select_and_rank(tb, population_ + children, cfg, FLOORS)
+            members = ga.next_population(tb, members, children, cfg, FLOORS, plan)
         record()
     return history
 
@@ -261,7 +262,8 @@ def test_preferences_stay_apart_under_the_default_mutation_and_collapse_without_
 def test_runaway_strength_gives_places_to_the_most_attractive():
     """Eight individuals, the more saturated the worse on every objective, and a
     population that likes saturation: the objectives keep the four least saturated; at
-    strength 0.5 the two most saturated take two of the four places."""
+    strength 0.5 every second place goes to the most attractive (the first stays the
+    objectives'), so the two most saturated take two of the four places."""
     pool = []
     for i in range(8):
         m = ga.new_member(id=f"g001-i{i:02d}", genome=Genome(mate=MateGenes(saturation=1.0, choosiness=2.0)),
@@ -282,8 +284,45 @@ def test_runaway_strength_gives_places_to_the_most_attractive():
             kept = [m.id for m in ga.select_and_rank(tb, pool, plain, FLOORS)]
             shifted = [m.id for m in ga.select_and_rank(tb, pool, half, FLOORS)]
         assert sorted(kept) == [f"g001-i{i:02d}" for i in range(4)], selection
-        assert sorted(shifted) == ["g001-i00", "g001-i01", "g001-i06", "g001-i07"], selection
-        assert shifted[0] == "g001-i00"  # ranked by the objectives
+        assert shifted == ["g001-i00", "g001-i07", "g001-i01", "g001-i06"], selection
+
+
+@pytest.mark.parametrize("kind", schedule.SCHEDULES)
+def test_mate_choice_and_attractiveness_work_under_every_schedule(kind):
+    """plus and comma breed: the chosen mates lean the way the taste points (random mates
+    do not). pbt and halving continue or copy the best by rank: with --runaway-strength
+    0.5 every second rank goes to the most attractive, so the most saturated of the
+    population (which likes saturation) keeps training."""
+    settings = {"schedule": kind, "population": 24, "seed": 5, "resolution": 16, "crossover_rate": 0.6}
+    if kind == "comma":
+        settings["children"] = 48
+    if kind in ("pbt", "halving"):
+        settings["runaway_strength"] = 0.5
+    cfg = EvolveConfig(mate_choice="runaway", **settings).validate()
+    tb = ga.make_toolbox(cfg, SerialExecutor(None))
+    rng = random.Random(5)
+    members = ga.initial_members(tb, cfg, rng)
+    for m in members:
+        m.genome = m.genome.replace(mate=replace(m.genome.mate, **{NAMED: 0.8}))
+        _score(m, 5, 0)
+    with ga.deap_random(random.Random(5)):
+        members = ga.next_population(tb, [], members, cfg, FLOORS, None)
+    zs = ga._ornament_z(members)
+    plan = schedule.plan(cfg, 1, len(members))
+    if kind in ("plus", "comma"):
+        lean = {}
+        for choice in ("runaway", "random"):
+            children = ga.make_children(tb, 1, members, replace(cfg, mate_choice=choice), random.Random(7), plan)
+            mates = [zs[c.parents[1]][NAMED] for c in children if c.origin == "crossover"]
+            assert len(mates) > 5
+            lean[choice] = statistics.mean(mates)
+        assert lean["runaway"] > 0.4 and lean["runaway"] > lean["random"] + 0.3, lean
+    else:
+        children = ga.make_children(tb, 1, members, cfg, random.Random(7), plan)
+        most = max(members, key=lambda m: m.metrics[ornaments.get(NAMED).key])
+        assert members[0].front == 0                                  # the first place: the objectives'
+        assert members[1].id == most.id                               # the second: the most attractive
+        assert most.id in {c.parents[0] for c in children}, "the most attractive keeps training"
 
 
 # ---- a tiny real run ---------------------------------------------------------------------

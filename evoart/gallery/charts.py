@@ -260,11 +260,15 @@ def runaway_charts(run: RunView, floor: float | None = None) -> dict | None:
         mean = [s["ornaments"][o.name]["mean"] for _, s in stats]
         sd = [s["ornaments"][o.name]["spread"] for _, s in stats]
         rng = f"{short(o.low)}–{short(o.high)}{o.unit}"
+
+        def side(sign: float) -> list[float | None]:
+            # a circular ornament's spread is an angle either side: drawn where it stays on the scale
+            vals = [m + sign * d if m is not None and d is not None else None for m, d in zip(mean, sd)]
+            return [v if v is None or not o.circular or o.low <= v <= o.high else None for v in vals]
+
         tails.append(line_chart(
             f"{o.name} ({rng}{', circular' if o.circular else ''})", xs,
-            [("mean", mean, "best"),
-             ("mean ± spread", [m + d if m is not None and d is not None else None for m, d in zip(mean, sd)], "median"),
-             ("", [m - d if m is not None and d is not None else None for m, d in zip(mean, sd)], "median")],
+            [("mean", mean, "best"), ("mean ± spread", side(1.0), "median"), ("", side(-1.0), "median")],
             note=o.description, w=300, h=170))
     for c in tails:
         c["legend"] = [k for k in c["legend"] if k["label"]]
