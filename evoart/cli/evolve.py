@@ -316,6 +316,9 @@ class EvolveView:
         self.print(f"{verb}: {info['run_dir']}  (device {info['device']}, precision {c.precision}, {c.workers} workers, "
                    f"population {c.population}, {c.generations} generations, {c.steps} steps, "
                    f"{c.resolution} px, schedule {c.schedule}: {planned_steps(c):,} training steps)", highlight=False)
+        if c.mate_choice == "runaway" or c.runaway_strength:
+            self.print(f"Mate choice {c.mate_choice} (crossover rate {c.crossover_rate:g}, runaway strength "
+                       f"{c.runaway_strength:g}): the gallery page plots the ornaments and tastes", highlight=False)
 
     def on_warning(self, info):
         err_console.print(f"[yellow]Warning:[/] {info['text']}", highlight=False)
