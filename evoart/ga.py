@@ -207,7 +207,8 @@ def _rank_weighted(pool: list[Member], weights: dict[str, float] | None, floors:
 def select_and_rank(tb, pool: list[Member], cfg: EvolveConfig, floors: dict | None,
                     k: int | None = None) -> list[Member]:
     """The next population (``k``, by default the run's population), best first: NSGA-II
-    (DEAP's selNSGA2) or the weighted sum."""
+    (DEAP's selNSGA2) or the weighted sum; with ``runaway_strength`` above 0, a share of
+    the ranking goes to attractiveness (``_survive_with_attractiveness``)."""
     k = cfg.population if k is None else k
     if cfg.runaway_strength > 0:
         return _survive_with_attractiveness(tb, pool, cfg, floors, k, cfg.runaway_strength)
@@ -294,8 +295,8 @@ def breeds_mates(cfg: EvolveConfig) -> bool:
     return cfg.mate_choice == "runaway" or cfg.runaway_strength > 0
 
 
-def next_population(tb, population: list[Member], children: list[Member], cfg: EvolveConfig, floors: dict | None,
-              plan: schedule.Plan | None) -> list[Member]:
+def next_population(tb, population: list[Member], children: list[Member], cfg: EvolveConfig,
+                    floors: dict | None, plan: schedule.Plan | None) -> list[Member]:
     """The next population, best first, as the generation's plan replaces: "plus" selects
     from parents and children, "comma" from the children alone (the parents were judged
     beside them). Runs DEAP's built-ins: call it inside ``deap_random``."""
