@@ -358,3 +358,18 @@ def test_a_tiny_runaway_run_stores_ornaments_and_its_gallery_plots_them(tmp_path
     assert record["evolve"]["mate_choice"] == "runaway"
     proc = evoart("evolve", "--resume", str(run), "--generations", "4", "--mate-choice", "random")
     assert proc.returncode != 0 and "cannot change when resuming" in proc.stderr + proc.stdout
+
+
+def test_the_command_line_refuses_mate_choice_that_cannot_act_with_a_message():
+    from click.testing import CliRunner
+
+    from evoart.cli import main
+
+    res = CliRunner().invoke(main, ["evolve", "--mate-choice", "runaway", "--schedule", "halving", "--dry-run"])
+    assert res.exit_code != 0 and "schedule halving breeds none" in res.output
+    assert "Traceback" not in res.output
+    res = CliRunner().invoke(main, ["evolve", "--mate-choice", "runaway", "--runaway-strength", "0.25",
+                                    "--crossover-rate", "0.6", "--dry-run"])
+    assert res.exit_code == 0, res.output
+    cfg = json.loads(res.output)
+    assert (cfg["mate_choice"], cfg["runaway_strength"], cfg["crossover_rate"]) == ("runaway", 0.25, 0.6)
