@@ -52,6 +52,8 @@ class EvolveConfig:
     features: str | None = None     # a torch.export feature extractor (.pt2; TorchScript .pt deprecated) for rkid and coverage
     schedule: str = "halving"       # how each generation's steps are spent: halving | plus | comma | pbt (evoart.schedule)
     budget_steps: int | None = None  # the run's total training steps; sets steps or generations (see apply_budget)
+    mate_choice: str = "random"     # random | runaway: crossover's second parent chosen by the first's evolved preferences
+    runaway_strength: float = 0.0   # share of survivors chosen by attractiveness instead of the objectives (0 to 1)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -144,6 +146,19 @@ class EvolveConfig:
                  f"least population ({self.population})")
         need(self.budget_steps is None or (_is_int(self.budget_steps) and self.budget_steps >= 1),
              f"budget_steps must be a positive whole number of training steps, got {self.budget_steps!r}")
+        need(self.mate_choice in MATE_CHOICES,
+             f"mate_choice must be {' or '.join(MATE_CHOICES)}, got {self.mate_choice!r}")
+        need(_is_number(self.runaway_strength) and 0 <= self.runaway_strength <= 1,
+             f"runaway_strength must be a number from 0 (mate choice only) to 1 (attractiveness alone decides "
+             f"who survives), got {self.runaway_strength!r}")
+        if self.mate_choice == "runaway" and not self.runaway_strength:
+            need(self.schedule in ("plus", "comma"),
+                 f"mate choice picks the second parent of crossover children, and schedule {self.schedule} breeds "
+                 "none (it continues or copies the best): use --schedule plus or comma, or let attractiveness "
+                 "decide some survivors with --runaway-strength above 0")
+            need(self.crossover_rate > 0,
+                 "mate choice picks the second parent of crossover children, and crossover_rate 0 makes none: "
+                 "raise --crossover-rate (0.5 lets half the children choose)")
         need(self.selection in SELECTIONS, f"selection must be one of {', '.join(SELECTIONS)}, got {self.selection!r}")
         self.weights = parse_weights(self.weights, source=source)
         if self.weights is not None and self.selection != "weighted":
@@ -157,6 +172,7 @@ class EvolveConfig:
 
 
 SELECTIONS = ("nsga2", "weighted")
+MATE_CHOICES = ("random", "runaway")  # how crossover picks its second parent (evoart.runaway)
 
 
 def apply_budget(cfg: "EvolveConfig", *, explicit_steps: bool, explicit_generations: bool,

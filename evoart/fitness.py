@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import metrics
+from . import metrics, ornaments
 from .files import atomic_write_text
 from .genome import Genome
 from .imaging import image_grid, png_bytes, to_uint8
@@ -170,13 +170,16 @@ def evaluate(task: EvalTask, ctx: EvalContext, progress: Callable[[int, int], No
         else:
             scores = {k: v for k, v in WORST.items() if k != "realism"}
             fake = torch.nan_to_num(fake, nan=0.0, posinf=1.0, neginf=-1.0)
+        samples = to_uint8(fake)
+        if status == "ok":  # what mate choice looks at (evoart.ornaments), once per individual
+            scores.update(ornaments.compute(samples))
         t2 = time.perf_counter()
         gen_state = {k: v.detach().cpu() for k, v in trained.generator.state_dict().items()}
         return Evaluation(
             id=task.id, status=status, reason=reason, metrics=scores,
             stats=trained.stats.to_dict(),
             timings={"train_s": round(t1 - t0, 3), "score_s": round(t2 - t1, 3), "total_s": round(t2 - t0, 3)},
-            samples=to_uint8(fake),
+            samples=samples,
             generator_state=gen_state,
             train_state=trained.state,
         )

@@ -10,6 +10,7 @@ resumes to exactly the same genomes as an uninterrupted one.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 from deap import base, creator, tools
 
-from . import schedule, variation
+from . import ornaments, runaway, schedule, variation
 from .config import EvolveConfig
 from .fitness import Critic, EvalContext, EvalTask, Evaluation, judge
 from .genome import Genome
@@ -206,11 +207,102 @@ def _rank_weighted(pool: list[Member], weights: dict[str, float] | None, floors:
 def select_and_rank(tb, pool: list[Member], cfg: EvolveConfig, floors: dict | None,
                     k: int | None = None) -> list[Member]:
     """The next population (``k``, by default the run's population), best first: NSGA-II
-    (DEAP's selNSGA2) or the weighted sum."""
+    (DEAP's selNSGA2) or the weighted sum; with ``runaway_strength`` above 0, a share of
+    the ranking goes to attractiveness (``_survive_with_attractiveness``)."""
     k = cfg.population if k is None else k
+    if cfg.runaway_strength > 0:
+        return _survive_with_attractiveness(tb, pool, cfg, floors, k, cfg.runaway_strength)
     if cfg.selection == "weighted":
         return _rank_weighted(pool, cfg.weights, floors)[:k]
     return _rank(tb.select(pool, k))
+
+
+# ---- mate choice (Fisherian runaway, evoart.runaway) -------------------------------------
+
+def mate_rng(cfg: EvolveConfig, child_id: str) -> random.Random:
+    """The RNG of a child's mate genes and of its mate choice, derived from the run's seed
+    and the child's id: the GA's own stream draws exactly what it drew before mate choice
+    existed, and a resumed run redraws the same numbers."""
+    return random.Random(derive_seed(cfg.seed, "mate", child_id, bits=63))
+
+
+def _ornament_z(members: list[Member]) -> dict[str, dict[str, float]]:
+    """Each member's ornaments standardised over ``members`` (``runaway.standardised``)."""
+    orns = {m.id: ornaments.of(m.metrics) if m.status == "ok" else None for m in members}
+    scale = runaway.scale_of([o for o in orns.values() if o is not None])
+    return {m.id: runaway.standardised(orns[m.id], scale) for m in members}
+
+
+def _survive_with_attractiveness(tb, pool: list[Member], cfg: EvolveConfig, floors: dict | None,
+                                 k: int, strength: float) -> list[Member]:
+    """``--runaway-strength S``: the ranking merges two orders, the objectives' (NSGA-II's
+    fronts and crowding, or the weighted score) and attractiveness (``runaway.
+    attractiveness``, judged by the pool's choosers), so that of the first n places
+    floor(S x n) go to the most attractive and the rest to the objectives' best (the first
+    place stays the objectives' unless S = 1). The top ``k`` survive; a schedule that
+    continues or copies the best by rank (pbt, halving) so continues the attractive too."""
+    by_objectives = _ranked(pool, cfg, floors)   # also sets the fronts the tournaments read
+    zs = _ornament_z(pool)
+    appeal = dict(zip([m.id for m in pool],
+                      runaway.attractiveness([m.genome.mate for m in pool], [zs[m.id] for m in pool])))
+    by_appeal = sorted(pool, key=lambda m: (m.status != "ok", -appeal[m.id], m.id))
+    order: list[Member] = []
+    taken: set[str] = set()
+    attractive = 0
+    for n in range(1, len(pool) + 1):
+        use_appeal = math.floor(strength * n + 1e-9) > attractive
+        source = by_appeal if use_appeal else by_objectives
+        pick = next(m for m in source if m.id not in taken)
+        attractive += use_appeal
+        taken.add(pick.id)
+        order.append(pick)
+    return order[:k]
+
+
+def _choose_mate(p1: Member, population: list[Member], zs: dict[str, dict[str, float]],
+                 rng: random.Random) -> Member:
+    """``--mate-choice runaway``: ``p1`` picks its mate among ``MATE_CANDIDATES`` distinct
+    winners of the usual tournament (every other member if there are no more), by how
+    well their ornaments match its preference, weighted by its choosiness."""
+    others = [m for m in population if m is not p1]
+    candidates: list[Member] = []
+    want = min(runaway.MATE_CANDIDATES, len(others))
+    while len(candidates) < want:
+        left = [m for m in others if m not in candidates]
+        candidates.append(_tournament(left, rng) if len(left) >= 2 else left[0])
+    pick = runaway.choose(p1.genome.mate, [zs[c.id] for c in candidates], rng)
+    return candidates[pick]
+
+
+def _vary_mate(genome: Genome, parents: list[Member], cfg: EvolveConfig, child_id: str) -> Genome:
+    """The child's mate genes: the parents' crossed (two parents) or mutated (one), on the
+    child's own RNG; genomes without active mate genes keep the neutral default."""
+    rng = mate_rng(cfg, child_id)
+    if len(parents) == 2:
+        mate = variation.cross_mate(parents[0].genome.mate, parents[1].genome.mate, rng)
+    else:
+        mate = variation.mutate_mate(parents[0].genome.mate, rng, cfg.mutation_strength)
+    return genome if mate == genome.mate else replace(genome, mate=mate)
+
+
+def run_taste(cfg: EvolveConfig) -> dict[str, float]:
+    """The run's shared taste at generation 0 (``variation.random_taste``), from its seed."""
+    return variation.random_taste(random.Random(derive_seed(cfg.seed, "taste", bits=63)))
+
+
+def breeds_mates(cfg: EvolveConfig) -> bool:
+    """Whether generation 0 draws mate genes: under mate choice or a runaway strength."""
+    return cfg.mate_choice == "runaway" or cfg.runaway_strength > 0
+
+
+def next_population(tb, population: list[Member], children: list[Member], cfg: EvolveConfig,
+                    floors: dict | None, plan: schedule.Plan | None) -> list[Member]:
+    """The next population, best first, as the generation's plan replaces: "plus" selects
+    from parents and children, "comma" from the children alone (the parents were judged
+    beside them). Runs DEAP's built-ins: call it inside ``deap_random``."""
+    if plan is not None and plan.replace == "comma":
+        return select_and_rank(tb, children, cfg, floors, k=min(cfg.population, len(children)))
+    return select_and_rank(tb, population + children, cfg, floors)
 
 
 def _ranked(population: list[Member], cfg: EvolveConfig, floors: dict | None) -> list[Member]:
@@ -240,17 +332,24 @@ def make_children(tb, generation: int, population: list[Member], cfg: EvolveConf
             id=cid, genome=genome, parents=[p.id], born=generation, seed=individual_seed(cfg.seed, cid),
             origin="exploit", inheritance=inh, steps=plan.offspring_steps))
     first = len(children)
+    choosing = cfg.mate_choice == "runaway"
+    zs = _ornament_z(population) if choosing and plan.offspring else {}
     for k in range(first, first + plan.offspring):
         cid = individual_id(generation, k)
         if rng.random() < cfg.crossover_rate and len(population) >= 2:
             p1 = _tournament(population, rng)
-            p2 = _tournament([m for m in population if m is not p1], rng)
+            if choosing:
+                p2 = _choose_mate(p1, population, zs, mate_rng(cfg, cid + ":choice"))
+            else:
+                p2 = _tournament([m for m in population if m is not p1], rng)
             genome, inh = tb.mate(p1.genome, p2.genome, rng)
             parents, origin = [p1.id, p2.id], "crossover"
+            genome = _vary_mate(genome, [p1, p2], cfg, cid)
         else:
             p1 = _tournament(population, rng)
             genome, inh = tb.mutate(p1.genome, rng)
             parents, origin = [p1.id], "mutation"
+            genome = _vary_mate(genome, [p1], cfg, cid)
         children.append(new_member(
             id=cid, genome=genome, parents=parents, born=generation, seed=individual_seed(cfg.seed, cid),
             origin=origin, inheritance=inh if cfg.inherit else None, steps=plan.offspring_steps,
@@ -283,6 +382,8 @@ def initial_members(tb, cfg: EvolveConfig, rng: random.Random, seeds: list[tuple
         else:
             genome = tb.random_genome(rng)
             origin = "random"
+        if breeds_mates(cfg) and not genome.mate.active:
+            genome = replace(genome, mate=variation.random_mate(mate_rng(cfg, cid), run_taste(cfg)))
         out.append(new_member(id=cid, genome=genome, parents=[], born=0,
                               seed=individual_seed(cfg.seed, cid), origin=origin, inheritance=inh))
     return out
@@ -522,11 +623,8 @@ def evolve(
         judge_seconds = time.perf_counter() - t_judge
         gen_steps = sum(m.trained_steps for m in children)
         total_steps = (history[-1].get("total_steps", 0) if history else 0) + gen_steps
-        comma = plan is not None and plan.replace == "comma"
         with deap_random(deap_rng):
-            # comma: the children replace the population (the parents were judged beside them)
-            ranked = (select_and_rank(tb, children, cfg, ctx.floors, k=min(cfg.population, len(children)))
-                      if comma else select_and_rank(tb, pool, cfg, ctx.floors))
+            ranked = next_population(tb, population, children, cfg, ctx.floors, plan)
             hof.update(ranked)
         panel, culled = remembered_judges(gen, pool, ranked, panel, culled)
         state = {"rng": _rng_to_json(rng.getstate()), "global_rng": _rng_to_json(deap_rng.getstate()),

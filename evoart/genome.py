@@ -62,6 +62,9 @@ RANDOM_FEATURE_CHANNELS = (8, 32)
 # Genes added after schema version 1 and the value that reproduces what genomes without
 # them did; a genome with that value hashes as it did before the gene existed.
 LATER_GENES = {("discriminator", "input"): "pixels"}
+# Whole parts added after schema version 1 (see MateGenes): a genome whose part equals the
+# part's default hashes as it did before the part existed.
+LATER_PARTS: dict[str, type] = {}
 
 # Compute cap: multiply-accumulates of one generator forward pass of one image at 32 px.
 # The reference DCGAN scaled into these ranges costs about 13 M; the cap leaves room to
@@ -148,11 +151,15 @@ class Genome:
     discriminator: DiscriminatorGenes = field(default_factory=DiscriminatorGenes)
     loss: LossGenes = field(default_factory=LossGenes)
     training: TrainingGenes = field(default_factory=TrainingGenes)
+    mate: "MateGenes" = field(default_factory=lambda: MateGenes())
 
     # ---- serialisation ---------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["generator"]["blocks"] = [dict(b) for b in d["generator"]["blocks"]]
+        for part, cls in LATER_PARTS.items():  # a later part is written only where it says something
+            if d[part] == asdict(cls()):
+                del d[part]
         return {"schema_version": SCHEMA_VERSION, **d}
 
     def to_json(self, indent: int | None = None) -> str:
@@ -175,7 +182,7 @@ class Genome:
         counts only when it differs from the value that reproduces the old behaviour, so
         a genome saved before the gene existed keeps its hash (and a run seeded from it
         still resumes)."""
-        d = self.to_dict()
+        d = self.to_dict()  # without later parts at their default (to_dict leaves them out)
         for (part, name), old in LATER_GENES.items():
             if d[part].get(name) == old:
                 del d[part][name]
@@ -184,6 +191,46 @@ class Genome:
 
     def replace(self, **changes: Any) -> "Genome":
         return replace(self, **changes)
+
+
+# ---- Mate choice (Fisherian runaway, docs/RUNAWAY.md) ------------------------------------
+# The ornaments the preference genes weigh, in this order: measurable properties of an
+# individual's fixed-latent samples, computed (each with its range) by ``evoart.ornaments``.
+ORNAMENTS = ("saturation", "contrast", "edges", "symmetry", "hue", "detail")
+PREFERENCE = (-1.0, 1.0)   # per ornament: > 0 prefers mates with more of it, < 0 with less
+CHOOSINESS = (0.0, 4.0)    # 0 picks among the candidates at random; 4 almost always the best match
+
+
+@dataclass(frozen=True)
+class MateGenes:
+    """How an individual picks its mate under ``--mate-choice runaway``: a preference for
+    each ornament and a choosiness. The default (all 0) is the genome of a run without
+    mate choice, and a genome that carries it hashes as it did before these genes existed."""
+
+    saturation: float = 0.0
+    contrast: float = 0.0
+    edges: float = 0.0
+    symmetry: float = 0.0
+    hue: float = 0.0
+    detail: float = 0.0
+    choosiness: float = 0.0
+
+    def preference(self) -> dict[str, float]:
+        return {k: getattr(self, k) for k in ORNAMENTS}
+
+    @property
+    def active(self) -> bool:
+        """Drawn for mate choice (not the neutral default): only active genes vary."""
+        return self != MateGenes()
+
+
+LATER_PARTS["mate"] = MateGenes
+
+
+def validate_mate(mate: MateGenes) -> None:
+    for k in ORNAMENTS:
+        _check_range(f"genome.mate.{k}", getattr(mate, k), *PREFERENCE)
+    _check_range("genome.mate.choosiness", mate.choosiness, *CHOOSINESS)
 
 
 # ---- Construction from untrusted data ----------------------------------------------------
@@ -240,6 +287,7 @@ def genome_from_dict(data: Any) -> Genome:
         "discriminator": DiscriminatorGenes,
         "loss": LossGenes,
         "training": TrainingGenes,
+        **LATER_PARTS,
     }
     unknown = sorted(set(data) - set(parts))
     if unknown:
@@ -313,6 +361,7 @@ def validate(genome: Genome) -> Genome:
     _check_range("genome.training.ema", t.ema, *EMA)
     if t.ema != 0 and t.ema < 0.9:
         raise GenomeError(f"genome.training.ema: {t.ema!r} must be 0 (off) or at least 0.9")
+    validate_mate(genome.mate)
     cost = estimate_g_macs(genome, 32)
     if cost > MAX_G_MACS_32 * 1.0001:
         raise GenomeError(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, data, ga
+from . import __version__, data, ga, ornaments
 from .data import load_run_split, recorded_split
 from .config import ConfigError, EvolveConfig
 from .executors import make_executor
@@ -347,6 +347,7 @@ def start_run(cfg: EvolveConfig, out_root: Path, *, progress=None, step_progress
         "device": device,
         "metrics": protocol_record(ctx),
         "splits": split.record(),
+        "ornaments": ornaments.record(),  # what mate choice looks at (evoart.ornaments)
     }
     if preset_record:
         record["presets"] = preset_record

@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass, field, replace
 
 from . import genome as G
-from .genome import Block, DiscriminatorGenes, Genome, GeneratorGenes, LossGenes, TrainingGenes
+from .genome import Block, DiscriminatorGenes, Genome, GeneratorGenes, LossGenes, MateGenes, TrainingGenes
 
 
 @dataclass
@@ -222,7 +222,7 @@ def repair(genome: Genome) -> Genome:
         batch_size=min(G.BATCH_SIZES, key=lambda b: abs(b - t.batch_size)),
         ema=0.0 if ema < 0.9 else ema,
     )
-    out = Genome(gen, disc, loss, training)
+    out = Genome(gen, disc, loss, training, mate=repair_mate(genome.mate))
     # Shrink the widest layers until the generator fits the compute cap.
     while G.estimate_g_macs(out, 32) > G.MAX_G_MACS_32:
         gg = out.generator
@@ -382,7 +382,7 @@ def mutate(genome: Genome, rng: random.Random, strength: float = 1.0) -> tuple[G
 
     child = Genome(
         GeneratorGenes(latent=latent, stem_channels=stem_c, blocks=tuple(blocks), output=output),
-        disc, LossGenes(**loss), TrainingGenes(**tr),
+        disc, LossGenes(**loss), TrainingGenes(**tr), mate=genome.mate,  # mate genes: mutate_mate
     )
     child = repair(child)
     # repair may drop trailing blocks to meet the compute cap
@@ -416,7 +416,7 @@ def crossover(a: Genome, b: Genome, rng: random.Random) -> tuple[Genome, Inherit
         f: getattr((a, b)[rng.randrange(2)].training, f)
         for f in ("lr_g", "lr_d", "beta1", "beta2", "d_steps", "batch_size", "ema")
     })
-    child = repair(Genome(gen, disc, loss, training))
+    child = repair(Genome(gen, disc, loss, training, mate=a.mate))  # mate genes: cross_mate
     return child, Inheritance(origin[: len(child.generator.blocks)], 0, d_from)
 
 
@@ -437,3 +437,59 @@ def perturb_training(genome: Genome, rng: random.Random, strength: float = 1.0) 
                           for f in ("nonsaturating", "hinge", "leastsquares", "r1", "feature_matching", "mode_seeking")})
     child = repair(replace(genome, training=training, loss=loss))
     return child, Inheritance.identity(child)
+
+
+# ---- mate genes (Fisherian runaway, docs/RUNAWAY.md) -------------------------------------
+# The preference and choosiness genes vary on an RNG of their own (the GA derives one per
+# child), so that a run without mate choice, whose genomes carry the neutral default,
+# draws exactly the random numbers it drew before these genes existed. Only active genes
+# (drawn for mate choice) vary: crossover blends them as it blends the loss weights, which
+# pulls a population's preferences together, and mutation spreads them apart again.
+PREFERENCE_SIGMA = 0.25   # a mutated preference moves by N(0, 0.25 x strength)
+CHOOSINESS_SIGMA = 0.5
+
+
+def repair_mate(mate: MateGenes) -> MateGenes:
+    lo, hi = G.PREFERENCE
+    prefs = {k: round(_clamp(getattr(mate, k), lo, hi), 6) for k in G.ORNAMENTS}
+    return MateGenes(**prefs, choosiness=round(_clamp(mate.choosiness, *G.CHOOSINESS), 6))
+
+
+def random_taste(rng: random.Random) -> dict[str, float]:
+    """A run's shared taste at generation 0 (a "sensory bias": Fisher's process needs a
+    population whose mean preference is not zero to start from): for each ornament a
+    direction, more or less, drawn at random, of strength 0.3 to 0.8."""
+    return {k: rng.choice((-1.0, 1.0)) * rng.uniform(0.3, 0.8) for k in G.ORNAMENTS}
+
+
+TASTE_SPREAD = 0.35  # individuals' preferences scatter around the run's taste by N(0, 0.35)
+
+
+def random_mate(rng: random.Random, taste: dict[str, float] | None = None) -> MateGenes:
+    """Generation 0's mate genes: each preference the run's ``taste`` (0 without one) plus
+    N(0, TASTE_SPREAD), clamped to [-1, 1]; choosiness uniform in [1, 3]."""
+    taste = taste or {}
+    prefs = {k: taste.get(k, 0.0) + rng.gauss(0.0, TASTE_SPREAD) for k in G.ORNAMENTS}
+    return repair_mate(MateGenes(**prefs, choosiness=rng.uniform(1.0, 3.0)))
+
+
+def mutate_mate(mate: MateGenes, rng: random.Random, strength: float = 1.0) -> MateGenes:
+    """Each preference (and the choosiness) moves with the same chance as the other genes of
+    a mutation (0.15 x strength), by a Gaussian step; clamped to its range."""
+    if not mate.active:
+        return mate
+    p = min(1.0, 0.15 * strength)
+    prefs = {k: getattr(mate, k) + (rng.gauss(0.0, PREFERENCE_SIGMA * strength) if rng.random() < p else 0.0)
+             for k in G.ORNAMENTS}
+    c = mate.choosiness + (rng.gauss(0.0, CHOOSINESS_SIGMA * strength) if rng.random() < p else 0.0)
+    return repair_mate(MateGenes(**prefs, choosiness=c))
+
+
+def cross_mate(a: MateGenes, b: MateGenes, rng: random.Random) -> MateGenes:
+    """A blend of the parents' mate genes, alpha * a + (1 - alpha) * b, as crossover blends
+    the loss weights; a parent without active mate genes passes on the other's."""
+    if not a.active or not b.active:
+        return a if a.active else b
+    alpha = rng.random()
+    mix = {k: alpha * getattr(a, k) + (1 - alpha) * getattr(b, k) for k in (*G.ORNAMENTS, "choosiness")}
+    return repair_mate(MateGenes(**mix))

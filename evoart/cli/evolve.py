@@ -41,6 +41,7 @@ Examples:
   evoart evolve landscapes --generations 12 --population 12
   evoart evolve ~/Pictures/moths --resolution 64 --steps 300 --device cuda
   evoart evolve --config big.toml                # same names as the options: population = 16
+  evoart evolve patterns --mate-choice runaway --crossover-rate 0.6 --generations 12
   evoart evolve --resume gallery/20261126-1405-shapes-s0 --generations 10
 """
 
@@ -87,6 +88,17 @@ def _explicit(ctx: click.Context, name: str) -> bool:
                    "a weighted sum of the three (see --weights).  [default: nsga2]")
 @click.option("--weights", metavar="W",
               help="With --selection weighted: e.g. realism=1,perceptual=2,coverage=1 (unnamed = 0).")
+@click.option("--mate-choice", type=click.Choice(["random", "runaway"]),
+              help="How a crossover child's second parent is found: random (the usual tournament) or runaway "
+                   "(the first parent picks among a few candidates by its evolved taste for ornaments such as "
+                   "saturation, contrast or symmetry: Fisherian runaway, exaggerating a style beyond the "
+                   "data; see docs/RUNAWAY.md).  [default: random]")
+@click.option("--runaway-strength", type=click.FloatRange(0.0, 1.0),
+              help="Share of the survivors chosen by attractiveness to the population's tastes instead of "
+                   "the objectives: 0 = mate choice only, 1 = the objectives no longer decide.  [default: 0]")
+@click.option("--crossover-rate", type=click.FloatRange(0.0, 1.0),
+              help="Share of the children made by crossover of two parents (the rest mutate one); under "
+                   "--mate-choice runaway, the share that chooses a mate.  [default: 0.3]")
 @click.option("--features", type=click.Path(dir_okay=False),
               help="A local torch.export feature extractor (.pt2) to use instead of the random CNN "
                    "embedding for rkid and coverage; TorchScript (.pt) still works but is deprecated.")
@@ -317,6 +329,9 @@ class EvolveView:
         self.print(f"{verb}: {info['run_dir']}  (device {info['device']}, precision {c.precision}, {c.workers} workers, "
                    f"population {c.population}, {c.generations} generations, {c.steps} steps, "
                    f"{c.resolution} px, schedule {c.schedule}: {planned_steps(c):,} training steps)", highlight=False)
+        if c.mate_choice == "runaway" or c.runaway_strength:
+            self.print(f"Mate choice {c.mate_choice} (crossover rate {c.crossover_rate:g}, runaway strength "
+                       f"{c.runaway_strength:g}): the gallery page plots the ornaments and tastes", highlight=False)
 
     def on_warning(self, info):
         err_console.print(f"[yellow]Warning:[/] {info['text']}", highlight=False)

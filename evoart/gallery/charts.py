@@ -221,3 +221,74 @@ def judge_heatmap(cells: list[tuple], kin: dict[tuple[str, str], str] | None = N
                         for j, g in enumerate(gs)],
             "rows": rows, "separators": seps, "peers": counts["peer"], "remembered": counts["memory"],
             "critics": counts["critic"], "fallbacks": fallbacks, "excluded": excluded}
+
+
+# ---- mate choice: the peacock's tail (evoart.runaway, docs/RUNAWAY.md) --------------------
+
+def runaway_stats(run: RunView) -> list[tuple[int, dict]]:
+    """``runaway.generation_stats`` of each finished generation's population (its members'
+    mate genes and ornaments, as the ledger holds them); empty for a run without ornaments."""
+    from .. import ornaments, runaway
+
+    out = []
+    for g in run.finished:
+        rows = []
+        for ind_id, _ in run.members.get(g, []):
+            ind = run.inds.get(ind_id)
+            if ind is None or ind.genome is None or ind.row.status != "ok":
+                continue
+            rows.append((ind.genome.mate, ornaments.of(run.metrics(ind_id, g))))
+        if any(o is not None for _, o in rows):
+            out.append((g, runaway.generation_stats(rows)))
+    return out
+
+
+def runaway_charts(run: RunView, floor: float | None = None) -> dict | None:
+    """Each ornament's population mean and spread per generation (the tail growing) and,
+    where the genomes carry mate genes, each preference's mean, the correlation across
+    individuals between a preference and its ornament (which Fisher's process builds up)
+    and the preferences' spread (``floor``: the level below which they count as collapsed)."""
+    from .. import ornaments
+
+    stats = runaway_stats(run)
+    if not stats:
+        return None
+    xs = [g for g, _ in stats]
+    classes = ["s0", "s1", "s2", "s3", "s4", "s5"]
+    tails = []
+    for o in ornaments.registry():
+        mean = [s["ornaments"][o.name]["mean"] for _, s in stats]
+        sd = [s["ornaments"][o.name]["spread"] for _, s in stats]
+        rng = f"{short(o.low)}–{short(o.high)}{o.unit}"
+
+        def side(sign: float) -> list[float | None]:
+            # a circular ornament's spread is an angle either side: drawn where it stays on the scale
+            vals = [m + sign * d if m is not None and d is not None else None for m, d in zip(mean, sd)]
+            return [v if v is None or not o.circular or o.low <= v <= o.high else None for v in vals]
+
+        tails.append(line_chart(
+            f"{o.name} ({rng}{', circular' if o.circular else ''})", xs,
+            [("mean", mean, "best"), ("mean ± spread", side(1.0), "median"), ("", side(-1.0), "median")],
+            note=o.description, w=300, h=170))
+    for c in tails:
+        c["legend"] = [k for k in c["legend"] if k["label"]]
+    choosing = any(s["preference_spread"] > 0 or any(v["preference"] for v in s["ornaments"].values())
+                   for _, s in stats)
+    out = {"tails": tails, "preferences": None, "correlation": None, "spread": None}
+    if choosing:
+        names = [o.name for o in ornaments.registry()]
+        out["preferences"] = line_chart(
+            "mean preference for each ornament (> 0: more of it)", xs,
+            [(n, [s["ornaments"][n]["preference"] for _, s in stats], classes[i]) for i, n in enumerate(names)],
+            reference=0.0, note="each genome's taste, -1 to 1, averaged over the population")
+        out["correlation"] = line_chart(
+            "correlation of preference and ornament across individuals", xs,
+            [(n, [s["ornaments"][n]["correlation"] for _, s in stats], classes[i]) for i, n in enumerate(names)],
+            reference=0.0, note="Fisher's process: choosy parents' children carry both the taste and the "
+                                "ornament, so this builds up above 0")
+        out["spread"] = line_chart(
+            "spread of the preferences across the population", xs,
+            [("preference spread", [s["preference_spread"] for _, s in stats], "best")],
+            reference=floor, note="mean over ornaments of the preferences' standard deviation"
+                                  + ("; dashed: the floor below which tastes have collapsed" if floor else ""))
+    return out

@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..genome import LATER_GENES, Genome, GenomeError, describe, layout
+from dataclasses import asdict
+
+from ..genome import LATER_GENES, LATER_PARTS, ORNAMENTS, Genome, GenomeError, describe, layout
 from .text import fmt
 
 GENE_RANGES = {  # for the loss-weight bars: (lo, hi) from the genome's schema
@@ -50,6 +52,9 @@ def genome_view(genome: Genome | None, raw: dict, resolution: int) -> dict:
         "training": kv([("lr G", t.lr_g), ("lr D", t.lr_d), ("Adam β1", t.beta1), ("Adam β2", t.beta2),
                         ("D steps per G step", t.d_steps), ("batch size", t.batch_size)])
                     + [{"key": "EMA of G", "value": fmt(t.ema) if t.ema else "off", "muted": not t.ema}],
+        # the mate genes, where drawn (--mate-choice runaway): taste per ornament, choosiness
+        "mate": kv([(f"taste for {k}", f"{getattr(genome.mate, k):+.2f}") for k in ORNAMENTS]
+                   + [("choosiness", genome.mate.choosiness)]) if genome.mate.active else None,
     }
 
 
@@ -82,6 +87,9 @@ def gene_diff(child: dict, parent: dict, slot: int, inheritance: dict | None,
         # a genome written before a gene existed has the value that reproduces it
         for (part, name), old in LATER_GENES.items():
             if isinstance(raw.get(part), dict):
+                flat.setdefault(f"{part}.{name}", old)
+        for part, cls in LATER_PARTS.items():
+            for name, old in asdict(cls()).items():
                 flat.setdefault(f"{part}.{name}", old)
     for k in sorted(set(fc) | set(fp)):
         if fc.get(k) != fp.get(k):
