@@ -107,11 +107,11 @@ def test_mate_genes_are_crossed_and_mutated_only_once_drawn():
 
 
 def test_a_run_without_mate_choice_draws_no_mate_genes():
-    cfg = EvolveConfig(population=6, seed=4, resolution=16).validate()
+    cfg = EvolveConfig(population=6, seed=4, resolution=16, schedule="plus").validate()
     tb = ga.make_toolbox(cfg, SerialExecutor(None))
     population = ga.initial_members(tb, cfg, random.Random(4))
     assert all(not m.genome.mate.active for m in population)
-    chosen = EvolveConfig(population=6, seed=4, resolution=16, mate_choice="runaway").validate()
+    chosen = EvolveConfig(population=6, seed=4, resolution=16, mate_choice="runaway", schedule="plus").validate()
     drawn = ga.initial_members(tb, chosen, random.Random(4))
     assert all(m.genome.mate.active for m in drawn)
     # the same genomes otherwise: the mate genes come from a stream of their own
@@ -143,7 +143,7 @@ def test_config_refuses_mate_choice_where_nothing_mates():
     with pytest.raises(ConfigError, match="schedule halving breeds none"):
         EvolveConfig(mate_choice="runaway", schedule="halving").validate()
     with pytest.raises(ConfigError, match="crossover_rate 0 makes none"):
-        EvolveConfig(mate_choice="runaway", crossover_rate=0.0).validate()
+        EvolveConfig(mate_choice="runaway", crossover_rate=0.0, schedule="plus").validate()
     with pytest.raises(ConfigError, match="runaway_strength must be a number from 0"):
         EvolveConfig(runaway_strength=1.5).validate()
     with pytest.raises(ConfigError, match="mate_choice must be random or runaway"):
@@ -179,7 +179,7 @@ def breed(seed: int, mate_choice: str, *, taste: float, generations: int = 20, p
     schedule's plan, ``make_children``, ``survivors``), without training, from one
     generation 0 (the same for both mate choices: its tastes scatter around ``taste`` for
     the named ornament); returns ``runaway.generation_stats`` of every population."""
-    cfg = EvolveConfig(population=population, seed=seed, resolution=16, mate_choice=mate_choice,
+    cfg = EvolveConfig(population=population, seed=seed, resolution=16, mate_choice=mate_choice, schedule="plus",
                        crossover_rate=crossover_rate, **settings).validate()
     tb = ga.make_toolbox(cfg, SerialExecutor(None))
     rng, deap_rng = random.Random(seed), random.Random(seed)
@@ -276,8 +276,8 @@ def test_runaway_strength_gives_places_to_the_most_attractive():
         m.fitness.values = tuple(m.objectives()[k] for k in ga.OBJECTIVES)
         pool.append(m)
     for selection in ("nsga2", "weighted"):
-        plain = EvolveConfig(population=4, mate_choice="runaway", selection=selection).validate()
-        half = EvolveConfig(population=4, mate_choice="runaway", selection=selection,
+        plain = EvolveConfig(population=4, mate_choice="runaway", selection=selection, schedule="plus").validate()
+        half = EvolveConfig(population=4, mate_choice="runaway", selection=selection, schedule="plus",
                             runaway_strength=0.5).validate()
         tb = ga.make_toolbox(plain, SerialExecutor(None))
         with ga.deap_random(random.Random(0)):

@@ -128,6 +128,8 @@ def test_the_default_schedule_is_halving_and_breeding_runs_fall_back_to_plus():
     # halving breeds nothing: --no-inherit and --interactive runs breed as mu + lambda unless told
     fresh = json.loads(evoart("evolve", "--no-inherit", "--dry-run").stdout)
     assert fresh["schedule"] == "plus" and fresh["inherit"] is False
+    mating = json.loads(evoart("evolve", "--mate-choice", "runaway", "--dry-run").stdout)
+    assert mating["schedule"] == "plus"
     told = evoart("evolve", "--no-inherit", "--schedule", "halving", "--dry-run")
     assert told.returncode == 2 and "choose --schedule plus or comma" in told.stderr
     with pytest.raises(ConfigError, match="needs inheritance"):

@@ -92,7 +92,7 @@ def _explicit(ctx: click.Context, name: str) -> bool:
               help="How a crossover child's second parent is found: random (the usual tournament) or runaway "
                    "(the first parent picks among a few candidates by its evolved taste for ornaments such as "
                    "saturation, contrast or symmetry: Fisherian runaway, exaggerating a style beyond the "
-                   "data; see docs/RUNAWAY.md).  [default: random]")
+                   "data; see docs/RUNAWAY.md; implies --schedule plus unless one is given).  [default: random]")
 @click.option("--runaway-strength", type=click.FloatRange(0.0, 1.0),
               help="Share of the survivors chosen by attractiveness to the population's tastes instead of "
                    "the objectives: 0 = mate choice only, 1 = the objectives no longer decide.  [default: 0]")
@@ -177,14 +177,17 @@ def evolve(ctx, data, config_file, resume, dry_run, out, no_inherit, from_preset
 
     settings = load_toml(config_file) if config_file else {}
     settings.update(given)
-    if "schedule" not in settings and (interactive or settings.get("inherit") is False):
-        # halving, the default, only continues the better half: it breeds nothing to pick from and
-        # has no children to start fresh, so these runs breed as mu + lambda unless told otherwise
+    # halving, the default, only continues the better half: it breeds nothing to pick from, no
+    # children to start fresh and no mates to choose, so these runs breed as mu + lambda unless
+    # a schedule is given
+    breeding = [why for asked, why in (
+        (interactive, "--interactive breeds children from your picks"),
+        (settings.get("inherit") is False, "--no-inherit starts children fresh"),
+        (settings.get("mate_choice") == "runaway", "--mate-choice runaway chooses mates")) if asked]
+    note = None
+    if "schedule" not in settings and breeding:
         settings["schedule"] = "plus"
-        why = "--interactive breeds children from your picks" if interactive else "--no-inherit starts children fresh"
-        note = f"schedule plus: {why} (the default, halving, breeds no children)"
-    else:
-        note = None
+        note = f"schedule plus: {breeding[0]} (the default, halving, breeds no children)"
     cfg = EvolveConfig.from_dict(settings, source=str(config_file) if config_file else "options")
     if dry_run:
         console.print_json(json.dumps(cfg.to_dict()))
