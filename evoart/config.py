@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import EvoartError
+from .family_names import AVAILABLE_FAMILIES, DEFAULT_FAMILIES, FAMILIES
 from .objectives import OBJECTIVES
 from .schedule import SCHEDULES
 
@@ -52,6 +53,7 @@ class EvolveConfig:
     features: str | None = None     # a torch.export feature extractor (.pt2; TorchScript .pt deprecated) for rkid and coverage
     schedule: str = "plus"          # how each generation's steps are spent: plus | comma | pbt | halving (evoart.schedule)
     budget_steps: int | None = None  # the run's total training steps; sets steps or generations (see apply_budget)
+    families: list[str] = field(default_factory=lambda: list(DEFAULT_FAMILIES))  # model families allowed: gan, vae (docs/FAMILIES.md)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,6 +147,7 @@ class EvolveConfig:
         need(self.budget_steps is None or (_is_int(self.budget_steps) and self.budget_steps >= 1),
              f"budget_steps must be a positive whole number of training steps, got {self.budget_steps!r}")
         need(self.selection in SELECTIONS, f"selection must be one of {', '.join(SELECTIONS)}, got {self.selection!r}")
+        self.families = parse_families(self.families, source=source)
         self.weights = parse_weights(self.weights, source=source)
         if self.weights is not None and self.selection != "weighted":
             raise ConfigError(f"{source}: weights are for --selection weighted (selection is {self.selection})")
@@ -211,6 +214,24 @@ def _is_int(v: Any) -> bool:
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def parse_families(families: Any, *, source: str = "config") -> list[str]:
+    """The model families a run allows, from ``"gan,vae"`` or a list; each once, in the
+    order of ``FAMILIES``. A run of one family breeds as before families existed."""
+    if isinstance(families, str):
+        families = [f.strip() for f in families.split(",") if f.strip()]
+    if not isinstance(families, (list, tuple)) or not all(isinstance(f, str) for f in families):
+        raise ConfigError(f"{source}: families must be a list of family names such as gan,vae, got {families!r}")
+    if not families:
+        raise ConfigError(f"{source}: families must name at least one of {', '.join(AVAILABLE_FAMILIES)}")
+    for f in families:
+        if f not in FAMILIES:
+            raise ConfigError(f"{source}: unknown family {f!r} in families (known: {', '.join(FAMILIES)})")
+        if f not in AVAILABLE_FAMILIES:
+            raise ConfigError(f"{source}: family {f!r} is not available in this build of evoart "
+                              f"(available: {', '.join(AVAILABLE_FAMILIES)})")
+    return [f for f in FAMILIES if f in families]
 
 
 def parse_weights(weights: Any, *, source: str = "config") -> dict[str, float] | None:

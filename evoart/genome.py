@@ -21,6 +21,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from . import family_names
 from .errors import EvoartError
 
 SCHEMA_VERSION = 2
@@ -85,7 +86,7 @@ MAX_STEP_MACS_32 = 3.0e9
 # named in FAMILY_PARTS, present exactly when the genome is of that family. A further
 # family (the autoregressive "ar") adds a frozen dataclass, a Genome field defaulting to
 # None, an entry here and its checks in ``_validate_family``.
-FAMILIES = ("gan", "vae", "ar")
+FAMILIES = family_names.FAMILIES  # ("gan", "vae", "ar")
 FAMILY_PARTS: dict[str, str] = {"vae": "vae"}  # family -> the Genome field holding its own genes
 # Genes at the top of a genome added after schema version 1, and the value that
 # reproduces the genomes from before them (see ``Genome.content_hash``).
