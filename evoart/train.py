@@ -383,6 +383,9 @@ def train_briefly(
     """
     if precision not in ("fp32", "bf16"):
         raise PrecisionError(f"train_briefly needs a resolved precision (fp32 or bf16), got {precision!r}")
+    if genome.family != "gan":  # its other genes would be silently ignored
+        raise GenomeError(f"genome.family: train_briefly trains GANs, got a {genome.family}; "
+                          "train through evoart.families.of(genome).train")
     devices = [torch.device(device)] if str(device).startswith("cuda") else []
     with torch.random.fork_rng(devices=devices):
         return _train(genome, data, steps=steps, device=device, seed=seed, init=init,
