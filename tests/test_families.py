@@ -328,3 +328,54 @@ def test_a_vae_preset_renders_grows_walks_and_exports_as_a_generator(tmp_path, m
     assert result.training is not None and result.training.steps == 5
     assert result.plan.method == "spatial"
     assert result.file("pt2").facts["checked"].startswith("max difference to torch")
+
+
+# ---- the command line ----------------------------------------------------------------------
+
+def _cli(*args):
+    from click.testing import CliRunner
+
+    from evoart.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--families", "gan,bogus"], "unknown family 'bogus'"),
+    (["--families", "ar"], "not available in this build"),
+    (["--from-preset", "vae-pyramid-l1"], "add --families gan,vae"),
+])
+def test_evolve_refuses_bad_families_with_a_message(tmp_path, monkeypatch, args, words):
+    monkeypatch.setenv("EVOART_HOME", str(tmp_path / "home"))
+    r = _cli("evolve", *args, "--steps", "1", "--out", tmp_path / "out")
+    assert r.exit_code == 2 and words in r.output, r.output
+    assert "Traceback" not in r.output and not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_mixed_run_holds_both_families_shows_them_and_resumes_with_them(tmp_path):
+    from e2e import TINY, evoart, ledger, only_run
+
+    out = tmp_path / "runs"
+    proc = evoart("evolve", *TINY, "--generations", "1", "--families", "gan,vae", "--out", str(out), "--seed", "2",
+                  "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    run = only_run(out)
+    assert json.loads((run / "config.json").read_text())["config"]["evolve"]["families"] == ["gan", "vae"]
+    # --families is the run's: a resume keeps it and refuses to change it
+    refused = evoart("evolve", "--resume", str(run), "--generations", "2", "--families", "gan")
+    assert refused.returncode == 2 and "cannot change when resuming" in refused.stderr
+    proc = evoart("evolve", "--resume", str(run), "--generations", "2")
+    assert proc.returncode == 0, proc.stderr
+    with ledger(run) as c:
+        rows = {r["id"]: json.loads(r["genome"]) for r in c.execute("SELECT id, genome FROM individual")}
+        elbo = {r[0] for r in c.execute("SELECT individual FROM score WHERE metric = 'elbo'")}
+    kinds = {i: g.get("family", "gan") for i, g in rows.items()}
+    assert set(kinds.values()) == {"gan", "vae"} and len(kinds) == 8
+    assert elbo and elbo <= {i for i, k in kinds.items() if k == "vae"}  # only VAEs have an ELBO
+    # the gallery names each individual's family, and a VAE's ELBO beside it
+    page = (run / "gen-000" / "index.html").read_text()
+    assert 'class="badge fam fam-gan"' in page and 'class="badge fam fam-vae"' in page and "ELBO" in page
+    vae = next(i for i in sorted(elbo))
+    ind_page = (run / f"gen-{int(vae[1:4]):03d}" / vae / "index.html").read_text()
+    assert "VAE: encoder and loss" in ind_page and "ELBO over training" in ind_page
