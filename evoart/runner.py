@@ -148,6 +148,8 @@ class RunLedger:
             o = m.metrics
             label = (f"#{rank} {m.id}  score {o.get('score', 0):.0f}  realism {o.get('realism', 0):.2f}  "
                      f"perceptual {o.get('perceptual', 0):.1f}")
+            if len(self.cfg.families) > 1:  # a mixed run: say which family each row is
+                label = f"{label}  {m.genome.family.upper()}" + (f" ELBO {o['elbo']:.0f}" if "elbo" in o else "")
             if m.id in samples:
                 rows.append((label, samples[m.id][:8]))
         sheet = None
