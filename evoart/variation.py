@@ -120,14 +120,14 @@ def random_genome(rng: random.Random, resolution: int = 32, family: str = "gan")
     """A genome of ``family`` drawn from a distribution that favours cheap, trainable
     designs: three or four blocks with channels halving, learning rates near 1e-3, batch
     32 mostly, and a training step costing at most half the compute cap."""
-    if family not in G.FAMILIES or (family != "gan" and family not in G.FAMILY_PARTS):
+    if family != "gan" and family not in RANDOM_FAMILY_GENES:
         raise VariationError(f"no random genomes of family {family!r} in this build "
                              f"(families: {', '.join(available_families())})")
     cheapest = None
     for _ in range(50):
         genome = _draw_genome(rng, resolution)
-        if family == "vae":
-            genome = repair(genome.replace(family="vae", vae=random_vae_genes(rng)))
+        if family != "gan":  # the shared genes as drawn, and the family's own
+            genome = repair(genome.replace(family=family, **{G.FAMILY_PARTS[family]: RANDOM_FAMILY_GENES[family](rng)}))
         cost = G.estimate_step_macs(genome, 32)
         if cost <= INITIAL_STEP_MACS_32:
             return genome
@@ -201,6 +201,11 @@ def random_vae_genes(rng: random.Random) -> VAEGenes:
         beta=_log_uniform(rng, 0.15, 1.5),
         adversarial=_log_uniform(rng, 0.01, 0.2) if rng.random() < 1 / 3 else 0.0,
     )
+
+
+#: How each family with genes of its own draws them (a further family adds its drawer here,
+#: and its repair, mutation and crossover of them below).
+RANDOM_FAMILY_GENES = {"vae": random_vae_genes}
 
 
 def _repair_vae(v: VAEGenes) -> VAEGenes:
