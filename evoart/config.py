@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import EvoartError
+from .family_names import AVAILABLE_FAMILIES, DEFAULT_FAMILIES, FAMILIES
 from .objectives import OBJECTIVES
 from .schedule import SCHEDULES
 
@@ -54,6 +55,7 @@ class EvolveConfig:
     budget_steps: int | None = None  # the run's total training steps; sets steps or generations (see apply_budget)
     mate_choice: str = "random"     # random | runaway: crossover's second parent chosen by the first's evolved preferences
     runaway_strength: float = 0.0   # share of survivors chosen by attractiveness instead of the objectives (0 to 1)
+    families: list[str] = field(default_factory=lambda: list(DEFAULT_FAMILIES))  # model families allowed: gan, vae (docs/FAMILIES.md)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -160,6 +162,7 @@ class EvolveConfig:
                  "mate choice picks the second parent of crossover children, and crossover_rate 0 makes none: "
                  "raise --crossover-rate (0.5 lets half the children choose)")
         need(self.selection in SELECTIONS, f"selection must be one of {', '.join(SELECTIONS)}, got {self.selection!r}")
+        self.families = parse_families(self.families, source=source)
         self.weights = parse_weights(self.weights, source=source)
         if self.weights is not None and self.selection != "weighted":
             raise ConfigError(f"{source}: weights are for --selection weighted (selection is {self.selection})")
@@ -227,6 +230,24 @@ def _is_int(v: Any) -> bool:
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def parse_families(families: Any, *, source: str = "config") -> list[str]:
+    """The model families a run allows, from ``"gan,vae"`` or a list; each once, in the
+    order of ``FAMILIES``. A run of one family breeds as before families existed."""
+    if isinstance(families, str):
+        families = [f.strip() for f in families.split(",") if f.strip()]
+    if not isinstance(families, (list, tuple)) or not all(isinstance(f, str) for f in families):
+        raise ConfigError(f"{source}: families must be a list of family names such as gan,vae, got {families!r}")
+    if not families:
+        raise ConfigError(f"{source}: families must name at least one of {', '.join(AVAILABLE_FAMILIES)}")
+    for f in families:
+        if f not in FAMILIES:
+            raise ConfigError(f"{source}: unknown family {f!r} in families (known: {', '.join(FAMILIES)})")
+        if f not in AVAILABLE_FAMILIES:
+            raise ConfigError(f"{source}: family {f!r} is not available in this build of evoart "
+                              f"(available: {', '.join(AVAILABLE_FAMILIES)})")
+    return [f for f in FAMILIES if f in families]
 
 
 def parse_weights(weights: Any, *, source: str = "config") -> dict[str, float] | None:

@@ -28,7 +28,8 @@ from .imaging import image_grid, png_bytes, to_uint8
 from .nets import build_discriminator
 from .objectives import WORST
 from .seeds import json_digest
-from .train import Init, generate, resolve_precision, train_briefly
+from . import families
+from .train import Init, resolve_precision
 from .variation import Inheritance
 
 LATENT_MAX = 256
@@ -154,12 +155,14 @@ def evaluate(task: EvalTask, ctx: EvalContext, progress: Callable[[int, int], No
         init = None
         if task.inheritance is not None and any(p is not None for p in task.parents):
             init = Init(task.parents, Inheritance.from_dict(task.inheritance))
-        trained = train_briefly(
+        family = families.of(genome)
+        trained = family.train(
             genome, ctx.train_images, steps=task.steps, device=ctx.device, seed=task.seed,
             init=init, progress=progress, budget_seconds=task.budget_seconds, precision=ctx.precision,
         )
         t1 = time.perf_counter()
-        fake = generate(trained.generator, ctx.latents, noise_seed=ctx.noise_seed)
+        gen_state = {k: v.detach().cpu() for k, v in trained.generator.state_dict().items()}
+        fake = family.sample_trained(trained, ctx.latents, noise_seed=ctx.noise_seed)
         finite = bool(torch.isfinite(fake).all())
         status, reason = trained.stats.status, trained.stats.reason
         if not finite and status == "ok":
@@ -167,6 +170,8 @@ def evaluate(task: EvalTask, ctx: EvalContext, progress: Callable[[int, int], No
         if status == "ok":
             scores = {k: v for k, v in ctx.scorer("perceptual").score_all(fake).items() if k not in _UNSTORED}
             scores["diversity"] = ctx.scorer("diversity").score(fake)["diversity"]
+            # the family's own measures (a VAE's ELBO on the held-out images): recorded, never selected on
+            scores.update(family.family_metrics(genome, trained, ctx.holdout_images, seed=ctx.metric_seed))
         else:
             scores = {k: v for k, v in WORST.items() if k != "realism"}
             fake = torch.nan_to_num(fake, nan=0.0, posinf=1.0, neginf=-1.0)
@@ -174,7 +179,6 @@ def evaluate(task: EvalTask, ctx: EvalContext, progress: Callable[[int, int], No
         if status == "ok":  # what mate choice looks at (evoart.ornaments), once per individual
             scores.update(ornaments.compute(samples))
         t2 = time.perf_counter()
-        gen_state = {k: v.detach().cpu() for k, v in trained.generator.state_dict().items()}
         return Evaluation(
             id=task.id, status=status, reason=reason, metrics=scores,
             stats=trained.stats.to_dict(),
@@ -406,13 +410,11 @@ def generate_samples(genome: Genome, generator_state: dict, ctx: EvalContext, n:
     """The first ``n`` fixed-latent samples of a saved generator, as uint8 (N,R,R,3).
 
     Both an uninterrupted and a resumed run judge from these (rebuilt from the saved
-    state), so the judging pass is identical either way."""
-    from .nets import build_generator
-
-    G = build_generator(genome, ctx.resolution)
-    G.load_state_dict(generator_state)
+    state), so the judging pass is identical either way. Each family draws its own way
+    (``families.Family.sample``)."""
     latents = ctx.latents if n is None else ctx.latents[:n]
-    return to_uint8(generate(G, latents, noise_seed=ctx.noise_seed))
+    return to_uint8(families.of(genome).sample(genome, generator_state, latents, resolution=ctx.resolution,
+                                               noise_seed=ctx.noise_seed))
 
 
 # ---- the protocol's real-vs-real floors -------------------------------------------------

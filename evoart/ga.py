@@ -311,11 +311,25 @@ def _ranked(population: list[Member], cfg: EvolveConfig, floors: dict | None) ->
     return _rank(population)
 
 
+#: The share of mutations that, in a run allowing several families, replace the genome
+#: by a fresh random one of another allowed family (``variation.switch_family``): rare, as
+#: it throws away everything the lineage learned, but enough that a family missing from
+#: the population can come back.
+FAMILY_SWITCH_RATE = 0.05
+
+
 def make_children(tb, generation: int, population: list[Member], cfg: EvolveConfig,
                   rng: random.Random, plan: schedule.Plan | None = None) -> list[Member]:
     """The generation's new individuals as its schedule plans them (``evoart.schedule``):
     continuations of the best, exploited copies with perturbed training genes, and
-    children by mutation and crossover."""
+    children by mutation and crossover.
+
+    Families: a crossover's second parent is drawn (by the same tournament) among the
+    first parent's family only; when the first parent is the only one of its family, the
+    child is a mutant of it instead. In a run allowing several families a mutation is,
+    with probability ``FAMILY_SWITCH_RATE``, a family switch: a fresh random genome of
+    another allowed family, which trains from scratch (origin "switch")."""
+    several = len(cfg.families) > 1
     plan = plan or schedule.plan(cfg, generation, len(population))
     children = []
     for rank in plan.continuations:
@@ -336,20 +350,26 @@ def make_children(tb, generation: int, population: list[Member], cfg: EvolveConf
     zs = _ornament_z(population) if choosing and plan.offspring else {}
     for k in range(first, first + plan.offspring):
         cid = individual_id(generation, k)
+        mated = False
         if rng.random() < cfg.crossover_rate and len(population) >= 2:
             p1 = _tournament(population, rng)
-            if choosing:
-                p2 = _choose_mate(p1, population, zs, mate_rng(cfg, cid + ":choice"))
-            else:
-                p2 = _tournament([m for m in population if m is not p1], rng)
-            genome, inh = tb.mate(p1.genome, p2.genome, rng)
-            parents, origin = [p1.id, p2.id], "crossover"
-            genome = _vary_mate(genome, [p1, p2], cfg, cid)
+            kin = [m for m in population if m is not p1 and m.genome.family == p1.genome.family]
+            if kin:  # else: the only one of its family, it is mutated instead (below)
+                p2 = (_choose_mate(p1, [p1] + kin, zs, mate_rng(cfg, cid + ":choice")) if choosing
+                      else _tournament(kin, rng))
+                genome, inh = tb.mate(p1.genome, p2.genome, rng)
+                parents, origin, mated = [p1.id, p2.id], "crossover", True
+                genome = _vary_mate(genome, [p1, p2], cfg, cid)
         else:
             p1 = _tournament(population, rng)
-            genome, inh = tb.mutate(p1.genome, rng)
-            parents, origin = [p1.id], "mutation"
-            genome = _vary_mate(genome, [p1], cfg, cid)
+        if not mated:
+            if several and rng.random() < FAMILY_SWITCH_RATE:
+                genome = variation.switch_family(p1.genome, rng, tuple(cfg.families), cfg.resolution)
+                inh, parents, origin = None, [p1.id], "switch"
+            else:
+                genome, inh = tb.mutate(p1.genome, rng)
+                parents, origin = [p1.id], "mutation"
+            genome = _vary_mate(genome, [p1], cfg, cid)  # a switched family keeps its parent's taste
         children.append(new_member(
             id=cid, genome=genome, parents=parents, born=generation, seed=individual_seed(cfg.seed, cid),
             origin=origin, inheritance=inh if cfg.inherit else None, steps=plan.offspring_steps,
@@ -379,8 +399,11 @@ def initial_members(tb, cfg: EvolveConfig, rng: random.Random, seeds: list[tuple
             origin = f"mutant:{name}"
             if name in weighted and cfg.inherit:
                 inh = replace(mutant_inh, discriminator=None)
-        else:
+        elif list(cfg.families) == ["gan"]:
             genome = tb.random_genome(rng)
+            origin = "random"
+        else:  # the allowed families in turn, so that each starts with its share
+            genome = tb.random_genome(rng, family=cfg.families[(k - 2 * len(seeds)) % len(cfg.families)])
             origin = "random"
         if breeds_mates(cfg) and not genome.mate.active:
             genome = replace(genome, mate=variation.random_mate(mate_rng(cfg, cid), run_taste(cfg)))

@@ -2,7 +2,9 @@
 
 A genome is a tree of typed dataclasses: a generator (latent size, a variable-length list
 of blocks, an output activation), a discriminator family, loss weightings and training
-settings. It round-trips through JSON with a ``schema_version``, has a content hash, and
+settings, and a model family (``family``: a GAN, a VAE or an autoregressive model) whose
+own genes, if it has any, sit in one typed part named after it (``vae``; see
+``FAMILY_PARTS``). It round-trips through JSON with a ``schema_version``, has a content hash, and
 ``validate`` names the offending field. This module never imports torch or deap, so a
 genome can be read, shown and checked anywhere.
 
@@ -19,9 +21,12 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from . import family_names
 from .errors import EvoartError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Versions this evoart reads: 1 (before the family gene; every genome a GAN) and 2.
+READABLE_SCHEMA_VERSIONS = (1, 2)
 
 # ---- Gene vocabularies and ranges --------------------------------------------------------
 
@@ -76,6 +81,35 @@ MAX_D_MACS_32 = 12e6
 # And for a whole training step (G and D, forward and backward, all D steps, the batch):
 # at most about 150 ms on one core of this project's 2-core CI machine, so that brief training of a population fits minutes.
 MAX_STEP_MACS_32 = 3.0e9
+
+# ---- Model families (the family gene) ------------------------------------------------------
+# A genome is one of these. "gan" is what every genome was before the gene existed. The
+# genes of the generator are every family's image model where it has one (a VAE's
+# decoder is built from them); a family with genes of its own keeps them in the part
+# named in FAMILY_PARTS, present exactly when the genome is of that family. A further
+# family (the autoregressive "ar") adds a frozen dataclass, a Genome field defaulting to
+# None, an entry here and its checks in ``_validate_family``.
+FAMILIES = family_names.FAMILIES  # ("gan", "vae", "ar")
+FAMILY_PARTS: dict[str, str] = {"vae": "vae"}  # family -> the Genome field holding its own genes
+# Genes at the top of a genome added after schema version 1, and the value that
+# reproduces the genomes from before them (see ``Genome.content_hash``).
+LATER_TOP_GENES = {"family": "gan", "vae": None}
+#: The schema version the content hash is computed at: a version number is not a gene,
+#: so bumping the schema leaves every hash as it was.
+HASH_SCHEMA_VERSION = 1
+
+# VAE genes. The encoder is built like a discriminator (DCGAN-style strided convolutions
+# or residual blocks, evolved width and normalisation, reading the pixels) ending in the
+# mean and log-variance of q(z | x). Spectral norm is left out: it caps the encoder's
+# gain, which an encoder has no reason to want.
+ENCODER_NORMS = ("none", "batch", "instance", "layer")
+# How a reconstruction is compared with its image: squared or absolute error of the
+# pixels, absolute error of the Laplacian-pyramid bands (a cheap perceptual loss: each
+# octave counts alike, so edges are not drowned by flat colour), or absolute error of a
+# fixed, seeded random convolutional network's features (nothing pretrained).
+RECONSTRUCTIONS = ("mse", "l1", "pyramid-l1", "random-features")
+VAE_BETA = (1e-3, 4.0)      # weight of the KL term per latent nat against the reconstruction per pixel
+VAE_ADVERSARIAL = (0.0, 1.0)  # weight of the VAE-GAN term; 0 trains no discriminator
 
 
 class GenomeError(EvoartError, ValueError):
@@ -146,11 +180,34 @@ class TrainingGenes:
 
 
 @dataclass(frozen=True)
+class VAEGenes:
+    """The genes only a variational autoencoder has (its decoder is ``Genome.generator``).
+
+    The loss per image is the chosen reconstruction error, averaged over the pixels (or
+    the bands, or the features), plus ``beta`` times the KL divergence of q(z | x) from
+    N(0, I) per pixel, plus ``adversarial`` times the generator's adversarial loss
+    against a discriminator built from ``Genome.discriminator`` and trained with
+    ``Genome.loss`` (a VAE-GAN, Larsen et al. 2016); with ``adversarial`` 0 those genes
+    rest unused. ``Genome.training``'s ``lr_g`` drives the encoder and decoder, ``lr_d``
+    and ``d_steps`` the discriminator."""
+
+    encoder_family: str = "dcgan"   # one of D_FAMILIES
+    encoder_width: int = 32         # channels of the encoder's first layer, as D_WIDTH
+    encoder_norm: str = "none"      # one of ENCODER_NORMS
+    reconstruction: str = "pyramid-l1"  # one of RECONSTRUCTIONS
+    beta: float = 0.05
+    adversarial: float = 0.0
+
+
+@dataclass(frozen=True)
 class Genome:
     generator: GeneratorGenes = field(default_factory=GeneratorGenes)
     discriminator: DiscriminatorGenes = field(default_factory=DiscriminatorGenes)
     loss: LossGenes = field(default_factory=LossGenes)
     training: TrainingGenes = field(default_factory=TrainingGenes)
+    # ---- the family gene and the families' own genes ----
+    family: str = "gan"             # one of FAMILIES
+    vae: VAEGenes | None = None     # present exactly when family == "vae"
     mate: "MateGenes" = field(default_factory=lambda: MateGenes())
 
     # ---- serialisation ---------------------------------------------------------------
@@ -160,6 +217,9 @@ class Genome:
         for part, cls in LATER_PARTS.items():  # a later part is written only where it says something
             if d[part] == asdict(cls()):
                 del d[part]
+        for part in FAMILY_PARTS.values():  # a family's own genes appear only in its genomes
+            if d.get(part) is None:
+                d.pop(part, None)
         return {"schema_version": SCHEMA_VERSION, **d}
 
     def to_json(self, indent: int | None = None) -> str:
@@ -186,6 +246,10 @@ class Genome:
         for (part, name), old in LATER_GENES.items():
             if d[part].get(name) == old:
                 del d[part][name]
+        for name, old in LATER_TOP_GENES.items():
+            if d.get(name, old) == old:
+                d.pop(name, None)
+        d["schema_version"] = HASH_SCHEMA_VERSION
         canon = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canon.encode()).hexdigest()[:12]
 
@@ -278,9 +342,10 @@ def genome_from_dict(data: Any) -> Genome:
     version = data.pop("schema_version", None)
     if version is None:
         raise GenomeError("genome.schema_version: missing")
-    if isinstance(version, bool) or version != SCHEMA_VERSION:
+    if isinstance(version, bool) or version not in READABLE_SCHEMA_VERSIONS:
         raise GenomeError(
-            f"genome.schema_version: {version!r} is not supported (this evoart reads {SCHEMA_VERSION})"
+            f"genome.schema_version: {version!r} is not supported (this evoart reads "
+            f"{', '.join(str(v) for v in READABLE_SCHEMA_VERSIONS)})"
         )
     parts = {
         "generator": GeneratorGenes,
@@ -289,10 +354,20 @@ def genome_from_dict(data: Any) -> Genome:
         "training": TrainingGenes,
         **LATER_PARTS,
     }
-    unknown = sorted(set(data) - set(parts))
+    family_parts = _family_part_classes()
+    if version >= 2:
+        parts.update(family_parts)
+    unknown = sorted(set(data) - set(parts) - ({"family"} if version >= 2 else set()))
     if unknown:
-        raise GenomeError(f"genome.{unknown[0]}: unknown field")
-    kwargs = {k: _build(cls, data[k], f"genome.{k}") for k, cls in parts.items() if k in data}
+        which = "" if version >= 2 or unknown[0] not in ({"family"} | set(family_parts)) else \
+            f" in schema version {version} (the family gene came with version 2)"
+        raise GenomeError(f"genome.{unknown[0]}: unknown field{which}")
+    kwargs = {k: _build(cls, data[k], f"genome.{k}") for k, cls in parts.items()
+              if k in data and not (k in family_parts and data[k] is None)}
+    if "family" in data:
+        if not isinstance(data["family"], str):
+            raise GenomeError(f"genome.family: expected a string, got {data['family']!r}")
+        kwargs["family"] = data["family"]
     genome = Genome(**kwargs)
     validate(genome)
     return genome
@@ -319,8 +394,45 @@ def _check_multiple(path: str, value: int, lo: int, hi: int, step: int = 8) -> N
         raise GenomeError(f"{path}: {value} is not a multiple of {step}")
 
 
+#: The dataclass of each family's own genes (a further family adds its own here).
+FAMILY_GENE_TYPES: dict[str, type] = {"vae": VAEGenes}
+
+
+def _family_part_classes() -> dict[str, type]:
+    """The dataclass of each family's own genes, by the Genome field that holds them."""
+    return {part: FAMILY_GENE_TYPES[family] for family, part in FAMILY_PARTS.items()}
+
+
+def _validate_family(genome: Genome) -> None:
+    """The family gene and the family's own genes: present for its family, absent otherwise."""
+    _check_choice("genome.family", genome.family, FAMILIES)
+    if genome.family != "gan" and genome.family not in FAMILY_PARTS:
+        raise GenomeError(f"genome.family: {genome.family!r} is not available in this build of evoart")
+    for family, part in FAMILY_PARTS.items():
+        genes = getattr(genome, part, None)
+        if family == genome.family and genes is None:
+            raise GenomeError(f"genome.{part}: a {family} genome needs its {part} genes")
+        if family != genome.family and genes is not None:
+            raise GenomeError(f"genome.{part}: only a {family} genome has {part} genes (this one is a {genome.family})")
+    v = genome.vae
+    if v is not None:
+        _check_choice("genome.vae.encoder_family", v.encoder_family, D_FAMILIES)
+        _check_multiple("genome.vae.encoder_width", v.encoder_width, *D_WIDTH)
+        _check_choice("genome.vae.encoder_norm", v.encoder_norm, ENCODER_NORMS)
+        _check_choice("genome.vae.reconstruction", v.reconstruction, RECONSTRUCTIONS)
+        _check_range("genome.vae.beta", v.beta, *VAE_BETA)
+        _check_range("genome.vae.adversarial", v.adversarial, *VAE_ADVERSARIAL)
+        cost = estimate_encoder_macs(genome, 32)
+        if cost > MAX_D_MACS_32 * 1.0001:
+            raise GenomeError(
+                f"genome.vae.encoder_width: {cost / 1e6:.0f} M multiply-adds per image at 32 px exceeds "
+                f"the cap of {MAX_D_MACS_32 / 1e6:.0f} M; use a narrower encoder"
+            )
+
+
 def validate(genome: Genome) -> Genome:
     """Raise GenomeError naming the first gene outside the schema; return the genome."""
+    _validate_family(genome)
     g = genome.generator
     _check_range("genome.generator.latent", g.latent, *LATENT)
     _check_multiple("genome.generator.stem_channels", g.stem_channels, *STEM_CHANNELS)
@@ -521,7 +633,15 @@ def estimate_d_macs(genome: Genome, resolution: int) -> float:
 
 
 def estimate_step_macs(genome: Genome, resolution: int) -> float:
-    """Multiply-accumulates of one training step (backward counted as twice the forward):
+    """Multiply-accumulates of one training step of ``genome``'s family (the cap,
+    ``MAX_STEP_MACS_32``, holds for every family)."""
+    if genome.family == "vae":
+        return estimate_vae_step_macs(genome, resolution)
+    return estimate_gan_step_macs(genome, resolution)
+
+
+def estimate_gan_step_macs(genome: Genome, resolution: int) -> float:
+    """Multiply-accumulates of one GAN training step (backward counted as twice the forward):
     each D step runs G once and D on real and fake; the G step runs G and D once. D's
     frozen input part has no weights to train: it runs forward on real and fake in each
     D step (no gradient is needed there) and forward plus the input gradient in the G
@@ -533,6 +653,41 @@ def estimate_step_macs(genome: Genome, resolution: int) -> float:
     return t.batch_size * (3 * (g * (t.d_steps + 1) + d * (2 * t.d_steps + 1)) + frozen * 2 * (t.d_steps + 1))
 
 
+def estimate_encoder_macs(genome: Genome, resolution: int) -> float:
+    """Multiply-accumulates of a VAE encoder's forward pass for one image: the
+    discriminator of its encoder genes on the pixels, with a head giving 2 x latent
+    numbers (the mean and log-variance) instead of one logit."""
+    v = genome.vae
+    as_d = replace(genome, discriminator=DiscriminatorGenes(v.encoder_family, v.encoder_width, "none", "pixels"))
+    w = d_widths(as_d, resolution)
+    return estimate_d_macs(as_d, resolution) - w[-1] * 16 + w[-1] * 16 * 2 * genome.generator.latent
+
+
+def estimate_reconstruction_macs(genome: Genome, resolution: int) -> float:
+    """Multiply-accumulates of the reconstruction loss's frozen network for one image
+    pair (the random features; a few per pixel otherwise, counted as 0)."""
+    if genome.vae.reconstruction != "random-features":
+        return 0.0
+    as_d = replace(genome, discriminator=replace(genome.discriminator, input="random-features"))
+    return estimate_d_input_macs(as_d, resolution)
+
+
+def estimate_vae_step_macs(genome: Genome, resolution: int) -> float:
+    """Multiply-accumulates of one VAE training step: encoder and decoder forward and
+    backward on the batch, the reconstruction loss's network forward on the image and the
+    reconstruction and backward through the latter, and with an adversarial term a whole
+    GAN step on top (the discriminator's steps and the decoder's adversarial pass on
+    prior samples)."""
+    t = genome.training
+    enc = estimate_encoder_macs(genome, resolution)
+    g = estimate_g_macs(genome, resolution)
+    rec = estimate_reconstruction_macs(genome, resolution)
+    macs = t.batch_size * (3 * (enc + g) + 4 * rec)
+    if genome.vae.adversarial > 0:
+        macs += estimate_gan_step_macs(genome, resolution)
+    return macs
+
+
 def describe(genome: Genome) -> str:
     """One line a person can read: the shape of the generator and the training choice."""
     g = genome.generator
@@ -542,6 +697,14 @@ def describe(genome: Genome) -> str:
     adv = "+".join(f"{k[:2]}{v:.1f}" for k, v in genome.loss.adversarial().items())
     d = genome.discriminator
     seen = "" if d.input == "pixels" else f" on {d.input}"
+    if genome.family == "vae":
+        v = genome.vae
+        critic = f"; D {d.family}/{d.width}/{d.norm}{seen} x{v.adversarial:.2f}" if v.adversarial > 0 else ""
+        return (
+            f"VAE z{g.latent} {g.stem_channels}>{chans} [{ups}] {acts}; E {v.encoder_family}"
+            f"/{v.encoder_width}/{v.encoder_norm}; {v.reconstruction} beta {v.beta:.2g}{critic}; "
+            f"lr {genome.training.lr_g:.1e} b{genome.training.batch_size}"
+        )
     return (
         f"z{g.latent} {g.stem_channels}>{chans} [{ups}] {acts}; D {d.family}"
         f"/{d.width}/{d.norm}{seen}; {adv}; "

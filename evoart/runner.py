@@ -148,6 +148,8 @@ class RunLedger:
             o = m.metrics
             label = (f"#{rank} {m.id}  score {o.get('score', 0):.0f}  realism {o.get('realism', 0):.2f}  "
                      f"perceptual {o.get('perceptual', 0):.1f}")
+            if len(self.cfg.families) > 1:  # a mixed run: say which family each row is
+                label = f"{label}  {m.genome.family.upper()}" + (f" ELBO {o['elbo']:.0f}" if "elbo" in o else "")
             if m.id in samples:
                 rows.append((label, samples[m.id][:8]))
         sheet = None
@@ -322,6 +324,10 @@ def start_run(cfg: EvolveConfig, out_root: Path, *, progress=None, step_progress
         seed_genomes, seed_states, branch_record = branch_seed(branch_from, cfg, Path(out_root))
     elif not seed_genomes and cfg.from_presets:
         seed_genomes, seed_states, preset_record = preset_seeds(cfg)
+    for seed_name, seed_genome in seed_genomes:
+        if seed_genome.family not in cfg.families:
+            raise ConfigError(f"{seed_name.removeprefix('from:')} is a {seed_genome.family}, but the run allows "
+                              f"only {', '.join(cfg.families)}: add --families {','.join([*cfg.families, seed_genome.family])}")
     from .gallery import check_root
 
     check_root(Path(out_root))  # refuse before anything is written into the user's folder

@@ -198,10 +198,11 @@ class TrainStats:
 
 @dataclass
 class Trained:
-    generator: Generator          # the EMA generator when the genome uses EMA
-    discriminator: Discriminator
+    generator: Generator          # the EMA generator when the genome uses EMA (a VAE: its decoder)
+    discriminator: Discriminator | None  # None for a family trained without one
     state: dict                   # everything a child needs to continue training
     stats: TrainStats
+    extra: dict = field(default_factory=dict)  # a family's other nets (a VAE's encoder)
 
 
 def _fused(device: str) -> bool:
@@ -280,6 +281,68 @@ def _unchanged(state: dict, parent_states: list[dict | None], source) -> set[str
     return out
 
 
+@dataclass
+class GeneratorStart:
+    """How a generator started (``start_generator``): what its EMA copy and its
+    optimiser state must follow."""
+
+    morph_from: list[Genome | None] | None
+    fresh: dict
+    memo: dict
+    adam_source: Callable
+    source: Callable
+    ema_steps: int = 0
+
+    def inherit_ema(self, G_ema, genome: Genome, resolution: int, init: "Init", seed: int) -> None:
+        """Start the EMA generator from the parents' EMA tensors (or their generators'),
+        rewritten as the generator's were."""
+        esd = [(p.get("g_ema") or p["g"]) if p else None for p in init.parents]
+        if self.morph_from is not None:  # the same channel choices as the generator's (memo)
+            G_ema.load_state_dict(morph_generator(
+                genome, resolution, [(g, s) for g, s in zip(self.morph_from, esd)], init.inheritance,
+                base=self.fresh, seed=seed, memo=self.memo).state)
+        else:
+            inherit_tensors(G_ema, esd, self.source)
+
+
+def start_generator(G, genome: Genome, resolution: int, init: "Init | None", seed: int,
+                    stats: "TrainStats") -> GeneratorStart:
+    """Load a child generator (a GAN's G or a VAE's decoder) from its parents' states:
+    network morphisms where every parent has a genome at this resolution, by name and
+    shape otherwise; records what was inherited and the lineage's step counts in ``stats``."""
+    g_source = lambda name: generator_source_name(name, init.inheritance)  # noqa: E731
+    start = GeneratorStart(None, {k: v.clone() for k, v in G.state_dict().items()}, {}, g_source, g_source)
+    if init is None:
+        return start
+    start.morph_from = _morph_parents(init.parents, resolution)
+    gsd = [p["g"] if p else None for p in init.parents]
+    morphed = None
+    if start.morph_from is not None:
+        # network morphisms: the child starts computing its parent's function (morph)
+        try:
+            morphed = morph_generator(genome, resolution, [(g, s) for g, s in zip(start.morph_from, gsd)],
+                                      init.inheritance, base=start.fresh, seed=seed, memo=start.memo)
+        except (RuntimeError, IndexError, ValueError, KeyError) as exc:  # a layout morph misreads
+            warnings.warn(f"morphing the parents' generator failed ({type(exc).__name__}: {exc}); "
+                          "inheriting by name and shape instead", RuntimeWarning, stacklevel=3)
+            start.morph_from = None
+    if morphed is not None:
+        G.load_state_dict(morphed.state)
+        stats.inherited["g"] = [len(morphed.derived), len(start.fresh)]
+        # Adam's moments belong to the values they were gathered for: kept for tensors
+        # copied unchanged, dropped (fresh) for every rewritten one
+        unchanged = _unchanged(morphed.state, gsd, g_source)
+        start.adam_source = lambda name: g_source(name) if name in unchanged else None  # noqa: E731
+    else:
+        stats.inherited["g"] = list(inherit_tensors(G, gsd, g_source))
+    stem_parent = init.parents[init.inheritance.stem] if init.inheritance.stem is not None else None
+    if stem_parent:
+        stats.lineage_steps = int(stem_parent.get("meta", {}).get("lineage_steps", 0))
+        start.ema_steps = int(stem_parent.get("meta", {}).get("ema_steps", 0))
+    return start
+
+
+
 def _downsample_curve(values: list[float], points: int = CURVE_POINTS) -> list[float]:
     if len(values) <= points:
         return [round(v, 5) for v in values]
@@ -320,6 +383,9 @@ def train_briefly(
     """
     if precision not in ("fp32", "bf16"):
         raise PrecisionError(f"train_briefly needs a resolved precision (fp32 or bf16), got {precision!r}")
+    if genome.family != "gan":  # its other genes would be silently ignored
+        raise GenomeError(f"genome.family: train_briefly trains GANs, got a {genome.family}; "
+                          "train through evoart.families.of(genome).train")
     devices = [torch.device(device)] if str(device).startswith("cuda") else []
     with torch.random.fork_rng(devices=devices):
         return _train(genome, data, steps=steps, device=device, seed=seed, init=init,
@@ -335,40 +401,12 @@ def _train(genome, data, *, steps, device, seed, init, progress, budget_seconds,
     t = genome.training
     stats = TrainStats(precision=precision)
 
-    g_source = lambda name: generator_source_name(name, init.inheritance)  # noqa: E731
     d_source = lambda name: (init.inheritance.discriminator, name) if init.inheritance.discriminator is not None else None  # noqa: E731
-    ema_steps = 0
-    g_adam_source = g_source
-    morph_from = _morph_parents(init.parents, resolution) if init is not None else None
-    fresh_g = {k: v.clone() for k, v in G.state_dict().items()}
-    memo: dict = {}
+    start = start_generator(G, genome, resolution, init, seed, stats)
     if init is not None:
-        gsd = [p["g"] if p else None for p in init.parents]
         dsd = [p["d"] if p else None for p in init.parents]
-        morphed = None
-        if morph_from is not None:
-            # network morphisms: the child starts computing its parent's function (morph)
-            try:
-                morphed = morph_generator(genome, resolution, [(g, s) for g, s in zip(morph_from, gsd)],
-                                          init.inheritance, base=fresh_g, seed=seed, memo=memo)
-            except (RuntimeError, IndexError, ValueError, KeyError) as exc:  # a layout morph misreads
-                warnings.warn(f"morphing the parents' generator failed ({type(exc).__name__}: {exc}); "
-                              "inheriting by name and shape instead", RuntimeWarning, stacklevel=2)
-                morph_from = None
-        if morphed is not None:
-            G.load_state_dict(morphed.state)
-            stats.inherited["g"] = [len(morphed.derived), len(fresh_g)]
-            # Adam's moments belong to the values they were gathered for: kept for tensors
-            # copied unchanged, dropped (fresh) for every rewritten one
-            unchanged = _unchanged(morphed.state, gsd, g_source)
-            g_adam_source = lambda name: g_source(name) if name in unchanged else None  # noqa: E731
-        else:
-            stats.inherited["g"] = list(inherit_tensors(G, gsd, g_source))
         stats.inherited["d"] = list(inherit_tensors(D, dsd, d_source))
-        stem_parent = init.parents[init.inheritance.stem] if init.inheritance.stem is not None else None
-        if stem_parent:
-            stats.lineage_steps = int(stem_parent.get("meta", {}).get("lineage_steps", 0))
-            ema_steps = int(stem_parent.get("meta", {}).get("ema_steps", 0))
+    ema_steps = start.ema_steps
 
     layout_ = torch.channels_last if channels_last(device, precision) else torch.contiguous_format
     G.to(device, memory_format=layout_).train()
@@ -379,19 +417,13 @@ def _train(genome, data, *, steps, device, seed, init, progress, budget_seconds,
         for p in G_ema.parameters():
             p.requires_grad_(False)
         if init is not None:
-            esd = [(p.get("g_ema") or p["g"]) if p else None for p in init.parents]
-            if morph_from is not None:  # the same channel choices as the generator's (memo)
-                G_ema.load_state_dict(morph_generator(
-                    genome, resolution, [(g, s) for g, s in zip(morph_from, esd)], init.inheritance,
-                    base=fresh_g, seed=seed, memo=memo).state)
-            else:
-                inherit_tensors(G_ema, esd, g_source)
+            start.inherit_ema(G_ema, genome, resolution, init, seed)
             G_ema.to(device, memory_format=layout_)
 
     opt_g = _adam(G.parameters(), device, lr=t.lr_g, betas=(t.beta1, t.beta2))
     opt_d = _adam(D.parameters(), device, lr=t.lr_d, betas=(t.beta1, t.beta2))
     if init is not None:
-        _load_adam_state(opt_g, G, init.parents, g_adam_source, "opt_g")
+        _load_adam_state(opt_g, G, init.parents, start.adam_source, "opt_g")
         _load_adam_state(opt_d, D, init.parents, d_source, "opt_d")
 
     data = data.to(device, memory_format=layout_)
@@ -407,7 +439,7 @@ def _train(genome, data, *, steps, device, seed, init, progress, budget_seconds,
     g_curve: list[float] = []
     d_step_count = 0
     report_every = max(1, steps // 50)
-    start = time.perf_counter()
+    t_start = time.perf_counter()
 
     def batch_real():
         idx = torch.randint(n, (b,), generator=gen)
@@ -478,10 +510,10 @@ def _train(genome, data, *, steps, device, seed, init, progress, budget_seconds,
             break
         if progress is not None and (step % report_every == 0 or step == steps):
             progress(step, steps)
-        if budget_seconds is not None and time.perf_counter() - start > budget_seconds:
+        if budget_seconds is not None and time.perf_counter() - t_start > budget_seconds:
             break
 
-    stats.seconds = time.perf_counter() - start
+    stats.seconds = time.perf_counter() - t_start
     stats.steps = step if steps > 0 else 0
     stats.lineage_steps += stats.steps
     stats.steps_per_second = stats.steps / stats.seconds if stats.seconds > 0 else 0.0

@@ -4,6 +4,14 @@ Every operator takes an explicit ``random.Random`` so that a run is reproducible
 RNG state can be checkpointed. Every operator returns a genome that builds (``repair``
 runs last) together with an ``Inheritance`` map that says which parent each part of the
 child came from, so the child can start from its parents' trained tensors.
+
+Families (``Genome.family``): mutation and crossover stay within a family. Every family
+shares the generator, discriminator, loss and training genes and varies them alike; a
+family's own genes (a VAE's ``VAEGenes``) vary only in its genomes, drawn after the shared
+ones, so a GAN-only run draws the same numbers as before families existed. ``crossover``
+refuses parents of two families (``ga`` pairs a parent only with one of its own family);
+``switch_family``, rare and only in runs that allow several families, replaces a genome by a
+fresh random one of another family.
 """
 
 from __future__ import annotations
@@ -13,7 +21,12 @@ import random
 from dataclasses import dataclass, field, replace
 
 from . import genome as G
-from .genome import Block, DiscriminatorGenes, Genome, GeneratorGenes, LossGenes, MateGenes, TrainingGenes
+from .errors import EvoartError
+from .genome import Block, DiscriminatorGenes, Genome, GeneratorGenes, LossGenes, MateGenes, TrainingGenes, VAEGenes
+
+
+class VariationError(EvoartError, ValueError):
+    """An operator asked to do what it cannot: mate two families, draw an unknown family."""
 
 
 @dataclass
@@ -103,13 +116,18 @@ def random_block(rng: random.Random, channels: int, upsample: str | None = None)
 INITIAL_STEP_MACS_32 = G.MAX_STEP_MACS_32 / 2
 
 
-def random_genome(rng: random.Random, resolution: int = 32) -> Genome:
-    """A genome drawn from a distribution that favours cheap, trainable designs: three or
-    four blocks with channels halving, learning rates near 1e-3, batch 32 mostly, and a
-    training step costing at most half the compute cap."""
+def random_genome(rng: random.Random, resolution: int = 32, family: str = "gan") -> Genome:
+    """A genome of ``family`` drawn from a distribution that favours cheap, trainable
+    designs: three or four blocks with channels halving, learning rates near 1e-3, batch
+    32 mostly, and a training step costing at most half the compute cap."""
+    if family != "gan" and family not in RANDOM_FAMILY_GENES:
+        raise VariationError(f"no random genomes of family {family!r} in this build "
+                             f"(families: {', '.join(available_families())})")
     cheapest = None
     for _ in range(50):
         genome = _draw_genome(rng, resolution)
+        if family != "gan":  # the shared genes as drawn, and the family's own
+            genome = repair(genome.replace(family=family, **{G.FAMILY_PARTS[family]: RANDOM_FAMILY_GENES[family](rng)}))
         cost = G.estimate_step_macs(genome, 32)
         if cost <= INITIAL_STEP_MACS_32:
             return genome
@@ -163,6 +181,44 @@ def _draw_genome(rng: random.Random, resolution: int) -> Genome:
         ema=rng.choice([0.0, 0.99, 0.99, 0.995, 0.999]),
     )
     return repair(Genome(gen, disc, loss, training))
+
+
+def available_families() -> tuple[str, ...]:
+    """The families this build can draw, train and score."""
+    return G.family_names.AVAILABLE_FAMILIES
+
+
+def random_vae_genes(rng: random.Random) -> VAEGenes:
+    """A VAE's own genes: mostly a plain encoder, beta around 0.5 (at 0.1 and below the
+    posteriors stray so far from the prior that its samples come out as noise; far above
+    1 they blur: measured, docs/FAMILIES.md), every reconstruction loss equally often, and
+    an adversarial term in a third of them."""
+    return VAEGenes(
+        encoder_family=_weighted(rng, {"dcgan": 2, "resnet": 1}),
+        encoder_width=rng.choice([16, 16, 24, 32, 32, 48]),
+        encoder_norm=_weighted(rng, {"none": 3, "batch": 2, "layer": 1, "instance": 1}),
+        reconstruction=rng.choice(G.RECONSTRUCTIONS),
+        beta=_log_uniform(rng, 0.15, 1.5),
+        adversarial=_log_uniform(rng, 0.01, 0.2) if rng.random() < 1 / 3 else 0.0,
+    )
+
+
+#: How each family with genes of its own draws them (a further family adds its drawer here,
+#: and its repair, mutation and crossover of them below).
+RANDOM_FAMILY_GENES = {"vae": random_vae_genes}
+
+
+def _repair_vae(v: VAEGenes) -> VAEGenes:
+    adversarial = _clamp(v.adversarial, *G.VAE_ADVERSARIAL)
+    return VAEGenes(
+        encoder_family=v.encoder_family if v.encoder_family in G.D_FAMILIES else "dcgan",
+        encoder_width=_round8(v.encoder_width, *G.D_WIDTH),
+        encoder_norm=v.encoder_norm if v.encoder_norm in G.ENCODER_NORMS else "none",
+        reconstruction=v.reconstruction if v.reconstruction in G.RECONSTRUCTIONS else "mse",
+        beta=_clamp(v.beta, *G.VAE_BETA),
+        # a weight too small to matter switches the term (and its discriminator) off
+        adversarial=0.0 if adversarial < 1e-3 else round(adversarial, 6),
+    )
 
 
 # ---- repair ------------------------------------------------------------------------------
@@ -222,7 +278,10 @@ def repair(genome: Genome) -> Genome:
         batch_size=min(G.BATCH_SIZES, key=lambda b: abs(b - t.batch_size)),
         ema=0.0 if ema < 0.9 else ema,
     )
-    out = Genome(gen, disc, loss, training, mate=repair_mate(genome.mate))
+    family = genome.family if genome.family in available_families() else "gan"
+    vae = _repair_vae(genome.vae or VAEGenes()) if family == "vae" else None
+    out = Genome(gen, disc, loss, training, family=family, vae=vae,
+                 mate=repair_mate(genome.mate))
     # Shrink the widest layers until the generator fits the compute cap.
     while G.estimate_g_macs(out, 32) > G.MAX_G_MACS_32:
         gg = out.generator
@@ -240,6 +299,9 @@ def repair(genome: Genome) -> Genome:
         out = replace(out, generator=replace(gg, blocks=new_blocks, stem_channels=stem))
     while G.estimate_d_macs(out, 32) > G.MAX_D_MACS_32 and out.discriminator.width > G.D_WIDTH[0]:
         out = replace(out, discriminator=replace(out.discriminator, width=out.discriminator.width - 8))
+    while (out.vae is not None and G.estimate_encoder_macs(out, 32) > G.MAX_D_MACS_32
+           and out.vae.encoder_width > G.D_WIDTH[0]):
+        out = replace(out, vae=replace(out.vae, encoder_width=out.vae.encoder_width - 8))
     # A whole step over the cap: first fewer D steps, then a smaller batch, then narrower nets.
     while G.estimate_step_macs(out, 32) > G.MAX_STEP_MACS_32:
         tr = out.training
@@ -252,10 +314,11 @@ def repair(genome: Genome) -> Genome:
             new_blocks = tuple(replace(b, channels=_narrower(b.channels, *G.CHANNELS)) for b in gg.blocks)
             stem = _narrower(gg.stem_channels, *G.STEM_CHANNELS)
             width = _narrower(dd.width, *G.D_WIDTH)
-            if new_blocks == gg.blocks and stem == gg.stem_channels and width == dd.width:
+            vae = out.vae and replace(out.vae, encoder_width=_narrower(out.vae.encoder_width, *G.D_WIDTH))
+            if new_blocks == gg.blocks and stem == gg.stem_channels and width == dd.width and vae == out.vae:
                 break
             out = replace(out, generator=replace(gg, blocks=new_blocks, stem_channels=stem),
-                          discriminator=replace(dd, width=width))
+                          discriminator=replace(dd, width=width), vae=vae)
     return G.validate(out)
 
 
@@ -380,9 +443,11 @@ def mutate(genome: Genome, rng: random.Random, strength: float = 1.0) -> tuple[G
     if rng.random() < p:
         tr["ema"] = 0.0 if t.ema > 0 and rng.random() < 0.3 else 1 - _scale(rng, 1 - (t.ema or 0.99), 0.5 * strength)
 
+    vae = _mutate_vae(rng, genome.vae, p, strength) if genome.vae is not None else None
     child = Genome(
         GeneratorGenes(latent=latent, stem_channels=stem_c, blocks=tuple(blocks), output=output),
-        disc, LossGenes(**loss), TrainingGenes(**tr), mate=genome.mate,  # mate genes: mutate_mate
+        disc, LossGenes(**loss), TrainingGenes(**tr), family=genome.family, vae=vae,
+        mate=genome.mate,  # mate genes: mutate_mate
     )
     child = repair(child)
     # repair may drop trailing blocks to meet the compute cap
@@ -390,12 +455,53 @@ def mutate(genome: Genome, rng: random.Random, strength: float = 1.0) -> tuple[G
     return child, Inheritance(origin[:n], 0, 0, tuple(i for i in range(n) if fresh[i]))
 
 
+def _mutate_vae(rng: random.Random, v: VAEGenes, p: float, strength: float) -> VAEGenes:
+    """A VAE's own genes, perturbed as the shared ones are: numbers multiplicatively,
+    categories swapped; the adversarial term switched on or off now and then."""
+    changes = {}
+    if rng.random() < p * 0.5:
+        changes["encoder_family"] = rng.choice(G.D_FAMILIES)
+    if rng.random() < p:
+        changes["encoder_width"] = _round8(_scale(rng, v.encoder_width, 0.3 * strength), *G.D_WIDTH)
+    if rng.random() < p * 0.5:
+        changes["encoder_norm"] = rng.choice(G.ENCODER_NORMS)
+    if rng.random() < p * 0.5:
+        changes["reconstruction"] = rng.choice(G.RECONSTRUCTIONS)
+    if rng.random() < p * 2:
+        changes["beta"] = _scale(rng, v.beta, 0.5 * strength)
+    if rng.random() < p:
+        changes["adversarial"] = (_scale(rng, v.adversarial, 0.5 * strength) if v.adversarial > 0
+                                  else _log_uniform(rng, 0.01, 0.2))
+    if rng.random() < p * 0.3:
+        changes["adversarial"] = 0.0
+    return replace(v, **changes)
+
+
+def switch_family(genome: Genome, rng: random.Random, families: tuple[str, ...],
+                  resolution: int = 32) -> Genome:
+    """The family-switch mutation: a fresh random genome of another of ``families`` (one
+    is drawn uniformly among those other than ``genome``'s). Nothing carries over, so the
+    child trains from scratch; with no other family allowed the genome is returned as it
+    is."""
+    others = [f for f in families if f != genome.family]
+    if not others:
+        return genome
+    return random_genome(rng, resolution, family=rng.choice(others))
+
+
 # ---- crossover ---------------------------------------------------------------------------
 
 def crossover(a: Genome, b: Genome, rng: random.Random) -> tuple[Genome, Inheritance]:
     """Mate two genomes: graft the tail of one block list onto the head of the other
     (one cut point in each parent), blend the loss weights, take each training gene from
-    either parent, and take the discriminator whole from one of them."""
+    either parent, and take the discriminator whole from one of them.
+
+    Both parents must be of one family (``VariationError`` otherwise: their nets share no
+    meaning). Two VAEs also mate their own genes: the encoder comes whole with the
+    discriminator (``Inheritance.discriminator`` names that parent for both), the
+    reconstruction loss from either parent, beta and the adversarial weight blended."""
+    if a.family != b.family:
+        raise VariationError(f"crossover mates genomes of one family, got a {a.family} and a {b.family}")
     ba, bb = a.generator.blocks, b.generator.blocks
     cut_a = rng.randint(1, len(ba))
     cut_b = rng.randint(0, len(bb) - 1) if len(bb) > 1 else rng.randint(0, 1)
@@ -416,7 +522,19 @@ def crossover(a: Genome, b: Genome, rng: random.Random) -> tuple[Genome, Inherit
         f: getattr((a, b)[rng.randrange(2)].training, f)
         for f in ("lr_g", "lr_d", "beta1", "beta2", "d_steps", "batch_size", "ema")
     })
-    child = repair(Genome(gen, disc, loss, training, mate=a.mate))  # mate genes: cross_mate
+    vae = None
+    if a.vae is not None:
+        va, vb = a.vae, b.vae
+        enc = (va, vb)[d_from]
+        mix = rng.random()
+        vae = VAEGenes(
+            encoder_family=enc.encoder_family, encoder_width=enc.encoder_width, encoder_norm=enc.encoder_norm,
+            reconstruction=(va, vb)[rng.randrange(2)].reconstruction,
+            beta=math.exp(mix * math.log(va.beta) + (1 - mix) * math.log(vb.beta)),
+            adversarial=mix * va.adversarial + (1 - mix) * vb.adversarial,
+        )
+    child = repair(Genome(gen, disc, loss, training, family=a.family, vae=vae,
+                          mate=a.mate))  # mate genes: cross_mate
     return child, Inheritance(origin[: len(child.generator.blocks)], 0, d_from)
 
 
@@ -435,7 +553,10 @@ def perturb_training(genome: Genome, rng: random.Random, strength: float = 1.0) 
     loss = replace(lo, **{f: getattr(lo, f) * factor() if getattr(lo, f) > 0 and rng.random() < 0.3
                           else getattr(lo, f)
                           for f in ("nonsaturating", "hinge", "leastsquares", "r1", "feature_matching", "mode_seeking")})
-    child = repair(replace(genome, training=training, loss=loss))
+    vae = genome.vae
+    if vae is not None:  # beta is a VAE's loss weight: explored like the others
+        vae = replace(vae, beta=vae.beta * factor() if rng.random() < 0.3 else vae.beta)
+    child = repair(replace(genome, training=training, loss=loss, vae=vae))
     return child, Inheritance.identity(child)
 
 

@@ -91,14 +91,20 @@ def test_a_failure_scores_worst_and_the_run_goes_on(ctx):
 
 
 def test_a_diverged_individual_gets_the_worst_distances(ctx, monkeypatch):
-    real_train = fitness.train_briefly
+    import dataclasses
+
+    from evoart import families
+
+    gan = families.get("gan")
+    real_train = gan.train
 
     def diverging(*args, **kwargs):
         trained = real_train(*args, **kwargs)
         trained.stats.status, trained.stats.reason = "diverged", "loss became NaN at step 1"
         return trained
 
-    monkeypatch.setattr(fitness, "train_briefly", diverging)
+    # fitness trains through the family's record (evoart.families)
+    monkeypatch.setitem(families.FAMILIES, "gan", dataclasses.replace(gan, train=diverging))
     ev = evaluate(EvalTask(id="g000-i02", genome=tiny_genome().to_dict(), seed=1, steps=1), ctx)
     assert ev.status == "diverged"
     assert ev.metrics["perceptual"] == WORST["perceptual"] and ev.metrics["coverage"] == 0.0

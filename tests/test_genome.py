@@ -63,7 +63,8 @@ def test_json_round_trip_gives_the_same_genome(make):
 
 def test_json_is_plain_and_readable():
     data = json.loads(dcgan_genome().to_json())
-    assert set(data) == {"schema_version", "generator", "discriminator", "loss", "training"}
+    assert set(data) == {"schema_version", "family", "generator", "discriminator", "loss", "training"}
+    assert data["family"] == "gan"
     blocks = data["generator"]["blocks"]
     assert isinstance(blocks, list) and len(blocks) == 3
     assert blocks[0] == {"channels": 64, "upsample": "transposed", "kernel": 3, "norm": "batch",
@@ -205,7 +206,7 @@ _DELETE = object()
 BAD_GENOMES = [
     # (case, edit of the DCGAN genome dict, the field the message must name, more text it must contain)
     ("no schema_version", _set("schema_version", _DELETE), "genome.schema_version", "missing"),
-    ("newer schema_version", _set("schema_version", 2), "genome.schema_version", "2"),
+    ("newer schema_version", _set("schema_version", 3), "genome.schema_version", "3"),
     ("schema_version as text", _set("schema_version", "1"), "genome.schema_version", "'1'"),
     ("schema_version as true", _set("schema_version", True), "genome.schema_version", "True"),
     ("unknown top-level field", _set("colour", "red"), "genome.colour", "unknown field"),

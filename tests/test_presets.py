@@ -26,7 +26,7 @@ from evoart.presets import PresetError
 from evoart.seeds import bytes_digest
 from evoart.store import RunStore
 
-SHIPPED = ["cppn-like", "dcgan-classic", "hinge-residual", "lsgan", "pixel-shuffle"]
+SHIPPED = ["cppn-like", "dcgan-classic", "hinge-residual", "lsgan", "pixel-shuffle", "vae-pyramid-l1"]
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_DIR = REPO / "evoart" / "presets" / "shipped"  # package data
 
@@ -102,8 +102,9 @@ def test_dcgan_classic_is_the_reference_dcgan_genome(home):
 @pytest.mark.parametrize("name", SHIPPED)
 def test_every_shipped_preset_validates_builds_and_trains(name, home):
     from evoart.data import load_images
+    from evoart.families import of
     from evoart.imaging import to_float_tensor
-    from evoart.train import generate, train_briefly
+    from evoart.train import generate
 
     p = presets.load_preset(name)
     validate(p.genome)
@@ -113,7 +114,7 @@ def test_every_shipped_preset_validates_builds_and_trains(name, home):
         assert build_generator(p.genome, res)(z).shape == (2, 3, res, res)
         assert build_discriminator(p.genome, res)(torch.zeros(2, 3, res, res)).shape == (2,)
     images = to_float_tensor(load_images("shapes", 16, count=64).images)
-    trained = train_briefly(p.genome, images, steps=3, seed=1)
+    trained = of(p.genome).train(p.genome, images, steps=3, seed=1)  # as its family trains
     assert trained.stats.status == "ok" and trained.stats.steps == 3
     out = generate(trained.generator, torch.randn(4, p.genome.generator.latent))
     assert out.shape == (4, 3, 16, 16) and torch.isfinite(out).all()

@@ -70,6 +70,10 @@ def _explicit(ctx: click.Context, name: str) -> bool:
               help="The run's total training steps. Every generation trains children x steps, so with "
                    "--generations the steps follow, otherwise the generations follow (from --steps or its "
                    "default); all three must agree. With --resume: extend the run to this total.")
+@click.option("--families", metavar="LIST",
+              help="Model families the run may hold, comma-separated: gan, vae (variational autoencoders). "
+                   "Mutation and crossover stay within a family; a rare family switch seeds a fresh genome "
+                   "of another; one fitness judges all (docs/FAMILIES.md).  [default: gan]")
 @click.option("--resolution", type=int, help="Image size in pixels: 16, 32, 64 or 128.  [default: 32]")
 @click.option("--samples", type=int, help="Generated images scored per individual.  [default: 128]")
 @device_option(None, "Where to train.")

@@ -119,7 +119,17 @@ def _genome_tables(p) -> list[Table]:
     train.add_row("D steps per G step", str(t.d_steps))
     train.add_row("batch size", str(t.batch_size))
     train.add_row("generator EMA", f"{t.ema:g}" if t.ema else "off")
-    return [gen, disc, loss, train]
+    tables = [gen, disc, loss, train]
+    if genome.vae is not None:  # a VAE: the generator is its decoder (docs/FAMILIES.md)
+        v = genome.vae
+        vae = Table(title="VAE (the generator below is its decoder)", title_justify="left", show_header=False)
+        vae.add_row("encoder", f"{v.encoder_family}, width {v.encoder_width}, norm {v.encoder_norm}")
+        vae.add_row("reconstruction", v.reconstruction)
+        vae.add_row("beta", f"{v.beta:g}")
+        vae.add_row("adversarial weight", f"{v.adversarial:g}" + ("" if v.adversarial else
+                                                                 "  (off: the discriminator and loss genes rest)"))
+        tables.insert(0, vae)
+    return tables
 
 
 @preset.command("show")

@@ -71,7 +71,8 @@ def line_chart(title: str, xs: list[int], series: list[tuple[str, list[float | N
     }
 
 
-def curves_chart(curves: dict[str, list[float]], steps: int, w: int = 520, h: int = 220) -> dict:
+def curves_chart(curves: dict[str, list[float]], steps: int, w: int = 520, h: int = 220,
+                 title: str = "training losses") -> dict:
     """Training losses of one individual (downsampled curves from ``train``)."""
     curves = {k: v for k, v in curves.items() if v}
     if not curves:
@@ -80,7 +81,7 @@ def curves_chart(curves: dict[str, list[float]], steps: int, w: int = 520, h: in
     classes = ["s0", "s1", "s2", "s3", "s4", "s5"]
     series = [(k, [float(x) if x is not None else None for x in v] + [None] * (n - len(v)), classes[i % 6])
               for i, (k, v) in enumerate(sorted(curves.items()))]
-    return line_chart("training losses", list(range(n)), series, w=w, h=h,
+    return line_chart(title, list(range(n)), series, w=w, h=h,
                       xlabel=f"training ({steps} steps, averaged in {n} points)")
 
 

@@ -47,7 +47,13 @@ def genome_view(genome: Genome | None, raw: dict, resolution: int) -> dict:
     return {
         "describe": describe(genome), "resolution": resolution, "blocks": blocks,
         "generator": kv([("latent", g.latent), ("stem channels", stem_text), ("output", g.output)]),
-        "discriminator": kv([("family", d.family), ("width", d.width), ("norm", d.norm), ("input", d.input)]),
+        "discriminator": kv([("family", d.family), ("width", d.width), ("norm", d.norm), ("input", d.input)])
+        + ([{"key": "used", "value": "no: this VAE has no adversarial term (the genes rest)", "muted": True}]
+           if genome.vae is not None and genome.vae.adversarial == 0 else []),
+        "vae": kv([("encoder", f"{genome.vae.encoder_family}, width {genome.vae.encoder_width}, "
+                               f"norm {genome.vae.encoder_norm}"),
+                   ("reconstruction", genome.vae.reconstruction), ("beta", genome.vae.beta),
+                   ("adversarial weight", genome.vae.adversarial)]) if genome.vae is not None else None,
         "bars": bars,
         "training": kv([("lr G", t.lr_g), ("lr D", t.lr_d), ("Adam β1", t.beta1), ("Adam β2", t.beta2),
                         ("D steps per G step", t.d_steps), ("batch size", t.batch_size)])

@@ -38,7 +38,26 @@ ENV = jinja2.Environment(loader=jinja2.PackageLoader("evoart.gallery"),
 ENV.globals.update(STATIC_DIR=STATIC_DIR, INDEX_NAME=INDEX_NAME, LINEAGE_NAME=LINEAGE_NAME)
 
 ORIGINS = {"crossover": "crossover of two parents", "mutation": "mutation of one parent",
-           "random": "a random genome of generation 0"}
+           "random": "a random genome of generation 0",
+           "switch": "a family switch: a fresh random genome of another family, trained from scratch"}
+#: How cards and pages name each model family (docs/FAMILIES.md).
+FAMILY_LABELS = {"gan": "GAN", "vae": "VAE", "ar": "AR"}
+
+
+def family_of(ind: Individual) -> str:
+    """The family of an individual's genome (a genome recorded before the gene: a GAN)."""
+    return ind.genome.family if ind.genome is not None else (ind.row.genome or {}).get("family", "gan")
+
+
+def family_badge(ind: Individual, metrics: dict[str, float]) -> dict:
+    """The family chip of a card and its family's own measure (a VAE's ELBO, which no
+    selection uses), shown beside it."""
+    fam = family_of(ind)
+    note = f"ELBO {metrics['elbo']:.0f} nats" if "elbo" in metrics else ""
+    return {"key": fam, "label": FAMILY_LABELS.get(fam, fam), "note": note,
+            "help": f"a {FAMILY_LABELS.get(fam, fam)}" + (
+                "; ELBO: the evidence lower bound of the held-out images per image (Gaussian decoder, "
+                "its variance the mean squared error), recorded, never selected on" if note else "")}
 
 
 def render(template: str, **context) -> str:
@@ -83,7 +102,8 @@ def card(run: RunView, ind: Individual, up: str, *, generation: int | None = Non
     return {"id": ind.id, "fav": ind.favourite, "href": ind_href(up, ind.id, ind.born), "img": img, "rank": rank,
             "new": generation is not None and ind.born == generation,
             "status": "" if ind.row.status == "ok" else ind.row.status, "star": star(run, ind),
-            "metrics": shown(run.metrics(ind.id, generation)), "extra": extra}
+            "metrics": shown(run.metrics(ind.id, generation)), "extra": extra,
+            "family": family_badge(ind, run.metrics(ind.id, generation))}
 
 
 def gen_nav(run: RunView, up: str, current: int | None = None) -> list[dict]:
@@ -330,7 +350,12 @@ def individual_page(run: RunView, ind: Individual, siblings: list[Individual]) -
         resolution=resolution, weights=(folder / "generator.pt").is_file(),
         history_columns=[column(k) for k in history_keys],
         history=history, helps=[(LABELS[k], help_text(k)) for k in SHOWN],
-        training=kv(st_items), curves=charts.curves_chart(stats.get("curves") or {}, stats.get("steps") or 0),
+        training=kv(st_items), family=family_badge(ind, run.metrics(ind.id, ind.born)),
+        curves=charts.curves_chart({k: v for k, v in (stats.get("curves") or {}).items() if k != "elbo"},
+                                   stats.get("steps") or 0),
+        elbo_curve=charts.curves_chart({"ELBO (nats per image, batch)": (stats.get("curves") or {})["elbo"]},
+                                       stats.get("steps") or 0, title="ELBO over training")
+        if (stats.get("curves") or {}).get("elbo") else None,
         genome=genome_view(ind.genome, row.genome, resolution), born_href=gen_href(up, ind.born),
         parents=parents, children=[card(run, run.inds[c], up) for c in kids], source=branch_source(run, row.origin))
 

@@ -104,12 +104,13 @@ def train_source(source: Source, data: str = "shapes", *, resolution: int = 32, 
     folder) and return it with the trained generator (the EMA one when the genome uses
     EMA). Deterministic on the CPU for a fixed seed."""
     from ..data import load_images
+    from ..families import of
     from ..imaging import to_float_tensor
-    from ..train import train_briefly
 
+    check_renders(source)
     images = load_images(data, resolution, seed=seed)
     tensor = to_float_tensor(images.images)
-    trained = train_briefly(source.genome, tensor, steps=steps, device=device, seed=seed, progress=progress)
+    trained = of(source.genome).train(source.genome, tensor, steps=steps, device=device, seed=seed, progress=progress)
     st = trained.stats
     if st.status != "ok":
         raise RenderError(f"training {source.name} diverged ({st.reason}); try another --seed, fewer --steps "
@@ -123,7 +124,20 @@ def train_source(source: Source, data: str = "shapes", *, resolution: int = 32, 
     return out, Training(st.seconds, st.steps, st.status, images.name, resolution)
 
 
+def check_renders(source: Source) -> None:
+    """Refuse, with the reason, a genome whose family the generator pipeline cannot draw.
+    A GAN's generator and a VAE's decoder both map latents to images, so both render,
+    walk and export alike."""
+    from ..families import of
+
+    family = of(source.genome)
+    if not family.renders:
+        raise RenderError(f"{source.name} is a {family.label}: evoart render draws models with a generator "
+                          "(GAN, VAE) only")
+
+
 def load_generator(source: Source, device: str = "cpu") -> Generator:
+    check_renders(source)
     if source.state is None or source.resolution is None:
         raise RenderError(f"{source.name} has no trained weights; train it first")
     G = build_generator(source.genome, source.resolution)

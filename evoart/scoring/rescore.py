@@ -8,7 +8,7 @@ from typing import Callable
 from .. import metrics
 from ..data import load_run_data, recorded_split
 from ..fitness import make_context
-from ..train import generate
+from .. import families
 from .folders import ScoreError, _pick
 
 
@@ -20,7 +20,6 @@ def rescore_run(run_dir, *, generation: int | None = None, names=None,
     default: every individual whose generator weights were saved."""
     from ..config import EvolveConfig
     from ..genome import Genome
-    from ..nets import build_generator
     from ..store import DamagedFile, opened
 
     names = _pick(names)
@@ -48,9 +47,10 @@ def rescore_run(run_dir, *, generation: int | None = None, names=None,
             entry = {"id": row.id, "born": row.born, "status": row.status,
                      "recorded": store.scores(row.id, generation)}
             if state is not None:
-                G = build_generator(Genome.from_dict(row.genome), ctx.resolution)
-                G.load_state_dict(state)
-                fake = generate(G, ctx.latents, noise_seed=ctx.noise_seed)
+                genome = Genome.from_dict(row.genome)
+                # each family draws its own way (a GAN's G and a VAE's decoder alike)
+                fake = families.of(genome).sample(genome, state, ctx.latents, resolution=ctx.resolution,
+                                                  noise_seed=ctx.noise_seed)
                 result = scorer.score_all(fake)
                 if "diversity" in names:
                     result["diversity"] = ctx.scorer("diversity").score(fake)["diversity"]
