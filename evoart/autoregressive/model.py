@@ -12,11 +12,13 @@ network is told where it is going, nothing in it assumes an order: raster, Hilbe
 order that depends on the image (issue 18) use the same weights and code.
 
 Context. Attention is causal and limited to a window of ``context`` items (a gene). Items
-are cut into blocks of half a window, h = context / 2: item t attends to the items of its
-own block and of the block before (items 0 .. context - 1 see everything before them).
-Training windows of ``context`` items cover that exactly; sampling with a KV cache
-re-encodes the previous block (one parallel pass) every h steps, so cached sampling is
-the same computation as recomputing each token's window from scratch (tested).
+are cut into blocks of half a window, h = context / 2: item t is computed in a window made
+of its own block and the block before, from scratch (items 0 .. context - 1 in the first
+window), so no information reaches it from further back, at any depth. Training windows
+of ``context`` items cover those windows; sampling with a KV cache re-encodes the
+previous block (one parallel pass) every h steps, so cached sampling is the same
+computation as recomputing each token's window from scratch (tested), and the
+likelihood of whole scans (``forward``) is computed in the same windows.
 
 Positions are learned row and column embeddings of the training size (one pair for
 ``where``, one for ``query``), so a model knows the 0 .. R - 1 grid it was trained on:
@@ -55,14 +57,10 @@ class Block(nn.Module):
         x = x + self.proj(y.transpose(1, 2).reshape(b, n, -1))
         return x + self.mlp(self.ln2(x))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple]:
-        """Causal attention over x (B, n, d) (``mask``: an additional boolean (n, n) mask of
-        allowed pairs); returns the output and the block's keys and values."""
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+        """Causal attention over x (B, n, d); returns the output and the block's keys and values."""
         q, k, v = self._split(x)
-        if mask is None:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return self._finish(x, y), (k, v)
 
     def step(self, x: torch.Tensor, cache_k: torch.Tensor, cache_v: torch.Tensor,
@@ -130,19 +128,11 @@ class ARModel(nn.Module):
             prev = torch.cat([self.start.expand(prev.shape[0], 1, -1), prev[:, 1:]], dim=1)
         return prev + self._query(orders[:, 1:])
 
-    def trunk(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """Causal blocks over items x (B, n, d), then the head: logits (B, n, K)."""
         for block in self.blocks:
-            x, _ = block(x, mask)
+            x, _ = block(x)
         return self.head(self.ln_out(x))
-
-    def block_mask(self, n: int, device) -> torch.Tensor | None:
-        """Allowed (query, key) pairs of n items from item 0: causal, and limited to the
-        item's block and the block before once past the first window (None: causal only)."""
-        if n <= self.window:
-            return None
-        i = torch.arange(n, device=device)
-        start = torch.where(i < self.window, torch.zeros_like(i), (i // self.half - 1) * self.half)
-        return (i[None, :] <= i[:, None]) & (i[None, :] >= start[:, None])
 
     def forward_vectors(self, token_vectors: torch.Tensor, orders: torch.Tensor) -> torch.Tensor:
         """Logits (B, T, K) of every step of whole scans, from the token vectors (B, T, d)
@@ -151,7 +141,17 @@ class ARModel(nn.Module):
         shifted_vectors = torch.cat([token_vectors.new_zeros(b, 1, d), token_vectors[:, :-1]], dim=1)
         shifted_orders = torch.cat([orders[:, :1], orders], dim=1)
         x = self.items(shifted_vectors, shifted_orders, first=0)
-        return self.trunk(x, self.block_mask(t, x.device))
+        if t <= self.window:
+            return self.trunk(x)
+        # Each later block is computed from scratch in a window of its own items and the
+        # block before, as sampling does (a mask over the whole scan would let deeper
+        # layers see further back through the earlier items).
+        windows = [(0, self.window, 0)] + [(b - self.half, min(b + self.half, t), self.half)
+                                          for b in range(self.window, t, self.half)]
+        out = []
+        for a, e, keep in windows:
+            out.append(self.trunk(x[:, a:e])[:, keep:])
+        return torch.cat(out, dim=1)
 
     def forward(self, tokens: torch.Tensor, orders: torch.Tensor) -> torch.Tensor:
         """Logits (B, T, K): ``tokens`` (B, T) are the tokens in scan order, ``orders``
@@ -212,7 +212,8 @@ class ARModel(nn.Module):
             x = block.extend(x, k, v, length)
 
     def window_start(self, t: int) -> int:
-        """The first item that item t attends to (the same rule as ``block_mask``)."""
+        """The first item of item t's window: 0 in the first window, then the start of the
+        block before its own."""
         return 0 if t < self.window else (t // self.half - 1) * self.half
 
 

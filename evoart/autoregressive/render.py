@@ -185,23 +185,20 @@ class StepNetwork(nn.Module):
     Outputs: probs (B, K) float32 at temperature 1, keys, values (the item written at slot
     ``length``).
 
-    Sampling loop (T = R * R steps, h = W // 2, u[n, t] uniform numbers, order[t] positions)::
+    Sampling loop (T = R * R steps, h = W // 2, u[n, t] the sampling noise, order[t] the
+    positions; ``sample_with_step_network`` is this loop)::
 
         keys = values = zeros(L, B, H, W, D); length = 0
         for t in range(T):
-            if t >= W and t % h == 0:            # new block: re-encode the previous one
+            if t >= W and t % h == 0:            # a new block: re-encode the block before it
                 keys = values = zeros(...); length = 0
-                for s in range(t - h, t):         # the block's items, as at step s
-                    _, keys, values = net(tok[s-1], order[s-1], order[s], s == t - h, length, keys, values)
+                for s in range(t - h, t):
+                    _, keys, values = net(tok[s-1], order[s-1], order[s], False, length, keys, values)
                     length += 1
             p, keys, values = net(tok[t-1], order[t-1], order[t], t == 0, length, keys, values)
             length += 1
-            tok[t] = searchsorted(cumsum(p ** (1 / temperature), normalised), u[t])
-        image[order] = palette[tok]
-
-    (At the first item of a re-encoded block the network still reads the previous token:
-    ``first`` is true only at step 0, where the item is the start vector. The re-encoding
-    pass reads tok[s - 1] for s = t - h, which was generated before the block.)
+            tok[t] = first k with cumsum(normalised p ** (1 / temperature))[k] > u[t]
+        image.flat[order] = palette[tok]
     """
 
     def __init__(self, model: ARModel):
@@ -232,8 +229,10 @@ class StepNetwork(nn.Module):
 def step_inputs(model: ARModel, batch: int = 2) -> tuple:
     L, H = len(model.blocks), model.genes.heads
     shape = (L, batch, H, model.window, model.width // H)
-    z = torch.zeros(batch, dtype=torch.long)
-    return (z, z, z + 1, torch.ones(batch, dtype=torch.bool), torch.tensor(0), torch.zeros(shape), torch.zeros(shape))
+    # distinct tensors: torch.export would treat one tensor passed twice as one input
+    return (torch.zeros(batch, dtype=torch.long), torch.zeros(batch, dtype=torch.long),
+            torch.ones(batch, dtype=torch.long), torch.ones(batch, dtype=torch.bool), torch.tensor(0),
+            torch.zeros(shape), torch.zeros(shape))
 
 
 def step_program_bytes(source, *, name: str) -> bytes:
