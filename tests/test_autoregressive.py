@@ -17,6 +17,7 @@ from evoart.autoregressive import (ARGenes, ARModel, PaletteError, SCAN_ORDERS, 
                                    dequantise, estimate_ar_step_macs, fit_palette, mutate_ar_genes, quantise,
                                    random_ar_genes, sample_ar, sample_order_picture, sample_tokens,
                                    sampling_noise, scan_order, train_ar, validate_ar)
+from evoart.autoregressive.genes import MAX_SAMPLE_COST_32, estimate_ar_sample_cost, repair_ar
 from evoart.autoregressive.presets import AR_PRESETS, preset_genes
 from evoart.autoregressive.render import (RenderError, StepNetwork, continues_scan, render_ar,
                                           sample_with_step_network, step_inputs, step_program_bytes, walk_ar,
@@ -60,8 +61,13 @@ def test_genes_round_trip_through_json_and_name_the_bad_field():
         validate_ar(g.replace(width=48, heads=8))
     with pytest.raises(GenomeError, match=r"ar\.colour: unknown field"):
         ARGenes.from_dict({"colour": 1})
-    with pytest.raises(GenomeError, match="over the cap"):
+    with pytest.raises(GenomeError, match="training step costs .* over the cap"):
         validate_ar(g.replace(width=256, layers=6, context=1024, batch_size=16))
+    with pytest.raises(GenomeError, match=r"sampling one 32 px image costs .* \(64 samples in 10 s\)"):
+        validate_ar(g.replace(width=256, layers=6, heads=8, mlp_ratio=4, context=64, batch_size=1))
+    # repair brings the largest designs under both caps
+    big = repair_ar(g.replace(width=256, layers=6, heads=8, mlp_ratio=4, context=1024, batch_size=16))
+    assert validate_ar(big) and big.width >= 96
 
 
 def test_random_mutated_and_crossed_genes_are_valid_and_under_the_cap():
@@ -73,10 +79,10 @@ def test_random_mutated_and_crossed_genes_are_valid_and_under_the_cap():
         for g in (b, mutate_ar_genes(a, rng), crossover_ar_genes(a, b, rng)):
             validate_ar(g)
             assert estimate_ar_step_macs(g, 32) <= MAX_STEP_MACS_32
+            assert estimate_ar_sample_cost(g, 32) <= MAX_SAMPLE_COST_32
             scans.add(g.scan)
             palettes.add(g.palette)
         a = mutate_ar_genes(a, rng)
-        assert a != mutate_ar_genes(a, random.Random(1)) or True
     assert scans == set(SCAN_ORDERS) and len(palettes) > 5
     # the same seed gives the same genes
     assert random_ar_genes(random.Random(5)) == random_ar_genes(random.Random(5))

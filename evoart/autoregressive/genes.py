@@ -36,6 +36,18 @@ BATCH_SIZES = (1, 2, 4, 8, 16)  # windows of `context` steps per training step
 LR = (1e-4, 1e-2)              # AdamW learning rate, evolved on a log scale
 TEMPERATURE = (0.5, 1.5)       # sampling temperature: below 1 sharper, above 1 wilder
 
+# Sampling cap: 64 samples at 32 px must take at most 10 s on one core of this project's
+# CPU (issue 17). Sampling is one step at a time, so its cost is not the training MACs:
+# ``estimate_ar_sample_cost`` counts the weights' multiply-adds, attention over the cached
+# window weighted by ATTENTION_WEIGHT (batched one-query products run about 5x slower per
+# multiply-add than the weight matrices) and a fixed cost per layer and step
+# (STEP_OVERHEAD, in multiply-add equivalents per image). Fitted to seven designs on the
+# 2-core CI machine under load (benchmarks/ar_sampling.py, docs/FAMILIES.md: seconds =
+# 0.057 s per G equivalent for 64 images, residuals under 0.4 s); the cap is about 7 s.
+ATTENTION_WEIGHT = 5.0
+STEP_OVERHEAD = 120e3
+MAX_SAMPLE_COST_32 = 2.0e9
+
 # Random genes start under half the cap, as random GAN genomes do: evolution may grow them.
 INITIAL_STEP_MACS_32 = MAX_STEP_MACS_32 / 2
 
@@ -126,6 +138,12 @@ def validate_ar(genes: ARGenes, where: str = "ar") -> ARGenes:
         raise GenomeError(
             f"{where}: one training step costs {step / 1e9:.1f} G multiply-adds at 32 px, over the cap of "
             f"{MAX_STEP_MACS_32 / 1e9:.1f} G; lower batch_size or context, or narrow the model")
+    sample = estimate_ar_sample_cost(genes, 32)
+    if sample > MAX_SAMPLE_COST_32 * 1.0001:
+        raise GenomeError(
+            f"{where}: sampling one 32 px image costs {sample / 1e9:.1f} G multiply-add equivalents, over the "
+            f"cap of {MAX_SAMPLE_COST_32 / 1e9:.1f} G (64 samples in 10 s); shorten the context, or use a "
+            "narrower or shallower model")
     return genes
 
 
@@ -151,6 +169,19 @@ def estimate_ar_step_macs(genes: ARGenes, resolution: int = 32) -> float:
     return 3.0 * tokens * estimate_ar_forward_macs_per_token(genes, resolution)
 
 
+def estimate_ar_sample_cost(genes: ARGenes, resolution: int = 32) -> float:
+    """Multiply-add equivalents of sampling one image with the KV cache (see
+    ATTENTION_WEIGHT): per step and layer the weights (4 d^2 + 2 r d^2), attention over the
+    cached items (2 d n, n on average half the window in the first window, then three
+    quarters of it) and the fixed per-step cost; then the output head."""
+    d, steps = genes.width, resolution * resolution
+    window = window_length(genes, resolution)
+    n_avg = steps / 2 if steps <= window else 0.75 * window
+    weights = genes.layers * (4 + 2 * genes.mlp_ratio) * d * d + d * genes.palette
+    attention = genes.layers * 2 * d * n_avg
+    return steps * (weights + ATTENTION_WEIGHT * attention + genes.layers * STEP_OVERHEAD)
+
+
 # ---- random genes, mutation, crossover ---------------------------------------------------
 
 def _weighted(rng: random.Random, options: dict):
@@ -173,8 +204,9 @@ def _step_choice(rng: random.Random, value, choices: tuple):
 
 
 def repair_ar(genes: ARGenes, cap: float = MAX_STEP_MACS_32) -> ARGenes:
-    """Genes inside every range and under ``cap``: heads that divide the width, then
-    smaller batches, shorter contexts and narrower models until a step fits."""
+    """Genes inside every range and under the caps: heads that divide the width, then
+    smaller batches, shorter contexts and narrower models until a training step fits
+    ``cap``, then shorter contexts, narrower and shallower models until sampling fits."""
     g = genes
     palette = int(min(PALETTE[1], max(PALETTE[0], round(g.palette))))
     width = int(min(WIDTH[1], max(WIDTH[0], 16 * round(g.width / 16))))
@@ -202,6 +234,21 @@ def repair_ar(genes: ARGenes, cap: float = MAX_STEP_MACS_32) -> ARGenes:
             g = replace(g, width=w, heads=h)
         elif g.layers > LAYERS[0]:
             g = replace(g, layers=g.layers - 1)
+        else:
+            break
+    while estimate_ar_sample_cost(g, 32) > MAX_SAMPLE_COST_32:
+        if g.context > 256:
+            g = replace(g, context=CONTEXTS[CONTEXTS.index(g.context) - 1])
+        elif g.width > 128:
+            w = max(WIDTH[0], g.width - 16)
+            h = g.heads
+            while h > 1 and (w % h or w // h < 8):
+                h //= 2
+            g = replace(g, width=w, heads=h)
+        elif g.layers > LAYERS[0]:
+            g = replace(g, layers=g.layers - 1)
+        elif g.context > CONTEXTS[0]:
+            g = replace(g, context=CONTEXTS[CONTEXTS.index(g.context) - 1])
         else:
             break
     return g
