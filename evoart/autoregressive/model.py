@@ -36,9 +36,10 @@ from .genes import ARGenes, window_length
 
 def _attend(q: torch.Tensor, kt: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Attention of a few queries q (B, H, n, D) over cached keys, stored transposed
-    (B, H, D, length), and values (B, H, length, D), written out: for one query per step
-    torch's fused CPU kernel costs about 1 ms a call. Keys are kept transposed so that both
-    products read the cache in place (a slice of it is a valid strided matrix)."""
+    (B, H, D, length), and values (B, H, length, D), written out: with one query per step,
+    torch's fused CPU kernel made sampling about 15% slower (docs/FAMILIES.md). Keys are
+    kept transposed so that both products read the cache in place (a slice of it is a
+    valid strided matrix)."""
     scores = (q @ kt) * (q.shape[-1] ** -0.5)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
