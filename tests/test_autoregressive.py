@@ -19,9 +19,9 @@ from evoart.autoregressive import (ARGenes, ARModel, PaletteError, SCAN_ORDERS, 
                                    sampling_noise, scan_order, train_ar, validate_ar)
 from evoart.autoregressive.genes import MAX_SAMPLE_COST_32, estimate_ar_sample_cost, repair_ar
 from evoart.autoregressive.presets import AR_PRESETS, preset_genes
-from evoart.autoregressive.render import (RenderError, StepNetwork, continues_scan, render_ar,
-                                          sample_with_step_network, step_inputs, step_program_bytes, walk_ar,
-                                          walk_noise)
+from evoart.autoregressive.render import (STEP_INPUTS, RenderError, StepNetwork, continues_scan, render_ar,
+                                          sample_with_step_network, step_inputs, step_onnx_bytes,
+                                          step_program_bytes, walk_ar, walk_noise)
 from evoart.autoregressive.training import ARTrainResult
 from evoart.data.builtin import _generate_builtin
 from evoart.genome import MAX_STEP_MACS_32, GenomeError
@@ -287,3 +287,25 @@ def test_the_exported_step_network_samples_what_the_model_samples():
     assert torch.equal(got, want)
     direct = sample_with_step_network(StepNetwork(model), 16, model.window, shape, noise, orders[0].numpy())
     assert torch.equal(direct, want)
+
+
+@pytest.mark.slow
+def test_the_step_network_exports_to_onnx_and_samples_the_same():
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    stub = _trained_stub("raster", 16)
+    model = stub.model()
+    noise = sampling_noise(6, 2, 16)
+    want, orders = sample_tokens(model, noise)
+    data = step_onnx_bytes(stub, name="t")
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    meta = json.loads(session.get_modelmeta().custom_metadata_map["evoart.json"])
+    assert meta["inputs"] == list(STEP_INPUTS) and meta["resolution"] == 16
+
+    def run(*args):
+        outs = session.run(None, {n: a.numpy() for n, a in zip(STEP_INPUTS, args)})
+        return tuple(torch.from_numpy(o) for o in outs)
+
+    shape = step_inputs(model, batch=2)[-1].shape
+    got = sample_with_step_network(run, 16, meta["window"], shape, noise, orders[0].numpy())
+    assert torch.equal(got, want)

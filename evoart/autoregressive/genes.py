@@ -182,6 +182,12 @@ def estimate_ar_sample_cost(genes: ARGenes, resolution: int = 32) -> float:
     return steps * (weights + ATTENTION_WEIGHT * attention + genes.layers * STEP_OVERHEAD)
 
 
+def describe_ar(genes: ARGenes) -> str:
+    """One line a person can read, e.g. ``AR hilbert K=64 96x3 h4 ctx256 T=1.0``."""
+    return (f"AR {genes.scan} K={genes.palette} {genes.width}x{genes.layers} h{genes.heads} "
+            f"ctx{genes.context} T={genes.temperature:.2g}")
+
+
 # ---- random genes, mutation, crossover ---------------------------------------------------
 
 def _weighted(rng: random.Random, options: dict):

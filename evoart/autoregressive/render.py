@@ -241,21 +241,46 @@ def step_program_bytes(source, *, name: str) -> bytes:
     ``evoart.json``. Writing it to a file is the caller's (render's) business."""
     model, palette = _model_of(source)
     net = StepNetwork(model.cpu().eval()).eval()
-    meta = {"evoart.name": name, "family": "ar", "genes": model.genes.to_dict(), "resolution": model.resolution,
-            "window": model.window, "palette": None if palette is None else np.asarray(palette).tolist(),
-            "loop": "see evoart.autoregressive.render.StepNetwork"}
+    meta = _step_metadata(model, palette, name)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        program = torch.export.export(net, step_inputs(model),
-                                      dynamic_shapes=({0: torch.export.Dim("batch", min=1)},
-                                                      {0: torch.export.Dim("batch", min=1)},
-                                                      {0: torch.export.Dim("batch", min=1)},
-                                                      {0: torch.export.Dim("batch", min=1)}, None,
-                                                      {1: torch.export.Dim("batch", min=1)},
-                                                      {1: torch.export.Dim("batch", min=1)}))
+        program = torch.export.export(net, step_inputs(model), dynamic_shapes=_dynamic_batch())
         buf = io.BytesIO()
         torch.export.save(program, buf, extra_files={STEP_PROGRAM_METADATA: json.dumps(meta)})
     return buf.getvalue()
+
+
+STEP_INPUTS = ("prev_token", "prev_pos", "next_pos", "first", "length", "keys", "values")
+STEP_OUTPUTS = ("probs", "keys_out", "values_out")
+
+
+def _step_metadata(model: ARModel, palette, name: str) -> dict:
+    return {"evoart.name": name, "family": "ar", "genes": model.genes.to_dict(), "resolution": model.resolution,
+            "window": model.window, "palette": None if palette is None else np.asarray(palette).tolist(),
+            "inputs": list(STEP_INPUTS), "outputs": list(STEP_OUTPUTS),
+            "loop": "see evoart.autoregressive.render.StepNetwork"}
+
+
+def _dynamic_batch() -> tuple:
+    batch = torch.export.Dim("batch", min=1)
+    return ({0: batch}, {0: batch}, {0: batch}, {0: batch}, None, {1: batch}, {1: batch})
+
+
+def step_onnx_bytes(source, *, name: str, opset: int = 18) -> bytes:
+    """The step network as one ONNX file (dynamic batch; inputs and outputs named as in
+    ``STEP_INPUTS`` / ``STEP_OUTPUTS``), evoart's description (``_step_metadata``, JSON)
+    in the metadata entry ``evoart.json``. Needs onnx and onnxscript."""
+    model, palette = _model_of(source)
+    net = StepNetwork(model.cpu().eval()).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(net, step_inputs(model), dynamo=True, opset_version=opset,
+                                    input_names=list(STEP_INPUTS), output_names=list(STEP_OUTPUTS),
+                                    dynamic_shapes=_dynamic_batch(), external_data=False, verbose=False)
+    proto = program.model_proto
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = STEP_PROGRAM_METADATA, json.dumps(_step_metadata(model, palette, name))
+    return proto.SerializeToString()
 
 
 @torch.no_grad()
