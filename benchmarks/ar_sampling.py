@@ -26,14 +26,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-import evoart.data  # noqa: F401  (registers the built-in datasets)
+from evoart.data import load_images
 from evoart.autoregressive import ARGenes, ARModel, sample_order_picture, sample_tokens, sampling_noise, train_ar
 from evoart.autoregressive.genes import estimate_ar_sample_cost, estimate_ar_step_macs, repair_ar
 from evoart.autoregressive.palette import dequantise
 from evoart.autoregressive.presets import AR_PRESETS, preset_genes
 from evoart.autoregressive.render import render_ar
 from evoart.autoregressive.sampling import tokens_to_grid
-from evoart.data.builtin import _generate_builtin
 
 
 def _timed(fn, repeats: int) -> tuple[object, float, float]:
@@ -69,7 +68,7 @@ def main() -> None:
                     "machine": platform.processor() or platform.machine(), "threads": 1, "steps": args.steps,
                     "resolution": 32, "samples": 64, "presets": {}, "designs": []}
     for dataset in args.datasets.split(","):
-        images = _generate_builtin(dataset, args.train_images + 64, 32, 0)
+        images = load_images(dataset, 32, count=args.train_images + 64, seed=0).images
         train, held = images[:args.train_images], images[args.train_images:]
         for name in AR_PRESETS:
             genes = preset_genes(name)

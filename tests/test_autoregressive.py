@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-import evoart.data  # noqa: F401  (registers the built-in datasets)
+from evoart.data import load_images
 from evoart.autoregressive import (ARGenes, ARModel, PaletteError, SCAN_ORDERS, ScanError, crossover_ar_genes,
                                    dequantise, estimate_ar_step_macs, fit_palette, mutate_ar_genes, quantise,
                                    random_ar_genes, sample_ar, sample_order_picture, sample_tokens,
@@ -23,7 +23,6 @@ from evoart.autoregressive.render import (STEP_INPUTS, RenderError, StepNetwork,
                                           sample_with_step_network, step_inputs, step_onnx_bytes,
                                           step_program_bytes, walk_ar, walk_noise)
 from evoart.autoregressive.training import ARTrainResult
-from evoart.data.builtin import _generate_builtin
 from evoart.genome import MAX_STEP_MACS_32, GenomeError
 
 SMALL = ARGenes(palette=16, scan="raster", width=32, layers=2, heads=2, mlp_ratio=1, context=64, batch_size=2,
@@ -168,7 +167,7 @@ def test_the_kv_cache_samples_exactly_what_full_recomputation_samples():
 
 def test_same_noise_gives_the_same_samples_and_other_noise_others():
     model = _model(SMALL.replace(scan="hilbert"), 8)
-    palette = fit_palette(_generate_builtin("shapes", 8, 8, 0), 16, seed=0)
+    palette = fit_palette(load_images("shapes", 8, count=8, seed=0).images, 16, seed=0)
     a = sample_ar(model, sampling_noise(1, 4, 8), palette=palette)
     b = sample_ar(model, sampling_noise(1, 4, 8), palette=palette)
     c = sample_ar(model, sampling_noise(2, 4, 8), palette=palette)
@@ -195,7 +194,7 @@ def test_the_presets_reach_half_of_log2_k_bits_within_80_steps(name):
     """Measured 2.0 bits per pixel (raster) and 1.95 (Hilbert) after 80 steps at 16 px on
     shapes, against log2 64 = 6 for a model that knows nothing."""
     genes = preset_genes(name)
-    images = _generate_builtin("shapes", 128, 16, 0)
+    images = load_images("shapes", 16, count=128, seed=0).images
     result = train_ar(genes, images, steps=80, seed=0)
     assert result.status == "ok"
     assert result.bits_per_pixel < 0.5 * math.log2(genes.palette)
@@ -203,7 +202,7 @@ def test_the_presets_reach_half_of_log2_k_bits_within_80_steps(name):
 
 
 def test_training_reports_progress_learns_and_children_inherit():
-    images = _generate_builtin("shapes", 32, 8, 0)
+    images = load_images("shapes", 8, count=32, seed=0).images
     seen = []
     parent = train_ar(SMALL, images, steps=30, seed=0, progress=lambda s, n, b: seen.append((s, n)))
     assert seen[-1] == (30, 30) and parent.steps == 30 and len(parent.curve) == 30
@@ -217,7 +216,7 @@ def test_training_reports_progress_learns_and_children_inherit():
 
 
 def test_a_nan_model_is_reported_as_diverged():
-    images = _generate_builtin("shapes", 8, 8, 0)
+    images = load_images("shapes", 8, count=8, seed=0).images
     parent = train_ar(SMALL, images, steps=1, seed=0)
     poisoned = {k: torch.full_like(v, float("nan")) if k == "head.weight" else v for k, v in parent.state.items()}
     result = train_ar(SMALL, images, steps=5, seed=0, init={"state": poisoned, "palette": parent.palette})
@@ -228,7 +227,7 @@ def test_a_nan_model_is_reported_as_diverged():
 
 def _trained_stub(scan: str, size: int = 8) -> ARTrainResult:
     model = _model(SMALL.replace(scan=scan, context=64), size)
-    palette = fit_palette(_generate_builtin("patterns", 8, size, 0), 16, seed=0)
+    palette = fit_palette(load_images("patterns", size, count=8, seed=0).images, 16, seed=0)
     return ARTrainResult(genes=model.genes, resolution=size, state=model.state_dict(), palette=palette)
 
 
