@@ -75,6 +75,8 @@ def continue_raster(model: ARModel, size: int, noise: np.ndarray, temperature: f
         raise RenderError(f"a raster AR model trained at {r} px continues its scan to sizes that are multiples "
                           f"of {half} and at least {r}, not {size}")
     count = noise.shape[0]
+    model.eval()
+    device = next(model.parameters()).device
     offsets = _window_offsets(size, r)
     m = len(offsets)
     canvas = torch.zeros(count, size, size, dtype=torch.long)
@@ -95,10 +97,11 @@ def continue_raster(model: ARModel, size: int, noise: np.ndarray, temperature: f
                 known[:, :half] = True
             known = known.reshape(-1)
             # batch: every window of the group for every image
-            tok = torch.cat([canvas[:, offsets[i] + ys, offsets[j] + xs] for i, j in members])
-            u = torch.cat([noise_t[:, offsets[i] + ys, offsets[j] + xs] for i, j in members])
-            ords = order.expand(tok.shape[0], -1)
+            tok = torch.cat([canvas[:, offsets[i] + ys, offsets[j] + xs] for i, j in members]).to(device)
+            u = torch.cat([noise_t[:, offsets[i] + ys, offsets[j] + xs] for i, j in members]).to(device)
+            ords = order.to(device).expand(tok.shape[0], -1)
             scan_with_cache(model, tok, ords, u, temp, known=known)
+            tok = tok.cpu()
             for k, (i, j) in enumerate(members):
                 canvas[:, offsets[i] + ys, offsets[j] + xs] = tok[k * count:(k + 1) * count]
     return canvas.numpy()
