@@ -62,8 +62,8 @@ class ARGenes:
     layers: int = 3
     heads: int = 4
     mlp_ratio: int = 2
-    context: int = 256
-    batch_size: int = 8
+    context: int = 128
+    batch_size: int = 16
     lr: float = 2e-3
     temperature: float = 1.0
 
