@@ -21,9 +21,10 @@ Walks. ``walk_noise`` moves the sampling noise through a Gaussian copula: each s
 uniform number is u = Phi(z) with z on a great circle between Gaussian keyframes,
 z(s) = cos(pi s / 2) z_a + sin(pi s / 2) z_b, so every frame's noise is exactly uniform
 and a loop of keyframes closes seamlessly. A token changes only when its u crosses a bin
-of the model's cumulative distribution, and a changed token changes the context of every
-later step: AR walks are stretches of still image broken by regions that re-grow along
-the scan, not a smooth morph. That is the definition, and its look.
+of the model's cumulative distribution, but a changed token changes the context of every
+later step: with 20 frames per keyframe, about 80% of the pixels change from one frame to
+the next (docs/FAMILIES.md). An AR walk is a flickering sequence of samples in one style,
+not a smooth morph. That is the definition, and its look.
 
 Export: see ``StepNetwork``.
 """
