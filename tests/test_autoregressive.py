@@ -215,6 +215,16 @@ def test_training_reports_progress_learns_and_children_inherit():
     assert 0 < wider.inherited[0] < wider.inherited[1]   # the blocks, not the token tables
 
 
+def test_a_checkpoint_of_tensors_only_samples_the_same_after_a_weights_only_load(tmp_path):
+    stub = _trained_stub("hilbert")
+    torch.save(stub.checkpoint(), tmp_path / "ar.pt")
+    again = ARTrainResult.from_checkpoint(stub.genes, torch.load(tmp_path / "ar.pt", weights_only=True))
+    noise = sampling_noise(2, 3, 8)
+    assert np.array_equal(sample_ar(again, noise), sample_ar(stub, noise))
+    with pytest.raises(PaletteError, match="palette has 16 colours; the genes say 32"):
+        ARTrainResult.from_checkpoint(stub.genes.replace(palette=32), stub.checkpoint())
+
+
 def test_a_nan_model_is_reported_as_diverged():
     images = load_images("shapes", 8, count=8, seed=0).images
     parent = train_ar(SMALL, images, steps=1, seed=0)

@@ -54,6 +54,30 @@ class ARTrainResult:
         m.load_state_dict(self.state)
         return m.to(device).eval()
 
+    def checkpoint(self) -> dict[str, torch.Tensor]:
+        """Everything needed to sample again, as tensors only (``torch.save`` it and load it
+        with ``torch.load(..., weights_only=True)``): the model's state under ``model.``,
+        the palette and the training size. The genes travel in the genome's JSON."""
+        out = {f"model.{k}": v for k, v in self.state.items()}
+        out["palette"] = torch.from_numpy(np.ascontiguousarray(self.palette))
+        out["resolution"] = torch.tensor(self.resolution)
+        return out
+
+    @classmethod
+    def from_checkpoint(cls, genes: ARGenes, checkpoint: dict[str, torch.Tensor]) -> "ARTrainResult":
+        """A result to sample from (or to inherit from) rebuilt from ``checkpoint()``."""
+        try:
+            state = {k[len("model."):]: v for k, v in checkpoint.items() if k.startswith("model.")}
+            palette = check_palette(checkpoint["palette"].numpy())
+            resolution = int(checkpoint["resolution"])
+        except (KeyError, AttributeError, TypeError) as exc:
+            raise PaletteError(f"not an AR checkpoint: {exc}") from None
+        if len(palette) != genes.palette:
+            raise PaletteError(f"the checkpoint's palette has {len(palette)} colours; the genes say {genes.palette}")
+        result = cls(genes=genes, resolution=resolution, state=state, palette=palette)
+        result.model()  # raises if the state does not fit the genes
+        return result
+
     def stats(self) -> dict:
         """The numbers a ledger records (JSON-ready)."""
         return {"status": self.status, "reason": self.reason, "steps": self.steps, "seconds": self.seconds,
