@@ -107,7 +107,7 @@ def _worker_init(ctx: EvalContext, progress_queue, threads: int) -> None:
     _WORKER_QUEUE = progress_queue
 
 
-def _worker_evaluate(task: EvalTask, threads: int | None = None) -> Evaluation:
+def _worker_evaluate(task: EvalTask) -> Evaluation:
     q = _WORKER_QUEUE
     if q is not None:
         q.put(("start", task.id, os.getpid()))
@@ -117,29 +117,7 @@ def _worker_evaluate(task: EvalTask, threads: int | None = None) -> Evaluation:
         if q is not None:
             q.put(("step", task.id, step, total))
 
-    if not threads:
-        return evaluate(task, _WORKER_CTX, report)
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        return evaluate(task, _WORKER_CTX, report)
-    finally:
-        torch.set_num_threads(before)
-
-
-def task_threads(tasks: int, workers: int, threads: int, device: str, cores: int | None = None) -> int | None:
-    """Torch threads for each of ``tasks`` evaluations on ``workers`` processes of
-    ``threads`` each: when fewer tasks than workers run (halving's last generations train
-    one or two individuals), the idle workers' cores go to the busy ones. One process with
-    two threads trained 1.7x faster than with one (docs/PERFORMANCE.md); two busy
-    processes of two threads each collapsed, so this never oversubscribes. None: as the
-    worker started. CPU only."""
-    if device not in ("cpu", "auto") or tasks <= 0 or tasks >= workers:
-        return None
-    share = min(threads * (workers // tasks), cores or os.cpu_count() or 1)
-    return share if share > threads else None
+    return evaluate(task, _WORKER_CTX, report)
 
 
 class ProcessExecutor:
@@ -172,14 +150,6 @@ class ProcessExecutor:
                 except Exception:
                     pass  # a display problem must never stop evaluation
 
-    def _threads_for(self, task: EvalTask) -> int | None:
-        """The task's share of the cores: its generation's size (``EvalTask.generation_size``,
-        the same when a killed generation resumes with fewer left, so a resumed run trains
-        with the threads a straight one did) against the workers."""
-        if not task.generation_size:
-            return None
-        return task_threads(task.generation_size, self.workers, self.threads, getattr(self.ctx, "device", "cpu"))
-
     def _new_pool(self, workers: int) -> cf.ProcessPoolExecutor:
         return cf.ProcessPoolExecutor(
             max_workers=workers, mp_context=self._mp,
@@ -201,7 +171,7 @@ class ProcessExecutor:
         while pending:
             pool = self._pool_or_new()
             self._started.clear()
-            futures = {pool.submit(_worker_evaluate, t, self._threads_for(t)): t for t in pending}
+            futures = {pool.submit(_worker_evaluate, t): t for t in pending}
             pending = []
             broken = False
             for fut in cf.as_completed(futures):

@@ -120,7 +120,6 @@ class EvalTask:
     parents: list[dict | None] = field(default_factory=list)   # training states, by parent slot
     inheritance: dict | None = None
     budget_seconds: float | None = None
-    generation_size: int | None = None   # individuals its generation trains (an executor may share idle cores)
 
 
 @dataclass
@@ -183,8 +182,7 @@ def evaluate(task: EvalTask, ctx: EvalContext, progress: Callable[[int, int], No
         return Evaluation(
             id=task.id, status=status, reason=reason, metrics=scores,
             stats=trained.stats.to_dict(),
-            timings={"train_s": round(t1 - t0, 3), "score_s": round(t2 - t1, 3), "total_s": round(t2 - t0, 3),
-                     "threads": torch.get_num_threads()},
+            timings={"train_s": round(t1 - t0, 3), "score_s": round(t2 - t1, 3), "total_s": round(t2 - t0, 3)},
             samples=samples,
             generator_state=gen_state,
             train_state=trained.state,

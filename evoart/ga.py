@@ -590,7 +590,7 @@ def evolve(
                 id=c.id, genome=c.genome.to_dict(), seed=c.seed, steps=c.steps or cfg.steps,
                 parents=task_parents(c),
                 inheritance=c.inheritance.to_dict() if c.inheritance is not None else None,
-                budget_seconds=cfg.budget_seconds, generation_size=len(children),
+                budget_seconds=cfg.budget_seconds,
             )
             for c in todo
         ]

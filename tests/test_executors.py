@@ -6,13 +6,11 @@ driver's torch threads follow the number of workers."""
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
-from dataclasses import replace
 
 import pytest
 
 from evoart import executors, fitness
-from evoart.executors import ProcessExecutor, SerialExecutor, driver_threads, make_executor, task_threads
+from evoart.executors import ProcessExecutor, SerialExecutor, driver_threads, make_executor
 from evoart.faults import ENV as FAULT_ENV
 from evoart.fitness import EvalContext, EvalTask, Evaluation, evaluate, make_latents
 
@@ -110,23 +108,6 @@ def test_the_pool_yields_every_result_with_progress_and_leaves_no_worker_behind(
     # a worker scores an individual as the driver itself would (one torch thread each)
     direct = evaluate(quick[0], ctx)
     assert next(ev for ev in got if ev.id == quick[0].id).metrics == pytest.approx(direct.metrics, rel=1e-6)
-    assert_no_worker_alive(workers, left)
-
-
-def test_a_generation_smaller_than_the_pool_gives_its_individuals_the_idle_cores(ctx):
-    # halving's last generations train one individual on a 2-worker pool: it gets both threads
-    assert task_threads(1, 2, 1, "cpu", cores=2) == 2
-    assert task_threads(2, 2, 1, "cpu", cores=2) is None     # every worker busy: one thread each
-    assert task_threads(1, 8, 1, "cpu", cores=2) == 2        # never more threads than cores
-    assert task_threads(3, 8, 1, "cpu", cores=16) == 2
-    assert task_threads(1, 2, 1, "cuda") is None
-    lone = replace(task(0), generation_size=1)
-    pair = [replace(task(1), generation_size=2), replace(task(2), generation_size=2)]
-    got, _, workers, left = run_pool(ctx, [lone, *pair])
-    threads = {ev.id: ev.timings["threads"] for ev in got}
-    expected = min(2, os.cpu_count() or 1)
-    assert threads == {lone.id: expected, pair[0].id: 1, pair[1].id: 1}, threads
-    assert all(ev.status == "ok" for ev in got)
     assert_no_worker_alive(workers, left)
 
 
