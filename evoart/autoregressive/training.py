@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .genes import ARGenes, validate_ar
+from ..ar_genes import ARGenes, validate_ar
 from .model import ARModel
 from .palette import PaletteError, check_palette, fit_palette, quantise
 from .scans import batch_orders
