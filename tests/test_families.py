@@ -196,7 +196,6 @@ def test_generation_zero_gives_each_allowed_family_its_share():
 
 @pytest.mark.parametrize("value, words", [
     ("gan,diffusion", "unknown family 'diffusion'"),
-    ("ar", "not available in this build"),
     ("", "at least one"),
     (3, "list of family names"),
 ])
@@ -342,7 +341,6 @@ def _cli(*args):
 
 @pytest.mark.parametrize("args, words", [
     (["--families", "gan,bogus"], "unknown family 'bogus'"),
-    (["--families", "ar"], "not available in this build"),
     (["--from-preset", "vae-pyramid-l1"], "add --families gan,vae"),
 ])
 def test_evolve_refuses_bad_families_with_a_message(tmp_path, monkeypatch, args, words):
