@@ -296,7 +296,7 @@ def test_a_three_family_run_shows_every_family_and_the_ar_scan_order(tmp_path):
     page = (run / "gen-000" / "index.html").read_text()
     for fam in ("gan", "vae", "ar"):
         assert f'class="badge fam fam-{fam}"' in page
-    assert "bits/px" in page and ">AR raster<" in page or ">AR hilbert<" in page
+    assert "bits/px" in page and (">AR raster<" in page or ">AR hilbert<" in page)
     folder = run / "gen-000" / ar
     ind_page = (folder / "index.html").read_text()
     assert "scan order:" in ind_page and "bits per pixel" in ind_page and 'src="scan-order.png"' in ind_page
