@@ -69,7 +69,7 @@ def test_every_vae_gene_changes_the_hash():
     (lambda d: d.update(family="vae"), "genome.vae", "needs its vae genes"),
     (lambda d: d.update(vae=VAEGenes().__dict__), "genome.vae", "only a vae genome"),
     (lambda d: d.update(family="diffusion"), "genome.family", "gan, vae, ar"),
-    (lambda d: d.update(family="ar"), "genome.family", "not available"),
+    (lambda d: d.update(family="ar"), "genome.ar", "an ar genome needs its ar genes"),
     (lambda d: d.update(family="vae", vae={"reconstruction": "ssim"}), "genome.vae.reconstruction", "pyramid-l1"),
     (lambda d: d.update(family="vae", vae={"beta": 0.0}), "genome.vae.beta", "outside"),
     (lambda d: d.update(family="vae", vae={"adversarial": 2}), "genome.vae.adversarial", "outside"),
