@@ -150,6 +150,8 @@ class RunLedger:
                      f"perceptual {o.get('perceptual', 0):.1f}")
             if len(self.cfg.families) > 1:  # a mixed run: say which family each row is
                 label = f"{label}  {m.genome.family.upper()}" + (f" ELBO {o['elbo']:.0f}" if "elbo" in o else "")
+                if m.genome.ar is not None:  # an AR row names its scan and its bits per pixel
+                    label += f" {m.genome.ar.scan}" + (f" {o['bits_per_pixel']:.2f} bits/px" if "bits_per_pixel" in o else "")
             if m.id in samples:
                 rows.append((label, samples[m.id][:8]))
         sheet = None
