@@ -328,7 +328,7 @@ def start_run(cfg: EvolveConfig, out_root: Path, *, progress=None, step_progress
         seed_genomes, seed_states, preset_record = preset_seeds(cfg)
     for seed_name, seed_genome in seed_genomes:
         if seed_genome.family not in cfg.families:
-            raise ConfigError(f"{seed_name.removeprefix('from:')} is a {seed_genome.family}, but the run allows "
+            raise ConfigError(f"{seed_name.removeprefix('from:')} is {'an' if seed_genome.family[0] in 'aeiou' else 'a'} {seed_genome.family}, but the run allows "
                               f"only {', '.join(cfg.families)}: add --families {','.join([*cfg.families, seed_genome.family])}")
     from .gallery import check_root
 
