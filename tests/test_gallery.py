@@ -287,9 +287,7 @@ def test_a_hostile_string_in_the_ledger_is_text_on_every_page(tmp_path):
                         hostile=HOSTILE)
     gallery.build(run)
     pages = pages_of(tmp_path)
-    individuals = len(ledger_rows(run)["individuals"])
-    assert individuals == 6  # 4 in generation 0, the better 2 continued in generation 1 (halving)
-    assert len(pages) >= 1 + 1 + 2 + 2 * individuals  # root, run, generations, individual + lineage pages
+    assert len(pages) >= 1 + 1 + 2 + 2 * 8
     shown_on = set()
     for page in pages:
         p = _Tags()
