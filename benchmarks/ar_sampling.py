@@ -28,7 +28,7 @@ from PIL import Image
 
 from evoart.data import load_images
 from evoart.autoregressive import ARGenes, ARModel, sample_order_picture, sample_tokens, sampling_noise, train_ar
-from evoart.autoregressive.genes import estimate_ar_sample_cost, estimate_ar_step_macs, repair_ar
+from evoart.ar_genes import estimate_ar_sample_cost, estimate_ar_step_macs, repair_ar
 from evoart.autoregressive.palette import dequantise
 from evoart.autoregressive.presets import AR_PRESETS, preset_genes
 from evoart.autoregressive.render import render_ar

@@ -55,7 +55,7 @@ class EvolveConfig:
     budget_steps: int | None = None  # the run's total training steps; sets steps or generations (see apply_budget)
     mate_choice: str = "random"     # random | runaway: crossover's second parent chosen by the first's evolved preferences
     runaway_strength: float = 0.0   # share of survivors chosen by attractiveness instead of the objectives (0 to 1)
-    families: list[str] = field(default_factory=lambda: list(DEFAULT_FAMILIES))  # model families allowed: gan, vae (docs/FAMILIES.md)
+    families: list[str] = field(default_factory=lambda: list(DEFAULT_FAMILIES))  # model families allowed: gan, vae, ar (docs/FAMILIES.md)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

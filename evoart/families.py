@@ -17,8 +17,9 @@ or renders goes through it instead of assuming a GAN:
 * ``renders``: whether ``evoart render`` draws it with the generator pipeline (a spatial
   latent, walks, export).
 
-A further family (the autoregressive models) adds its ``Family`` with ``register``; the
-genome schema gains its genes as ``genome.FAMILY_PARTS`` describes.
+The autoregressive models (``ar_family``) are the third; a further family adds its
+``Family`` with ``register``, and the genome schema gains its genes as
+``genome.FAMILY_PARTS`` describes.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Callable
 
 import torch
 
+from .ar_family import ar_metrics, sample_ar_state, sample_ar_trained, train_ar_family
 from .errors import EvoartError
 from .genome import Genome
 from .nets import build_generator
@@ -87,6 +89,10 @@ register(Family("gan", "GAN", train_briefly, sample_generator, sample_trained_ge
                 lambda genome: True))
 register(Family("vae", "VAE", train_vae, sample_generator, sample_trained_generator, _vae_metrics,
                 lambda genome: genome.vae is not None and genome.vae.adversarial > 0))
+# An AR model has no discriminator (judged, never judging) and renders through its own
+# path (evoart.render's AR branch: continued scans, copula walks, the step network).
+register(Family("ar", "AR", train_ar_family, sample_ar_state, sample_ar_trained, ar_metrics,
+                lambda genome: False, renders=False))
 
 
 def get(name: str) -> Family:
@@ -102,4 +108,4 @@ def of(genome: Genome) -> Family:
 
 
 #: Measures a family records that selection must not see (documented in docs/FAMILIES.md).
-FAMILY_METRICS = ("elbo", "recon_mse", "kl")
+FAMILY_METRICS = ("elbo", "recon_mse", "kl", "bits_per_pixel", "uniform_bits")

@@ -8,5 +8,5 @@ from __future__ import annotations
 FAMILIES = ("gan", "vae", "ar")
 #: The families this build trains: a run may allow any of them (``--families``). A
 #: family joins when its genes, its training and its sampling are in (``evoart.families``).
-AVAILABLE_FAMILIES = ("gan", "vae")
+AVAILABLE_FAMILIES = ("gan", "vae", "ar")
 DEFAULT_FAMILIES = ("gan",)

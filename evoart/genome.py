@@ -3,7 +3,7 @@
 A genome is a tree of typed dataclasses: a generator (latent size, a variable-length list
 of blocks, an output activation), a discriminator family, loss weightings and training
 settings, and a model family (``family``: a GAN, a VAE or an autoregressive model) whose
-own genes, if it has any, sit in one typed part named after it (``vae``; see
+own genes, if it has any, sit in one typed part named after it (``vae``, ``ar``; see
 ``FAMILY_PARTS``). It round-trips through JSON with a ``schema_version``, has a content hash, and
 ``validate`` names the offending field. This module never imports torch or deap, so a
 genome can be read, shown and checked anywhere.
@@ -22,7 +22,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from . import family_names
-from .errors import EvoartError
+from .ar_genes import ARGenes, describe_ar, estimate_ar_step_macs, validate_ar
+from .genome_limits import MAX_STEP_MACS_32, GenomeError
 
 SCHEMA_VERSION = 2
 #: Versions this evoart reads: 1 (before the family gene; every genome a GAN) and 2.
@@ -78,9 +79,8 @@ MAX_G_MACS_32 = 60e6
 # The same for one discriminator forward pass at 32 px (the D runs on real and fake
 # images, d_steps times per generator step, so its cost counts as much as G's).
 MAX_D_MACS_32 = 12e6
-# And for a whole training step (G and D, forward and backward, all D steps, the batch):
-# at most about 150 ms on one core of this project's 2-core CI machine, so that brief training of a population fits minutes.
-MAX_STEP_MACS_32 = 3.0e9
+# And for a whole training step: MAX_STEP_MACS_32, defined in ``genome_limits`` (every
+# family's genes are held under it, the AR genes included) and re-exported here.
 
 # ---- Model families (the family gene) ------------------------------------------------------
 # A genome is one of these. "gan" is what every genome was before the gene existed. The
@@ -90,10 +90,10 @@ MAX_STEP_MACS_32 = 3.0e9
 # family (the autoregressive "ar") adds a frozen dataclass, a Genome field defaulting to
 # None, an entry here and its checks in ``_validate_family``.
 FAMILIES = family_names.FAMILIES  # ("gan", "vae", "ar")
-FAMILY_PARTS: dict[str, str] = {"vae": "vae"}  # family -> the Genome field holding its own genes
+FAMILY_PARTS: dict[str, str] = {"vae": "vae", "ar": "ar"}  # family -> the Genome field holding its own genes
 # Genes at the top of a genome added after schema version 1, and the value that
 # reproduces the genomes from before them (see ``Genome.content_hash``).
-LATER_TOP_GENES = {"family": "gan", "vae": None}
+LATER_TOP_GENES = {"family": "gan", "vae": None, "ar": None}
 #: The schema version the content hash is computed at: a version number is not a gene,
 #: so bumping the schema leaves every hash as it was.
 HASH_SCHEMA_VERSION = 1
@@ -110,10 +110,6 @@ ENCODER_NORMS = ("none", "batch", "instance", "layer")
 RECONSTRUCTIONS = ("mse", "l1", "pyramid-l1", "random-features")
 VAE_BETA = (1e-3, 4.0)      # weight of the KL term per latent nat against the reconstruction per pixel
 VAE_ADVERSARIAL = (0.0, 1.0)  # weight of the VAE-GAN term; 0 trains no discriminator
-
-
-class GenomeError(EvoartError, ValueError):
-    """A genome that does not satisfy the schema. The message names the field."""
 
 
 @dataclass(frozen=True)
@@ -208,6 +204,7 @@ class Genome:
     # ---- the family gene and the families' own genes ----
     family: str = "gan"             # one of FAMILIES
     vae: VAEGenes | None = None     # present exactly when family == "vae"
+    ar: ARGenes | None = None       # present exactly when family == "ar" (evoart.ar_genes)
     mate: "MateGenes" = field(default_factory=lambda: MateGenes())
 
     # ---- serialisation ---------------------------------------------------------------
@@ -362,8 +359,8 @@ def genome_from_dict(data: Any) -> Genome:
         which = "" if version >= 2 or unknown[0] not in ({"family"} | set(family_parts)) else \
             f" in schema version {version} (the family gene came with version 2)"
         raise GenomeError(f"genome.{unknown[0]}: unknown field{which}")
-    kwargs = {k: _build(cls, data[k], f"genome.{k}") for k, cls in parts.items()
-              if k in data and not (k in family_parts and data[k] is None)}
+    kwargs = {k: (cls.from_dict(data[k], where=f"genome.{k}") if cls is ARGenes else _build(cls, data[k], f"genome.{k}"))
+              for k, cls in parts.items() if k in data and not (k in family_parts and data[k] is None)}
     if "family" in data:
         if not isinstance(data["family"], str):
             raise GenomeError(f"genome.family: expected a string, got {data['family']!r}")
@@ -395,7 +392,7 @@ def _check_multiple(path: str, value: int, lo: int, hi: int, step: int = 8) -> N
 
 
 #: The dataclass of each family's own genes (a further family adds its own here).
-FAMILY_GENE_TYPES: dict[str, type] = {"vae": VAEGenes}
+FAMILY_GENE_TYPES: dict[str, type] = {"vae": VAEGenes, "ar": ARGenes}
 
 
 def _family_part_classes() -> dict[str, type]:
@@ -408,12 +405,15 @@ def _validate_family(genome: Genome) -> None:
     _check_choice("genome.family", genome.family, FAMILIES)
     if genome.family != "gan" and genome.family not in FAMILY_PARTS:
         raise GenomeError(f"genome.family: {genome.family!r} is not available in this build of evoart")
+    def a(name: str) -> str:
+        return f"an {name}" if name[0] in "aeiou" else f"a {name}"
+
     for family, part in FAMILY_PARTS.items():
         genes = getattr(genome, part, None)
         if family == genome.family and genes is None:
-            raise GenomeError(f"genome.{part}: a {family} genome needs its {part} genes")
+            raise GenomeError(f"genome.{part}: {a(family)} genome needs its {part} genes")
         if family != genome.family and genes is not None:
-            raise GenomeError(f"genome.{part}: only a {family} genome has {part} genes (this one is a {genome.family})")
+            raise GenomeError(f"genome.{part}: only {a(family)} genome has {part} genes (this one is {a(genome.family)})")
     v = genome.vae
     if v is not None:
         _check_choice("genome.vae.encoder_family", v.encoder_family, D_FAMILIES)
@@ -428,6 +428,11 @@ def _validate_family(genome: Genome) -> None:
                 f"genome.vae.encoder_width: {cost / 1e6:.0f} M multiply-adds per image at 32 px exceeds "
                 f"the cap of {MAX_D_MACS_32 / 1e6:.0f} M; use a narrower encoder"
             )
+    if genome.ar is not None:
+        # The AR genes' own ranges and both caps (training step and sampling); the GAN
+        # genes of an AR genome rest (nothing builds them), but stay valid so that a
+        # family switch back to a GAN or VAE starts from a genome that builds.
+        validate_ar(genome.ar, where="genome.ar")
 
 
 def validate(genome: Genome) -> Genome:
@@ -637,6 +642,8 @@ def estimate_step_macs(genome: Genome, resolution: int) -> float:
     ``MAX_STEP_MACS_32``, holds for every family)."""
     if genome.family == "vae":
         return estimate_vae_step_macs(genome, resolution)
+    if genome.family == "ar":
+        return estimate_ar_step_macs(genome.ar, resolution)
     return estimate_gan_step_macs(genome, resolution)
 
 
@@ -697,6 +704,8 @@ def describe(genome: Genome) -> str:
     adv = "+".join(f"{k[:2]}{v:.1f}" for k, v in genome.loss.adversarial().items())
     d = genome.discriminator
     seen = "" if d.input == "pixels" else f" on {d.input}"
+    if genome.family == "ar":
+        return describe_ar(genome.ar)
     if genome.family == "vae":
         v = genome.vae
         critic = f"; D {d.family}/{d.width}/{d.norm}{seen} x{v.adversarial:.2f}" if v.adversarial > 0 else ""

@@ -150,6 +150,8 @@ class RunLedger:
                      f"perceptual {o.get('perceptual', 0):.1f}")
             if len(self.cfg.families) > 1:  # a mixed run: say which family each row is
                 label = f"{label}  {m.genome.family.upper()}" + (f" ELBO {o['elbo']:.0f}" if "elbo" in o else "")
+                if m.genome.ar is not None:  # an AR row names its scan and its bits per pixel
+                    label += f" {m.genome.ar.scan}" + (f" {o['bits_per_pixel']:.2f} bits/px" if "bits_per_pixel" in o else "")
             if m.id in samples:
                 rows.append((label, samples[m.id][:8]))
         sheet = None
@@ -326,7 +328,7 @@ def start_run(cfg: EvolveConfig, out_root: Path, *, progress=None, step_progress
         seed_genomes, seed_states, preset_record = preset_seeds(cfg)
     for seed_name, seed_genome in seed_genomes:
         if seed_genome.family not in cfg.families:
-            raise ConfigError(f"{seed_name.removeprefix('from:')} is a {seed_genome.family}, but the run allows "
+            raise ConfigError(f"{seed_name.removeprefix('from:')} is {'an' if seed_genome.family[0] in 'aeiou' else 'a'} {seed_genome.family}, but the run allows "
                               f"only {', '.join(cfg.families)}: add --families {','.join([*cfg.families, seed_genome.family])}")
     from .gallery import check_root
 

@@ -7,7 +7,7 @@ child came from, so the child can start from its parents' trained tensors.
 
 Families (``Genome.family``): mutation and crossover stay within a family. Every family
 shares the generator, discriminator, loss and training genes and varies them alike; a
-family's own genes (a VAE's ``VAEGenes``) vary only in its genomes, drawn after the shared
+family's own genes (a VAE's ``VAEGenes``, an AR model's ``ARGenes``) vary only in its genomes, drawn after the shared
 ones, so a GAN-only run draws the same numbers as before families existed. ``crossover``
 refuses parents of two families (``ga`` pairs a parent only with one of its own family);
 ``switch_family``, rare and only in runs that allow several families, replaces a genome by a
@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 
 from . import genome as G
 from .errors import EvoartError
+from .ar_genes import ARGenes, crossover_ar_genes, mutate_ar_genes, random_ar_genes, repair_ar
 from .genome import Block, DiscriminatorGenes, Genome, GeneratorGenes, LossGenes, MateGenes, TrainingGenes, VAEGenes
 
 
@@ -205,7 +206,7 @@ def random_vae_genes(rng: random.Random) -> VAEGenes:
 
 #: How each family with genes of its own draws them (a further family adds its drawer here,
 #: and its repair, mutation and crossover of them below).
-RANDOM_FAMILY_GENES = {"vae": random_vae_genes}
+RANDOM_FAMILY_GENES = {"vae": random_vae_genes, "ar": random_ar_genes}
 
 
 def _repair_vae(v: VAEGenes) -> VAEGenes:
@@ -280,7 +281,10 @@ def repair(genome: Genome) -> Genome:
     )
     family = genome.family if genome.family in available_families() else "gan"
     vae = _repair_vae(genome.vae or VAEGenes()) if family == "vae" else None
-    out = Genome(gen, disc, loss, training, family=family, vae=vae,
+    # An AR genome's own genes are repaired under both of its caps (training step and
+    # sampling: ar_genes.repair_ar); its GAN genes rest but are repaired like any others.
+    ar = repair_ar(genome.ar or ARGenes()) if family == "ar" else None
+    out = Genome(gen, disc, loss, training, family=family, vae=vae, ar=ar,
                  mate=repair_mate(genome.mate))
     # Shrink the widest layers until the generator fits the compute cap.
     while G.estimate_g_macs(out, 32) > G.MAX_G_MACS_32:
@@ -361,8 +365,15 @@ def mutate(genome: Genome, rng: random.Random, strength: float = 1.0) -> tuple[G
     Added and duplicated blocks are identity blocks (``identity_block``): the child
     starts computing its parent's function (``morph``). Their genes are not perturbed
     further in the same mutation. A re-typed block keeps its place in the inheritance
-    map, so the morphism keeps what of its tensors the new type can use."""
+    map, so the morphism keeps what of its tensors the new type can use.
+
+    An AR genome mutates its own genes only (``ar_genes.mutate_ar_genes``: each with
+    probability 0.15 x ``strength``, at least one); its resting GAN genes stay as they
+    are, and the child continues its parent's model where shapes match."""
     p = min(1.0, 0.15 * strength)
+    if genome.ar is not None:
+        child = repair(genome.replace(ar=mutate_ar_genes(genome.ar, rng, rate=p)))
+        return child, Inheritance.identity(child)
     g = genome.generator
     blocks = list(g.blocks)
     origin: list[tuple[int, int] | None] = [(0, i) for i in range(len(blocks))]
@@ -491,6 +502,10 @@ def switch_family(genome: Genome, rng: random.Random, families: tuple[str, ...],
 
 # ---- crossover ---------------------------------------------------------------------------
 
+def _a(family: str) -> str:
+    return f"an {family}" if family[0] in "aeiou" else f"a {family}"
+
+
 def crossover(a: Genome, b: Genome, rng: random.Random) -> tuple[Genome, Inheritance]:
     """Mate two genomes: graft the tail of one block list onto the head of the other
     (one cut point in each parent), blend the loss weights, take each training gene from
@@ -501,7 +516,10 @@ def crossover(a: Genome, b: Genome, rng: random.Random) -> tuple[Genome, Inherit
     discriminator (``Inheritance.discriminator`` names that parent for both), the
     reconstruction loss from either parent, beta and the adversarial weight blended."""
     if a.family != b.family:
-        raise VariationError(f"crossover mates genomes of one family, got a {a.family} and a {b.family}")
+        raise VariationError(f"crossover mates genomes of one family, got {_a(a.family)} and {_a(b.family)}")
+    if a.ar is not None:  # two AR models: uniform crossover of their own genes, the model from a
+        child = repair(a.replace(ar=crossover_ar_genes(a.ar, b.ar, rng)))
+        return child, Inheritance.identity(child)
     ba, bb = a.generator.blocks, b.generator.blocks
     cut_a = rng.randint(1, len(ba))
     cut_b = rng.randint(0, len(bb) - 1) if len(bb) > 1 else rng.randint(0, 1)
@@ -556,7 +574,10 @@ def perturb_training(genome: Genome, rng: random.Random, strength: float = 1.0) 
     vae = genome.vae
     if vae is not None:  # beta is a VAE's loss weight: explored like the others
         vae = replace(vae, beta=vae.beta * factor() if rng.random() < 0.3 else vae.beta)
-    child = repair(replace(genome, training=training, loss=loss, vae=vae))
+    ar = genome.ar
+    if ar is not None:  # an AR model's training gene is its learning rate (same shapes: every weight kept)
+        ar = replace(ar, lr=ar.lr * factor())
+    child = repair(replace(genome, training=training, loss=loss, vae=vae, ar=ar))
     return child, Inheritance.identity(child)
 
 

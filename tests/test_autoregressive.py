@@ -17,7 +17,7 @@ from evoart.autoregressive import (ARGenes, ARModel, PaletteError, SCAN_ORDERS, 
                                    dequantise, estimate_ar_step_macs, fit_palette, mutate_ar_genes, quantise,
                                    random_ar_genes, sample_ar, sample_order_picture, sample_tokens,
                                    sampling_noise, scan_order, train_ar, validate_ar)
-from evoart.autoregressive.genes import MAX_SAMPLE_COST_32, estimate_ar_sample_cost, repair_ar
+from evoart.ar_genes import MAX_SAMPLE_COST_32, estimate_ar_sample_cost, repair_ar
 from evoart.autoregressive.presets import AR_PRESETS, preset_genes
 from evoart.autoregressive.render import (STEP_INPUTS, RenderError, StepNetwork, continues_scan, render_ar,
                                           sample_with_step_network, step_inputs, step_onnx_bytes,

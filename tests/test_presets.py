@@ -26,7 +26,8 @@ from evoart.presets import PresetError
 from evoart.seeds import bytes_digest
 from evoart.store import RunStore
 
-SHIPPED = ["cppn-like", "dcgan-classic", "hinge-residual", "lsgan", "pixel-shuffle", "vae-pyramid-l1"]
+SHIPPED = ["ar-hilbert", "ar-raster", "cppn-like", "dcgan-classic", "hinge-residual", "lsgan", "pixel-shuffle",
+           "vae-pyramid-l1"]
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_DIR = REPO / "evoart" / "presets" / "shipped"  # package data
 
@@ -116,7 +117,10 @@ def test_every_shipped_preset_validates_builds_and_trains(name, home):
     images = to_float_tensor(load_images("shapes", 16, count=64).images)
     trained = of(p.genome).train(p.genome, images, steps=3, seed=1)  # as its family trains
     assert trained.stats.status == "ok" and trained.stats.steps == 3
-    out = generate(trained.generator, torch.randn(4, p.genome.generator.latent))
+    if p.genome.family == "ar":  # an AR model samples from the fixed noise, not from latents
+        out = of(p.genome).sample_trained(trained, torch.zeros(4, 1), noise_seed=0)
+    else:
+        out = generate(trained.generator, torch.randn(4, p.genome.generator.latent))
     assert out.shape == (4, 3, 16, 16) and torch.isfinite(out).all()
 
 

@@ -1,8 +1,8 @@
 """The autoregressive (AR) family: images as palette tokens, generated one token at a time
 by a small causal transformer that is told which position comes next.
 
-* ``genes``: ``ARGenes``, ranges, validation, cost, random / mutation / crossover
-  (no torch);
+* ``evoart.ar_genes`` (below the genome, which holds them as ``Genome.ar``): ``ARGenes``,
+  ranges, validation, cost, random / mutation / crossover (no torch), re-exported here;
 * ``palette``: K colours fitted by seeded k-means; quantise and dequantise;
 * ``scans``: scan orders as permutations (raster, Hilbert; a registry for more);
 * ``model``: the any-order causal transformer with windows and a KV cache;
@@ -13,7 +13,7 @@ by a small causal transformer that is told which position comes next.
 * ``presets``: the genes of the shipped ``ar-raster`` and ``ar-hilbert`` presets.
 """
 
-from .genes import (ARGenes, MAX_SAMPLE_COST_32, SCAN_ORDERS, crossover_ar_genes, describe_ar,
+from ..ar_genes import (ARGenes, MAX_SAMPLE_COST_32, SCAN_ORDERS, crossover_ar_genes, describe_ar,
                     estimate_ar_sample_cost, estimate_ar_step_macs, mutate_ar_genes, random_ar_genes, repair_ar,
                     validate_ar)
 from .presets import AR_PRESETS, preset_genes

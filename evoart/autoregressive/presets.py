@@ -10,7 +10,7 @@ training, more windows per step beat a longer view back.
 
 from __future__ import annotations
 
-from .genes import ARGenes
+from ..ar_genes import ARGenes
 
 AR_PRESETS: dict[str, dict] = {
     "ar-raster": ARGenes(palette=64, scan="raster", width=96, layers=3, heads=4, mlp_ratio=2, context=128,

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .genes import ARGenes, validate_ar
+from ..ar_genes import ARGenes, validate_ar
 from .model import ARModel
 from .palette import PaletteError, check_palette, fit_palette, quantise
 from .scans import batch_orders
@@ -143,7 +143,8 @@ def _lr_at(step: int, steps: int, lr: float) -> float:
 
 def train_ar(genes: ARGenes, images_u8: np.ndarray, *, steps: int, seed: int, device: str = "cpu",
              progress: Callable[[int, int, float], None] | None = None,
-             init: ARTrainResult | dict | None = None, eval_images: np.ndarray | None = None) -> ARTrainResult:
+             init: ARTrainResult | dict | None = None, eval_images: np.ndarray | None = None,
+             budget_seconds: float | None = None) -> ARTrainResult:
     """Train an AR model on ``images_u8`` (N, R, R, 3) for ``steps`` steps.
 
     ``init``: a parent (an ``ARTrainResult`` or a dict with ``state`` and ``palette``): its
@@ -151,7 +152,9 @@ def train_ar(genes: ARGenes, images_u8: np.ndarray, *, steps: int, seed: int, de
     its tensors are copied where names and shapes match. ``progress(step, steps, bits)``
     is called after every step. The final bits per pixel are measured on ``eval_images``
     (default: the first 64 training images). A NaN or exploding loss stops training with
-    status "diverged"; the result then holds the state as it was.
+    status "diverged"; the result then holds the state as it was. ``budget_seconds``
+    stops training early (status "ok", fewer steps) once that much time has passed, as a
+    run's ``budget_seconds`` stops a GAN.
     """
     validate_ar(genes)
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
@@ -207,6 +210,8 @@ def train_ar(genes: ARGenes, images_u8: np.ndarray, *, steps: int, seed: int, de
         done = step + 1
         if progress is not None:
             progress(done, steps, bits)
+        if budget_seconds is not None and time.perf_counter() - started > budget_seconds:
+            break
 
     if status == "ok":
         if eval_images is not None:

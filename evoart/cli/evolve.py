@@ -71,7 +71,8 @@ def _explicit(ctx: click.Context, name: str) -> bool:
                    "--generations the steps follow, otherwise the generations follow (from --steps or its "
                    "default); all three must agree. With --resume: extend the run to this total.")
 @click.option("--families", metavar="LIST",
-              help="Model families the run may hold, comma-separated: gan, vae (variational autoencoders). "
+              help="Model families the run may hold, comma-separated: gan, vae (variational autoencoders), ar "
+                   "(autoregressive over a palette). "
                    "Mutation and crossover stay within a family; a rare family switch seeds a fresh genome "
                    "of another; one fitness judges all (docs/FAMILIES.md).  [default: gan]")
 @click.option("--resolution", type=int, help="Image size in pixels: 16, 32, 64 or 128.  [default: 32]")

@@ -82,6 +82,8 @@ def _genome_tables(p) -> list[Table]:
     from ..nets import build_generator, count_parameters
 
     genome = p.genome
+    if genome.ar is not None:  # an AR model: its own genes; the GAN genes rest (docs/FAMILIES.md)
+        return [_ar_table(genome.ar, p.resolution or 32)]
     g = genome.generator
     res = p.resolution or 32
     _, blocks = layout(genome, res)
@@ -130,6 +132,23 @@ def _genome_tables(p) -> list[Table]:
                                                                  "  (off: the discriminator and loss genes rest)"))
         tables.insert(0, vae)
     return tables
+
+
+def _ar_table(a, res: int) -> Table:
+    from ..ar_genes import estimate_ar_sample_cost, estimate_ar_step_macs
+
+    t = Table(title=f"Autoregressive over a palette: {estimate_ar_step_macs(a, res) / 1e9:.2f} G multiply-adds per "
+                    f"training step, {estimate_ar_sample_cost(a, res) / 1e9:.2f} G to sample one image at {res} px "
+                    "(the generator, discriminator and loss genes rest)", title_justify="left", show_header=False)
+    t.add_row("scan order", a.scan + ("  (continues beyond the training size)" if a.scan == "raster"
+                                      else "  (only upscales beyond the training size)"))
+    t.add_row("palette colours (K)", f"{a.palette}  (a model that knows nothing scores log2 K bits per pixel)")
+    t.add_row("transformer", f"width {a.width}, {a.layers} layers, {a.heads} heads, MLP ratio {a.mlp_ratio}")
+    t.add_row("context", f"{a.context} scan steps")
+    t.add_row("windows per step", str(a.batch_size))
+    t.add_row("learning rate", f"{a.lr:.1e}  (AdamW)")
+    t.add_row("temperature", f"{a.temperature:g}")
+    return t
 
 
 @preset.command("show")

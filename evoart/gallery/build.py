@@ -8,8 +8,8 @@ from pathlib import Path
 
 from ..store import RunStore, StoreError, generation_dir, list_runs, opened
 from .root import claim_root
-from .pages import generation_page, index_page, individual_page, lineage_page, run_page
-from .thumbs import ensure_thumb
+from .pages import SCAN_PICTURE_NAME, family_of, generation_page, index_page, individual_page, lineage_page, run_page
+from .thumbs import ensure_scan_picture, ensure_thumb
 from .view import INDEX_NAME, LINEAGE_NAME, THUMB_NAME, BuildReport, RunSummary, RunView, summarize
 from .writer import Writer, write_static
 
@@ -29,6 +29,9 @@ def build_run(run_dir: Path, *, store: RunStore | None = None) -> BuildReport:
         folder = run_dir / f"gen-{ind.born:03d}" / ind.id
         if ind.has_samples:
             ind.has_thumb = ensure_thumb(folder / "samples.png", folder / THUMB_NAME)
+        if family_of(ind) == "ar" and ind.genome is not None and folder.is_dir():
+            ensure_scan_picture(ind.genome.ar.scan, int(run.evolve.get("resolution", 32)),
+                                folder / SCAN_PICTURE_NAME)
     w.write(run_dir / INDEX_NAME, run_page(run))
     for g in (x["generation"] for x in run.generations):
         judge = store.judge_cells(g) if g in run.members else []

@@ -53,11 +53,37 @@ def family_badge(ind: Individual, metrics: dict[str, float]) -> dict:
     """The family chip of a card and its family's own measure (a VAE's ELBO, which no
     selection uses), shown beside it."""
     fam = family_of(ind)
+    label = FAMILY_LABELS.get(fam, fam)
+    if fam == "ar":  # the chip names the scan order; the note is the bits per pixel
+        scan = ind.genome.ar.scan if ind.genome is not None and ind.genome.ar is not None else \
+            ((ind.row.genome or {}).get("ar") or {}).get("scan", "?")
+        bpp = metrics.get("bits_per_pixel")
+        note = f"{bpp:.2f} bits/px" if bpp is not None and bpp == bpp else ""
+        return {"key": fam, "label": f"AR {scan}", "note": note,
+                "help": f"an autoregressive model over a palette, generating pixel by pixel in {scan} order"
+                        + ("; bits per pixel: the negative log-likelihood of the held-out images' palette "
+                           "tokens (log2 K knows nothing, 0 is perfect; not 8-bit bits/dim), recorded, "
+                           "never selected on" if note else "")}
     note = f"ELBO {metrics['elbo']:.0f} nats" if "elbo" in metrics else ""
-    return {"key": fam, "label": FAMILY_LABELS.get(fam, fam), "note": note,
-            "help": f"a {FAMILY_LABELS.get(fam, fam)}" + (
+    return {"key": fam, "label": label, "note": note,
+            "help": f"a {label}" + (
                 "; ELBO: the evidence lower bound of the held-out images per image (Gaussian decoder, "
                 "its variance the mean squared error), recorded, never selected on" if note else "")}
+
+
+#: The scan-order picture an AR individual's page shows, beside its samples.
+SCAN_PICTURE_NAME = "scan-order.png"
+
+
+def ar_view(ind: Individual, metrics: dict[str, float], folder) -> dict | None:
+    """What an AR individual's page says of its family: the scan order (as a picture when
+    the build drew one), the bits per pixel of the held-out images and log2 K."""
+    if family_of(ind) != "ar" or ind.genome is None or ind.genome.ar is None:
+        return None
+    a = ind.genome.ar
+    return {"scan": a.scan, "palette": a.palette, "bits_per_pixel": metrics.get("bits_per_pixel"),
+            "uniform_bits": metrics.get("uniform_bits"),
+            "picture": SCAN_PICTURE_NAME if (folder / SCAN_PICTURE_NAME).is_file() else None}
 
 
 def render(template: str, **context) -> str:
@@ -351,7 +377,9 @@ def individual_page(run: RunView, ind: Individual, siblings: list[Individual]) -
         history_columns=[column(k) for k in history_keys],
         history=history, helps=[(LABELS[k], help_text(k)) for k in SHOWN],
         training=kv(st_items), family=family_badge(ind, run.metrics(ind.id, ind.born)),
-        curves=charts.curves_chart({k: v for k, v in (stats.get("curves") or {}).items() if k != "elbo"},
+        ar=ar_view(ind, run.metrics(ind.id, ind.born), folder),
+        curves=charts.curves_chart({(k.replace("_", " ") + " (training windows)" if k == "bits_per_pixel" else k): v
+                                    for k, v in (stats.get("curves") or {}).items() if k != "elbo"},
                                    stats.get("steps") or 0),
         elbo_curve=charts.curves_chart({"ELBO (nats per image, batch)": (stats.get("curves") or {})["elbo"]},
                                        stats.get("steps") or 0, title="ELBO over training")

@@ -214,6 +214,20 @@ def check_state_fits(genome: Genome, resolution: int, state: dict, source: str) 
 
     from ..nets import build_generator
 
+    if genome.family == "ar":  # an AR state is its checkpoint: the model, the palette, the size
+        from ..ar_family import result_from_state
+        from ..errors import EvoartError
+
+        try:
+            result = result_from_state(genome, state)
+        except (EvoartError, RuntimeError) as exc:
+            raise PresetError(f"{source} does not fit the AR genome: {str(exc).splitlines()[0]}") from None
+        if result.resolution != resolution:
+            raise PresetError(f"{source} was trained at {result.resolution} px, not {resolution} px")
+        for k, t in result.state.items():
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise PresetError(f"{source}: {k} holds NaN or infinite values; these weights diverged")
+        return
     expected = build_generator(genome, resolution).state_dict()
     missing = [k for k in expected if k not in state]
     extra = [k for k in state if k not in expected]

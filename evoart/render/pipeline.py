@@ -27,6 +27,7 @@ from pathlib import Path
 from ..files import atomic_write_bytes
 from ..nets import build_generator
 from .export import EXPORT_ALIASES, EXPORTERS, TORCHSCRIPT_NOTE, export_kind
+from .ar import AR_EXPORT_NOTE, ar_export, ar_grid, ar_images, ar_plan, ar_result, ar_walk, is_ar
 from .sources import RenderError, Source, Training, load_generator, os_errors, resolve_source, train_source
 from .spatial import (
     GROW_METHODS,
@@ -211,7 +212,11 @@ def render(target: str | Path | Source, *, out: str | Path = "renders", samples:
     # (or halfway through taking the machine's memory).
     will_train = source.state is None or retrain
     at = int(resolution if resolution is not None else DEFAULT_RESOLUTION) if will_train else source.resolution
-    check_memory(build_generator(source.genome, at).eval(), plan_size(source.genome, at, size, grow), device)
+    ar = is_ar(source)  # an AR model renders through its own path (render/ar.py)
+    if ar:
+        ar_plan(source, at, size, grow)  # a size it cannot make is refused before training
+    else:
+        check_memory(build_generator(source.genome, at).eval(), plan_size(source.genome, at, size, grow), device)
 
     files: list[RenderedFile] = []
     training = None
@@ -244,6 +249,10 @@ def render(target: str | Path | Source, *, out: str | Path = "renders", samples:
                                       {"resolution": source.resolution}))
         say(f"Kept as preset {save_as}: {kept}")
 
+    if ar:
+        return _render_ar(source, out=out, outputs=outputs, files=files, samples=samples, seed=seed, size=size,
+                          grow=grow, scale=scale, walk=walk, frames=frames, keyframes=keyframes, fps=fps,
+                          exports=exports, training=training, kept=kept, notes=notes, say=say, tell=tell)
     G = load_generator(source, device)
     plan = plan_size(source.genome, source.resolution, size, grow)
     n = samples or (4 if size else 64)
@@ -287,4 +296,53 @@ def render(target: str | Path | Source, *, out: str | Path = "renders", samples:
         checked = f"; {facts['checked']}" if facts.get("checked") else ""
         say(f"Wrote {outputs[kind]} ({facts['bytes'] / 1e6:.1f} MB, {seconds:.1f} s{checked}): input z (batch, "
             f"{G.latent}) float32, output images (batch, 3, {G.resolution}, {G.resolution}) RGB in [0, 1]")
+    return RenderResult(source, plan, files, training, kept, notes)
+
+
+def _render_ar(source: Source, *, out: Path, outputs: dict, files: list, samples, seed, size, grow, scale, walk,
+               frames, keyframes, fps, exports, training, kept, notes, say, tell) -> RenderResult:
+    """``render`` for an AR model (render/ar.py): the grid continued or upscaled as its
+    scan allows, the walk through a Gaussian copula of the noise, the step network."""
+    result = ar_result(source)
+    plan = ar_plan(source, source.resolution, size, grow)
+    n = samples or (4 if size else 64)
+    t0 = time.perf_counter()
+    images = ar_images(result, plan, n, seed)
+    render_s = time.perf_counter() - t0
+    png, zoom = ar_grid(images, scale, GRID_TILE_PX)
+    with os_errors("create the folder"):
+        out.mkdir(parents=True, exist_ok=True)
+    _write(files, "grid", outputs["grid"], png, samples=n, seed=seed, size=plan.size, method=plan.method,
+           zoom=zoom, seconds=render_s)
+    if plan.method == "upscale":
+        tell(plan.message)
+    else:
+        say(plan.message)
+    say(f"Wrote {outputs['grid']} ({n} samples in {render_s:.1f} s{f', tiles zoomed {zoom}x' if zoom > 1 else ''})")
+
+    if walk:
+        if size is not None and plan.method != "native":
+            tell(f"an AR walk is drawn at the training size ({source.resolution} px), not at --size")
+        t0 = time.perf_counter()
+        movie = ar_walk(result, frames=frames, keyframes=keyframes, seed=seed)
+        wz = view_scale(source.resolution, WALK_TILE_PX)
+        walk_facts = {"frames": frames, "keyframes": keyframes, "fps": fps, "zoom": wz, "copula": True}
+        _write(files, "gif", outputs["gif"], gif_bytes(movie, fps=fps, scale=wz), **walk_facts,
+               seconds=time.perf_counter() - t0)
+        say(f"Wrote {outputs['gif']} ({frames} frames, {keyframes} keyframes, {time.perf_counter() - t0:.1f} s): "
+            "the sampling noise moved through a Gaussian copula; AR walks flicker in one style rather than morph")
+        try:
+            _write(files, "webp", outputs["webp"], webp_bytes(movie, fps=fps, scale=wz), **walk_facts)
+            say(f"Wrote {outputs['webp']}")
+        except RenderError as exc:
+            tell(str(exc))
+
+    aliases = {export_kind(k): k for k in exports if k in EXPORT_ALIASES}
+    for kind in dict.fromkeys(export_kind(k) for k in exports):
+        if kind in aliases:
+            tell(TORCHSCRIPT_NOTE.format(path=outputs[kind]))
+        data, seconds = ar_export(result, kind, outputs[kind], source.name)
+        _write(files, kind, outputs[kind], data, seconds=seconds, family="ar", resolution=result.resolution,
+               window=result.model().window)
+        say(f"Wrote {outputs[kind]} ({len(data) / 1e6:.1f} MB, {seconds:.1f} s): {AR_EXPORT_NOTE}")
     return RenderResult(source, plan, files, training, kept, notes)

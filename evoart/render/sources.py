@@ -107,7 +107,8 @@ def train_source(source: Source, data: str = "shapes", *, resolution: int = 32, 
     from ..families import of
     from ..imaging import to_float_tensor
 
-    check_renders(source)
+    if source.genome.family != "ar":  # an AR model trains here and renders through render/ar.py
+        check_renders(source)
     images = load_images(data, resolution, seed=seed)
     tensor = to_float_tensor(images.images)
     trained = of(source.genome).train(source.genome, tensor, steps=steps, device=device, seed=seed, progress=progress)
@@ -132,8 +133,10 @@ def check_renders(source: Source) -> None:
 
     family = of(source.genome)
     if not family.renders:
-        raise RenderError(f"{source.name} is a {family.label}: evoart render draws models with a generator "
-                          "(GAN, VAE) only")
+        raise RenderError(f"{source.name} is {'an' if family.label[0] in 'AEIOU' else 'a'} {family.label}: the "
+                          "generator pipeline draws models with a generator (GAN, VAE); "
+                          + ("an AR model renders through evoart.render.ar" if family.name == "ar" else
+                             "this family has no render path"))
 
 
 def load_generator(source: Source, device: str = "cpu") -> Generator:

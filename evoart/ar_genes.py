@@ -1,12 +1,15 @@
 """The genes of an autoregressive (AR) individual, their ranges and their variation.
 
+They sit below ``genome`` (which holds them as ``Genome.ar``); the model, training and
+sampling that read them are the package ``evoart.autoregressive``.
+
 An AR individual quantises images to a palette of K colours fitted to the training data
 and trains a small causal transformer to predict one token after another in a scan order.
 This module never imports torch, so genes can be read, checked and varied anywhere.
 
 Compute: one training step feeds ``batch_size`` windows of ``context`` scan steps each
 (a 32 px image is 1,024 steps); ``estimate_ar_step_macs`` counts its multiply-adds and
-``validate_ar`` holds it under the project's cap (``genome.MAX_STEP_MACS_32``), as for a
+``validate_ar`` holds it under the project's cap (``genome_limits.MAX_STEP_MACS_32``), as for a
 GAN. The context is what makes wide models affordable: attention over 1,024 steps costs
 more than the weights at these widths.
 """
@@ -18,7 +21,7 @@ import random
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from ..genome import MAX_STEP_MACS_32, GenomeError
+from .genome_limits import MAX_STEP_MACS_32, GenomeError
 
 # ---- vocabularies and ranges -----------------------------------------------------------------
 
