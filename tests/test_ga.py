@@ -176,6 +176,7 @@ def run_once(ctx, **overrides):
     return ga.evolve(cfg, ctx, SerialExecutor(ctx))
 
 
+@pytest.mark.slow  # two whole runs with their judging passes and critics: 18-27 s
 @pytest.mark.parametrize("overrides", [{}, {"selection": "weighted", "weights": "realism=1,coverage=2"}])
 def test_a_run_scores_every_member_and_is_reproducible(ctx, overrides):
     a = run_once(ctx, **overrides)

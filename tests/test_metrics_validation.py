@@ -30,6 +30,10 @@ import pytest
 
 from evoart.scoring.validation import FID_PAPER, LEVELS, validation_table
 
+# The validation table takes about a minute to compute (every disturbance at every level):
+# the whole module runs in `make test`, not in `make test-fast`.
+pytestmark = pytest.mark.slow
+
 N = 512
 STRICT = ("noise", "blur", "rectangles", "salt_pepper", "contamination")
 
