@@ -75,7 +75,7 @@ def served(tmp_path_factory):
     url = line.split(" at ", 1)[1].strip()
     yield url, run, home
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=20)
+    _, err = proc.communicate(timeout=60)
     assert "Traceback" not in err, err
 
 

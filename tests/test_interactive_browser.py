@@ -92,7 +92,7 @@ def test_picks_on_the_served_page_breed_the_next_generation(tmp_path, browser): 
             if p is not None and p.poll() is None:
                 p.send_signal(signal.SIGINT)
                 try:
-                    p.wait(timeout=20)
+                    p.wait(timeout=60)
                 except subprocess.TimeoutExpired:
                     p.kill()
     run = only_run(out)

@@ -348,6 +348,6 @@ def test_serve_command_binds_localhost_and_stops_on_ctrl_c(run, tmp_path):
         conn.close()
     finally:
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=20)
+        _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
