@@ -2,6 +2,20 @@
 
 from __future__ import annotations
 
+import signal
+
+import pytest
 import torch
 
 torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _ctrl_c_reaches_child_processes():
+    """Every test starts with Python's own Ctrl-C handler installed, which also resets the
+    process's SIGINT disposition. In the full suite, something a test ran in-process left
+    SIGINT ignored at the OS level (children inherit an ignored signal, and Python then
+    installs no KeyboardInterrupt handler), so the tests that stop a child `evoart` with
+    SIGINT saw it run on: found in CI, not yet traced to the test that did it."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
