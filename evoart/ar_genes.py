@@ -212,6 +212,16 @@ def _step_choice(rng: random.Random, value, choices: tuple):
     return choices[j]
 
 
+def _narrower(g: ARGenes) -> ARGenes:
+    """16 channels narrower, with as many heads as still divide the width into heads of
+    at least 8 channels."""
+    w = max(WIDTH[0], g.width - 16)
+    h = g.heads
+    while h > 1 and (w % h or w // h < 8):
+        h //= 2
+    return replace(g, width=w, heads=h)
+
+
 def repair_ar(genes: ARGenes, cap: float = MAX_STEP_MACS_32) -> ARGenes:
     """Genes inside every range and under the caps: heads that divide the width, then
     smaller batches, shorter contexts and narrower models until a training step fits
@@ -236,11 +246,7 @@ def repair_ar(genes: ARGenes, cap: float = MAX_STEP_MACS_32) -> ARGenes:
         elif g.context > CONTEXTS[0]:
             g = replace(g, context=CONTEXTS[CONTEXTS.index(g.context) - 1])
         elif g.width > WIDTH[0]:
-            w = max(WIDTH[0], g.width - 16)
-            h = g.heads
-            while h > 1 and (w % h or w // h < 8):
-                h //= 2
-            g = replace(g, width=w, heads=h)
+            g = _narrower(g)
         elif g.layers > LAYERS[0]:
             g = replace(g, layers=g.layers - 1)
         else:
@@ -249,11 +255,7 @@ def repair_ar(genes: ARGenes, cap: float = MAX_STEP_MACS_32) -> ARGenes:
         if g.context > 256:
             g = replace(g, context=CONTEXTS[CONTEXTS.index(g.context) - 1])
         elif g.width > 128:
-            w = max(WIDTH[0], g.width - 16)
-            h = g.heads
-            while h > 1 and (w % h or w // h < 8):
-                h //= 2
-            g = replace(g, width=w, heads=h)
+            g = _narrower(g)
         elif g.layers > LAYERS[0]:
             g = replace(g, layers=g.layers - 1)
         elif g.context > CONTEXTS[0]:

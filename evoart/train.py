@@ -353,6 +353,46 @@ def _downsample_curve(values: list[float], points: int = CURVE_POINTS) -> list[f
     ]
 
 
+def ema_update(ema: torch.nn.Module, net: torch.nn.Module, decay: float, ema_steps: int) -> int:
+    """One step of a generator's EMA copy; returns the EMA's step count. The decay is
+    ramped in (as in many GAN codebases) so that a fresh lineage is not stuck near its
+    random initialisation for hundreds of steps."""
+    ema_steps += 1
+    beta = min(decay, (1 + ema_steps) / (10 + ema_steps))
+    with torch.no_grad():
+        for pe, p in zip(ema.parameters(), net.parameters()):
+            pe.lerp_(p, 1 - beta)
+        for be, bsrc in zip(ema.buffers(), net.buffers()):
+            be.copy_(bsrc)
+    return ema_steps
+
+
+def divergence(step: int, named_losses: dict[str, float]) -> str | None:
+    """Why training must stop at ``step`` (a loss that is not finite, or above
+    EXPLODING_LOSS), or None: the reason a diverged individual records."""
+    values = list(named_losses.values())
+    if not all(math.isfinite(v) for v in values):
+        return f"loss became {'NaN' if any(v != v for v in values) else 'infinite'} at step {step}"
+    if any(abs(v) > EXPLODING_LOSS for v in values):
+        return f"loss exploded at step {step} (" + ", ".join(f"{k} {v:.3g}" for k, v in named_losses.items()) + ")"
+    return None
+
+
+def finish_stats(stats: TrainStats, step: int, steps: int, started: float, curves: dict[str, list[float]],
+                 nets) -> None:
+    """Close a training run's stats (time, steps, the lineage's steps, downsampled curves)
+    and put its nets back in the default layout, in eval mode: what callers render,
+    score and save is layout-free."""
+    stats.seconds = time.perf_counter() - started
+    stats.steps = step if steps > 0 else 0
+    stats.lineage_steps += stats.steps
+    stats.steps_per_second = stats.steps / stats.seconds if stats.seconds > 0 else 0.0
+    stats.curves = {k: _downsample_curve(c) for k, c in curves.items()}
+    for net in nets:
+        if net is not None:
+            net.to(memory_format=torch.contiguous_format).eval()
+
+
 def train_briefly(
     genome: Genome,
     data: torch.Tensor,
@@ -489,40 +529,21 @@ def _train(genome, data, *, steps, device, seed, init, progress, budget_seconds,
         opt_g.step()
 
         if G_ema is not None:
-            # Ramp the EMA decay in (as in many GAN codebases) so a fresh lineage is not
-            # stuck near its random initialisation for hundreds of steps.
-            ema_steps += 1
-            beta = min(t.ema, (1 + ema_steps) / (10 + ema_steps))
-            with torch.no_grad():
-                for pe, p in zip(G_ema.parameters(), G.parameters()):
-                    pe.lerp_(p, 1 - beta)
-                for be, bsrc in zip(G_ema.buffers(), G.buffers()):
-                    be.copy_(bsrc)
+            ema_steps = ema_update(G_ema, G, t.ema, ema_steps)
 
         dl, gl = float(d_loss.detach()), float(g_loss.detach())
         d_curve.append(dl)
         g_curve.append(gl)
-        if not (math.isfinite(dl) and math.isfinite(gl)):
-            stats.status, stats.reason = "diverged", f"loss became {'NaN' if dl != dl or gl != gl else 'infinite'} at step {step}"
-            break
-        if abs(dl) > EXPLODING_LOSS or abs(gl) > EXPLODING_LOSS:
-            stats.status, stats.reason = "diverged", f"loss exploded at step {step} (D {dl:.3g}, G {gl:.3g})"
+        reason = divergence(step, {"D": dl, "G": gl})
+        if reason is not None:
+            stats.status, stats.reason = "diverged", reason
             break
         if progress is not None and (step % report_every == 0 or step == steps):
             progress(step, steps)
         if budget_seconds is not None and time.perf_counter() - t_start > budget_seconds:
             break
 
-    stats.seconds = time.perf_counter() - t_start
-    stats.steps = step if steps > 0 else 0
-    stats.lineage_steps += stats.steps
-    stats.steps_per_second = stats.steps / stats.seconds if stats.seconds > 0 else 0.0
-    stats.curves = {"d_loss": _downsample_curve(d_curve), "g_loss": _downsample_curve(g_curve)}
-
-    # back to the default layout: what callers render, score and save is layout-free
-    for net in (G, D, G_ema):
-        if net is not None:
-            net.to(memory_format=torch.contiguous_format).eval()
+    finish_stats(stats, step, steps, t_start, {"d_loss": d_curve, "g_loss": g_curve}, (G, D, G_ema))
     state = {
         "g": _state_copy(G),
         "d": _state_copy(D),

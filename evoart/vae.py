@@ -43,18 +43,19 @@ from .d_inputs import RandomFeatures, laplacian_levels
 from .genome import DiscriminatorGenes, Genome, GenomeError, d_input_channels, upsamplings_needed
 from .nets import Discriminator, build_discriminator, build_generator, inherit_tensors
 from .train import (
-    EXPLODING_LOSS,
     R1_INTERVAL,
     Init,
     Trained,
     TrainStats,
     _adam,
     _adam_state_by_name,
-    _downsample_curve,
     _load_adam_state,
     _state_copy,
     autocast,
     channels_last,
+    divergence,
+    ema_update,
+    finish_stats,
     start_generator,
 )
 
@@ -298,13 +299,7 @@ def _train(genome, data, *, steps, device, seed, init, progress, budget_seconds,
         opt.step()
 
         if dec_ema is not None:
-            ema_steps += 1
-            beta = min(t.ema, (1 + ema_steps) / (10 + ema_steps))
-            with torch.no_grad():
-                for pe, p in zip(dec_ema.parameters(), dec.parameters()):
-                    pe.lerp_(p, 1 - beta)
-                for be, bsrc in zip(dec_ema.buffers(), dec.buffers()):
-                    be.copy_(bsrc)
+            ema_steps = ema_update(dec_ema, dec, t.ema, ema_steps)
 
         lv, kv = float(loss.detach()), float(kl.detach())
         mse = float((recon.detach().float() - x.float()).pow(2).mean())
@@ -315,26 +310,16 @@ def _train(genome, data, *, steps, device, seed, init, progress, budget_seconds,
         if D is not None:
             curves["d_loss"].append(dl)
             curves["g_adversarial"].append(ga)
-        if not (math.isfinite(lv) and math.isfinite(dl)):
-            stats.status, stats.reason = "diverged", f"loss became {'NaN' if lv != lv or dl != dl else 'infinite'} at step {step}"
-            break
-        if abs(lv) > EXPLODING_LOSS or abs(dl) > EXPLODING_LOSS:
-            stats.status, stats.reason = "diverged", f"loss exploded at step {step} (VAE {lv:.3g}, D {dl:.3g})"
+        reason = divergence(step, {"VAE": lv, "D": dl})
+        if reason is not None:
+            stats.status, stats.reason = "diverged", reason
             break
         if progress is not None and (step % report_every == 0 or step == steps):
             progress(step, steps)
         if budget_seconds is not None and time.perf_counter() - t_start > budget_seconds:
             break
 
-    stats.seconds = time.perf_counter() - t_start
-    stats.steps = step if steps > 0 else 0
-    stats.lineage_steps += stats.steps
-    stats.steps_per_second = stats.steps / stats.seconds if stats.seconds > 0 else 0.0
-    stats.curves = {k: _downsample_curve(c) for k, c in curves.items()}
-
-    for net in (dec, enc, D, dec_ema):
-        if net is not None:
-            net.to(memory_format=torch.contiguous_format).eval()
+    finish_stats(stats, step, steps, t_start, curves, (dec, enc, D, dec_ema))
     state = {
         "g": _state_copy(dec),
         "d": _state_copy(D) if D is not None else None,

@@ -145,6 +145,21 @@ def _write(files: list[RenderedFile], kind: str, path: Path, data: bytes, **fact
     return f
 
 
+def _write_walk(files: list[RenderedFile], outputs: dict, movie, *, frames: int, keyframes: int, fps: float,
+                zoom: int, started: float, say, tell, what: str = "", **facts) -> None:
+    """The walk as a GIF and, where Pillow can, an animated WebP (the same frames)."""
+    walk_facts = {"frames": frames, "keyframes": keyframes, "fps": fps, "zoom": zoom, **facts}
+    _write(files, "gif", outputs["gif"], gif_bytes(movie, fps=fps, scale=zoom), **walk_facts,
+           seconds=time.perf_counter() - started)
+    say(f"Wrote {outputs['gif']} ({frames} frames, {keyframes} keyframes, "
+        f"{time.perf_counter() - started:.1f} s){what}")
+    try:
+        _write(files, "webp", outputs["webp"], webp_bytes(movie, fps=fps, scale=zoom), **walk_facts)
+        say(f"Wrote {outputs['webp']}")
+    except RenderError as exc:
+        tell(str(exc))
+
+
 def render(target: str | Path | Source, *, out: str | Path = "renders", samples: int | None = None, seed: int = 0,
            size: tuple[int, int] | None = None, grow: str = "spatial", scale: int | None = None,
            walk: bool = False, frames: int = 60, keyframes: int = 4, fps: float = 20,
@@ -272,16 +287,8 @@ def render(target: str | Path | Source, *, out: str | Path = "renders", samples:
     if walk:
         t0 = time.perf_counter()
         movie = latent_walk(G, frames=frames, keyframes=keyframes, seed=seed, plan=plan, progress=stage("walk"))
-        wz = view_scale(tile, WALK_TILE_PX)
-        walk_facts = {"frames": frames, "keyframes": keyframes, "fps": fps, "zoom": wz}
-        _write(files, "gif", outputs["gif"], gif_bytes(movie, fps=fps, scale=wz), **walk_facts,
-               seconds=time.perf_counter() - t0)
-        say(f"Wrote {outputs['gif']} ({frames} frames, {keyframes} keyframes, {time.perf_counter() - t0:.1f} s)")
-        try:
-            _write(files, "webp", outputs["webp"], webp_bytes(movie, fps=fps, scale=wz), **walk_facts)
-            say(f"Wrote {outputs['webp']}")
-        except RenderError as exc:
-            tell(str(exc))
+        _write_walk(files, outputs, movie, fps=fps, zoom=view_scale(tile, WALK_TILE_PX), started=t0,
+                    say=say, tell=tell, frames=frames, keyframes=keyframes)
 
     aliases = {export_kind(k): k for k in exports if k in EXPORT_ALIASES}
     for kind in dict.fromkeys(export_kind(k) for k in exports):
@@ -325,17 +332,10 @@ def _render_ar(source: Source, *, out: Path, outputs: dict, files: list, samples
             tell(f"an AR walk is drawn at the training size ({source.resolution} px), not at --size")
         t0 = time.perf_counter()
         movie = ar_walk(result, frames=frames, keyframes=keyframes, seed=seed)
-        wz = view_scale(source.resolution, WALK_TILE_PX)
-        walk_facts = {"frames": frames, "keyframes": keyframes, "fps": fps, "zoom": wz, "copula": True}
-        _write(files, "gif", outputs["gif"], gif_bytes(movie, fps=fps, scale=wz), **walk_facts,
-               seconds=time.perf_counter() - t0)
-        say(f"Wrote {outputs['gif']} ({frames} frames, {keyframes} keyframes, {time.perf_counter() - t0:.1f} s): "
-            "the sampling noise moved through a Gaussian copula; AR walks flicker in one style rather than morph")
-        try:
-            _write(files, "webp", outputs["webp"], webp_bytes(movie, fps=fps, scale=wz), **walk_facts)
-            say(f"Wrote {outputs['webp']}")
-        except RenderError as exc:
-            tell(str(exc))
+        _write_walk(files, outputs, movie, fps=fps, zoom=view_scale(source.resolution, WALK_TILE_PX), started=t0,
+                    say=say, tell=tell, frames=frames, keyframes=keyframes, copula=True,
+                    what=": the sampling noise moved through a Gaussian copula; AR walks flicker in one style "
+                         "rather than morph")
 
     aliases = {export_kind(k): k for k in exports if k in EXPORT_ALIASES}
     for kind in dict.fromkeys(export_kind(k) for k in exports):
