@@ -21,7 +21,7 @@ import random
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from .genome_limits import MAX_STEP_MACS_32, GenomeError
+from .genome_limits import MAX_STEP_MACS_32, GenomeError, build_part, check_choice, check_range
 
 # ---- vocabularies and ranges -----------------------------------------------------------------
 
@@ -76,29 +76,7 @@ class ARGenes:
     @classmethod
     def from_dict(cls, data: Any, where: str = "ar") -> "ARGenes":
         """Build and validate from parsed JSON; a GenomeError names the field."""
-        if not isinstance(data, dict):
-            raise GenomeError(f"{where}: expected an object, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise GenomeError(f"{where}.{unknown[0]}: unknown field")
-        defaults = cls()
-        kwargs: dict[str, Any] = {}
-        for name, value in data.items():
-            default = getattr(defaults, name)
-            path = f"{where}.{name}"
-            if isinstance(default, str):
-                if not isinstance(value, str):
-                    raise GenomeError(f"{path}: expected a string, got {value!r}")
-            elif isinstance(default, int):
-                if isinstance(value, bool) or not isinstance(value, int):
-                    raise GenomeError(f"{path}: expected an integer, got {value!r}")
-            else:
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise GenomeError(f"{path}: expected a number, got {value!r}")
-                value = float(value)
-            kwargs[name] = value
-        return validate_ar(cls(**kwargs), where)
+        return validate_ar(build_part(cls, data, where), where)
 
     def replace(self, **changes: Any) -> "ARGenes":
         return replace(self, **changes)
@@ -106,36 +84,25 @@ class ARGenes:
 
 # ---- validation --------------------------------------------------------------------------
 
-def _range(path: str, value: float, lo: float, hi: float) -> None:
-    if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            and lo <= value <= hi):
-        raise GenomeError(f"{path}: {value!r} is outside [{lo:g}, {hi:g}]")
-
-
-def _choice(path: str, value: Any, choices: tuple) -> None:
-    if isinstance(value, bool) or value not in choices:
-        raise GenomeError(f"{path}: {value!r} is not one of {', '.join(str(c) for c in choices)}")
-
-
 def validate_ar(genes: ARGenes, where: str = "ar") -> ARGenes:
     """Raise GenomeError naming the first gene outside its range; return the genes."""
-    _range(f"{where}.palette", genes.palette, *PALETTE)
+    check_range(f"{where}.palette", genes.palette, *PALETTE)
     if not isinstance(genes.palette, int):
         raise GenomeError(f"{where}.palette: expected an integer, got {genes.palette!r}")
-    _choice(f"{where}.scan", genes.scan, SCAN_ORDERS)
-    _range(f"{where}.width", genes.width, *WIDTH)
+    check_choice(f"{where}.scan", genes.scan, SCAN_ORDERS)
+    check_range(f"{where}.width", genes.width, *WIDTH)
     if genes.width % 16:
         raise GenomeError(f"{where}.width: {genes.width} is not a multiple of 16")
-    _choice(f"{where}.layers", genes.layers, tuple(range(LAYERS[0], LAYERS[1] + 1)))
-    _choice(f"{where}.heads", genes.heads, HEADS)
+    check_choice(f"{where}.layers", genes.layers, tuple(range(LAYERS[0], LAYERS[1] + 1)))
+    check_choice(f"{where}.heads", genes.heads, HEADS)
     if genes.width % genes.heads or genes.width // genes.heads < 8:
         raise GenomeError(f"{where}.heads: {genes.heads} heads do not split width {genes.width} "
                           "into heads of at least 8 channels")
-    _choice(f"{where}.mlp_ratio", genes.mlp_ratio, MLP_RATIOS)
-    _choice(f"{where}.context", genes.context, CONTEXTS)
-    _choice(f"{where}.batch_size", genes.batch_size, BATCH_SIZES)
-    _range(f"{where}.lr", genes.lr, *LR)
-    _range(f"{where}.temperature", genes.temperature, *TEMPERATURE)
+    check_choice(f"{where}.mlp_ratio", genes.mlp_ratio, MLP_RATIOS)
+    check_choice(f"{where}.context", genes.context, CONTEXTS)
+    check_choice(f"{where}.batch_size", genes.batch_size, BATCH_SIZES)
+    check_range(f"{where}.lr", genes.lr, *LR)
+    check_range(f"{where}.temperature", genes.temperature, *TEMPERATURE)
     step = estimate_ar_step_macs(genes, 32)
     if step > MAX_STEP_MACS_32 * 1.0001:
         raise GenomeError(
@@ -212,14 +179,17 @@ def _step_choice(rng: random.Random, value, choices: tuple):
     return choices[j]
 
 
+def _heads_for(width: int, heads: int) -> int:
+    """As many of ``heads`` as still divide ``width`` into heads of at least 8 channels."""
+    while heads > 1 and (width % heads or width // heads < 8):
+        heads //= 2
+    return heads
+
+
 def _narrower(g: ARGenes) -> ARGenes:
-    """16 channels narrower, with as many heads as still divide the width into heads of
-    at least 8 channels."""
+    """16 channels narrower, with the heads that still fit."""
     w = max(WIDTH[0], g.width - 16)
-    h = g.heads
-    while h > 1 and (w % h or w // h < 8):
-        h //= 2
-    return replace(g, width=w, heads=h)
+    return replace(g, width=w, heads=_heads_for(w, g.heads))
 
 
 def repair_ar(genes: ARGenes, cap: float = MAX_STEP_MACS_32) -> ARGenes:
@@ -229,9 +199,7 @@ def repair_ar(genes: ARGenes, cap: float = MAX_STEP_MACS_32) -> ARGenes:
     g = genes
     palette = int(min(PALETTE[1], max(PALETTE[0], round(g.palette))))
     width = int(min(WIDTH[1], max(WIDTH[0], 16 * round(g.width / 16))))
-    heads = g.heads if g.heads in HEADS else 4
-    while heads > 1 and (width % heads or width // heads < 8):
-        heads //= 2
+    heads = _heads_for(width, g.heads if g.heads in HEADS else 4)
     g = replace(g, palette=palette, width=width, heads=heads,
                 scan=g.scan if g.scan in SCAN_ORDERS else "raster",
                 layers=int(min(LAYERS[1], max(LAYERS[0], g.layers))),
@@ -288,13 +256,11 @@ def mutate_ar_genes(genes: ARGenes, rng: random.Random, rate: float = 0.3) -> AR
     multiplicative step, choices to a neighbour, the scan order to another order. The
     result is repaired under the cap."""
     g = genes
-    changed = False
     names = [f.name for f in fields(ARGenes)]
     forced = rng.choice(names)
     for name in names:
         if name != forced and rng.random() >= rate:
             continue
-        changed = True
         if name == "palette":
             g = replace(g, palette=int(round(g.palette * math.exp(rng.gauss(0.0, 0.4)))))
         elif name == "scan":
@@ -316,7 +282,6 @@ def mutate_ar_genes(genes: ARGenes, rng: random.Random, rate: float = 0.3) -> AR
             g = replace(g, lr=g.lr * math.exp(rng.gauss(0.0, 0.4)))
         elif name == "temperature":
             g = replace(g, temperature=g.temperature + rng.gauss(0.0, 0.1))
-    assert changed
     return repair_ar(g)
 
 

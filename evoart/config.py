@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import EvoartError
-from .family_names import AVAILABLE_FAMILIES, DEFAULT_FAMILIES, FAMILIES
+from .family_names import DEFAULT_FAMILIES, FAMILIES
 from .objectives import OBJECTIVES
 from .schedule import SCHEDULES
 
@@ -240,13 +240,10 @@ def parse_families(families: Any, *, source: str = "config") -> list[str]:
     if not isinstance(families, (list, tuple)) or not all(isinstance(f, str) for f in families):
         raise ConfigError(f"{source}: families must be a list of family names such as gan,vae, got {families!r}")
     if not families:
-        raise ConfigError(f"{source}: families must name at least one of {', '.join(AVAILABLE_FAMILIES)}")
+        raise ConfigError(f"{source}: families must name at least one of {', '.join(FAMILIES)}")
     for f in families:
         if f not in FAMILIES:
             raise ConfigError(f"{source}: unknown family {f!r} in families (known: {', '.join(FAMILIES)})")
-        if f not in AVAILABLE_FAMILIES:
-            raise ConfigError(f"{source}: family {f!r} is not available in this build of evoart "
-                              f"(available: {', '.join(AVAILABLE_FAMILIES)})")
     return [f for f in FAMILIES if f in families]
 
 

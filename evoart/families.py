@@ -19,7 +19,7 @@ or renders goes through it instead of assuming a GAN:
 
 The autoregressive models (``ar_family``) are the third; a further family adds its
 ``Family`` with ``register``, and the genome schema gains its genes as
-``genome.FAMILY_PARTS`` describes.
+``genome.FAMILY_GENES`` describes.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from .errors import EvoartError
 from .genome import Genome
 from .nets import build_generator
 from .train import generate, train_briefly
-from .vae import elbo_of, encoder_from_state, train_vae
+from .vae import elbo_of, train_vae
 
 
 class FamilyError(EvoartError, ValueError):
@@ -71,10 +71,7 @@ def _no_metrics(genome: Genome, trained, images: torch.Tensor, *, seed: int) -> 
 
 def _vae_metrics(genome: Genome, trained, images: torch.Tensor, *, seed: int) -> dict[str, float]:
     """The ELBO of ``images`` (held-out: never trained on) and its parts (``vae.elbo_of``)."""
-    encoder = trained.extra.get("encoder")
-    if encoder is None:
-        encoder = encoder_from_state(genome, trained.state, images.shape[-1])
-    return elbo_of(encoder, trained.generator, images, seed=seed)
+    return elbo_of(trained.extra["encoder"], trained.generator, images, seed=seed)
 
 
 FAMILIES: dict[str, Family] = {}

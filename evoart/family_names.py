@@ -6,7 +6,4 @@ from __future__ import annotations
 #: Every family the genome schema names: generative adversarial networks, variational
 #: autoencoders and autoregressive models over a palette (docs/FAMILIES.md).
 FAMILIES = ("gan", "vae", "ar")
-#: The families this build trains: a run may allow any of them (``--families``). A
-#: family joins when its genes, its training and its sampling are in (``evoart.families``).
-AVAILABLE_FAMILIES = ("gan", "vae", "ar")
 DEFAULT_FAMILIES = ("gan",)

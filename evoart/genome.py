@@ -4,7 +4,7 @@ A genome is a tree of typed dataclasses: a generator (latent size, a variable-le
 of blocks, an output activation), a discriminator family, loss weightings and training
 settings, and a model family (``family``: a GAN, a VAE or an autoregressive model) whose
 own genes, if it has any, sit in one typed part named after it (``vae``, ``ar``; see
-``FAMILY_PARTS``). It round-trips through JSON with a ``schema_version``, has a content hash, and
+``FAMILY_GENES``). It round-trips through JSON with a ``schema_version``, has a content hash, and
 ``validate`` names the offending field. This module never imports torch or deap, so a
 genome can be read, shown and checked anywhere.
 
@@ -18,12 +18,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from . import family_names
 from .ar_genes import ARGenes, describe_ar, estimate_ar_step_macs, validate_ar
-from .genome_limits import MAX_STEP_MACS_32, GenomeError
+from .genome_limits import MAX_STEP_MACS_32, GenomeError, build_part
+from .genome_limits import check_choice as _check_choice
+from .genome_limits import check_range as _check_range
 
 SCHEMA_VERSION = 2
 #: Versions this evoart reads: 1 (before the family gene; every genome a GAN) and 2.
@@ -68,9 +70,6 @@ RANDOM_FEATURE_CHANNELS = (8, 32)
 # Genes added after schema version 1 and the value that reproduces what genomes without
 # them did; a genome with that value hashes as it did before the gene existed.
 LATER_GENES = {("discriminator", "input"): "pixels"}
-# Whole parts added after schema version 1 (see MateGenes): a genome whose part equals the
-# part's default hashes as it did before the part existed.
-LATER_PARTS: dict[str, type] = {}
 
 # Compute cap: multiply-accumulates of one generator forward pass of one image at 32 px.
 # The reference DCGAN scaled into these ranges costs about 13 M; the cap leaves room to
@@ -86,14 +85,14 @@ MAX_D_MACS_32 = 12e6
 # A genome is one of these. "gan" is what every genome was before the gene existed. The
 # genes of the generator are every family's image model where it has one (a VAE's
 # decoder is built from them); a family with genes of its own keeps them in the part
-# named in FAMILY_PARTS, present exactly when the genome is of that family. A further
+# named in FAMILY_GENES, present exactly when the genome is of that family. A further
 # family (the autoregressive "ar") adds a frozen dataclass, a Genome field defaulting to
-# None, an entry here and its checks in ``_validate_family``.
+# None, an entry in FAMILY_GENES and its checks in ``_validate_family``.
 FAMILIES = family_names.FAMILIES  # ("gan", "vae", "ar")
-FAMILY_PARTS: dict[str, str] = {"vae": "vae", "ar": "ar"}  # family -> the Genome field holding its own genes
 # Genes at the top of a genome added after schema version 1, and the value that
-# reproduces the genomes from before them (see ``Genome.content_hash``).
-LATER_TOP_GENES = {"family": "gan", "vae": None, "ar": None}
+# reproduces the genomes from before them (see ``Genome.content_hash``; a family's own
+# part, None in every other family, is left out by ``to_dict``).
+LATER_TOP_GENES = {"family": "gan"}
 #: The schema version the content hash is computed at: a version number is not a gene,
 #: so bumping the schema leaves every hash as it was.
 HASH_SCHEMA_VERSION = 1
@@ -195,6 +194,45 @@ class VAEGenes:
     adversarial: float = 0.0
 
 
+#: Each family's own genes, in the Genome field named after the family (present exactly
+#: when the genome is of that family; "gan" has none of its own).
+FAMILY_GENES: dict[str, type] = {"vae": VAEGenes, "ar": ARGenes}
+
+
+# ---- Mate choice (Fisherian runaway, docs/RUNAWAY.md) ------------------------------------
+# The ornaments the preference genes weigh, in this order: measurable properties of an
+# individual's fixed-latent samples, computed (each with its range) by ``evoart.ornaments``.
+ORNAMENTS = ("saturation", "contrast", "edges", "symmetry", "hue", "detail")
+PREFERENCE = (-1.0, 1.0)   # per ornament: > 0 prefers mates with more of it, < 0 with less
+CHOOSINESS = (0.0, 4.0)    # 0 picks among the candidates at random; 4 almost always the best match
+
+
+@dataclass(frozen=True)
+class MateGenes:
+    """How an individual picks its mate under ``--mate-choice runaway``: a preference for
+    each ornament and a choosiness. The default (all 0) is the genome of a run without
+    mate choice, and a genome that carries it hashes as it did before these genes existed."""
+
+    saturation: float = 0.0
+    contrast: float = 0.0
+    edges: float = 0.0
+    symmetry: float = 0.0
+    hue: float = 0.0
+    detail: float = 0.0
+    choosiness: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        """Drawn for mate choice (not the neutral default): only active genes vary."""
+        return self != MateGenes()
+
+
+# Whole parts added after schema version 1: a genome whose part equals the part's default
+# hashes (and is written) as it was before the part existed.
+LATER_PARTS: dict[str, type] = {"mate": MateGenes}
+
+
+
 @dataclass(frozen=True)
 class Genome:
     generator: GeneratorGenes = field(default_factory=GeneratorGenes)
@@ -205,7 +243,7 @@ class Genome:
     family: str = "gan"             # one of FAMILIES
     vae: VAEGenes | None = None     # present exactly when family == "vae"
     ar: ARGenes | None = None       # present exactly when family == "ar" (evoart.ar_genes)
-    mate: "MateGenes" = field(default_factory=lambda: MateGenes())
+    mate: MateGenes = field(default_factory=MateGenes)
 
     # ---- serialisation ---------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -214,7 +252,7 @@ class Genome:
         for part, cls in LATER_PARTS.items():  # a later part is written only where it says something
             if d[part] == asdict(cls()):
                 del d[part]
-        for part in FAMILY_PARTS.values():  # a family's own genes appear only in its genomes
+        for part in FAMILY_GENES:  # a family's own genes appear only in its genomes
             if d.get(part) is None:
                 d.pop(part, None)
         return {"schema_version": SCHEMA_VERSION, **d}
@@ -254,40 +292,6 @@ class Genome:
         return replace(self, **changes)
 
 
-# ---- Mate choice (Fisherian runaway, docs/RUNAWAY.md) ------------------------------------
-# The ornaments the preference genes weigh, in this order: measurable properties of an
-# individual's fixed-latent samples, computed (each with its range) by ``evoart.ornaments``.
-ORNAMENTS = ("saturation", "contrast", "edges", "symmetry", "hue", "detail")
-PREFERENCE = (-1.0, 1.0)   # per ornament: > 0 prefers mates with more of it, < 0 with less
-CHOOSINESS = (0.0, 4.0)    # 0 picks among the candidates at random; 4 almost always the best match
-
-
-@dataclass(frozen=True)
-class MateGenes:
-    """How an individual picks its mate under ``--mate-choice runaway``: a preference for
-    each ornament and a choosiness. The default (all 0) is the genome of a run without
-    mate choice, and a genome that carries it hashes as it did before these genes existed."""
-
-    saturation: float = 0.0
-    contrast: float = 0.0
-    edges: float = 0.0
-    symmetry: float = 0.0
-    hue: float = 0.0
-    detail: float = 0.0
-    choosiness: float = 0.0
-
-    def preference(self) -> dict[str, float]:
-        return {k: getattr(self, k) for k in ORNAMENTS}
-
-    @property
-    def active(self) -> bool:
-        """Drawn for mate choice (not the neutral default): only active genes vary."""
-        return self != MateGenes()
-
-
-LATER_PARTS["mate"] = MateGenes
-
-
 def validate_mate(mate: MateGenes) -> None:
     for k in ORNAMENTS:
         _check_range(f"genome.mate.{k}", getattr(mate, k), *PREFERENCE)
@@ -297,38 +301,7 @@ def validate_mate(mate: MateGenes) -> None:
 # ---- Construction from untrusted data ----------------------------------------------------
 
 def _build(cls, data: Any, where: str):
-    if not isinstance(data, dict):
-        raise GenomeError(f"{where}: expected an object, got {type(data).__name__}")
-    known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise GenomeError(f"{where}.{unknown[0]}: unknown field")
-    kwargs = {}
-    for name, f in known.items():
-        if name not in data:
-            continue  # the dataclass default applies
-        value = data[name]
-        path = f"{where}.{name}"
-        default = getattr(cls(), name) if name != "blocks" else None
-        if name == "blocks":
-            if not isinstance(value, list):
-                raise GenomeError(f"{path}: expected a list of blocks")
-            value = tuple(_build(Block, b, f"{path}[{i}]") for i, b in enumerate(value))
-        elif isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise GenomeError(f"{path}: expected true or false, got {value!r}")
-        elif isinstance(default, int):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise GenomeError(f"{path}: expected an integer, got {value!r}")
-        elif isinstance(default, float):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise GenomeError(f"{path}: expected a number, got {value!r}")
-            value = float(value)
-        elif isinstance(default, str):
-            if not isinstance(value, str):
-                raise GenomeError(f"{path}: expected a string, got {value!r}")
-        kwargs[name] = value
-    return cls(**kwargs)
+    return build_part(cls, data, where, nested={"blocks": Block})
 
 
 def genome_from_dict(data: Any) -> Genome:
@@ -351,16 +324,15 @@ def genome_from_dict(data: Any) -> Genome:
         "training": TrainingGenes,
         **LATER_PARTS,
     }
-    family_parts = _family_part_classes()
     if version >= 2:
-        parts.update(family_parts)
+        parts.update(FAMILY_GENES)
     unknown = sorted(set(data) - set(parts) - ({"family"} if version >= 2 else set()))
     if unknown:
-        which = "" if version >= 2 or unknown[0] not in ({"family"} | set(family_parts)) else \
+        which = "" if version >= 2 or unknown[0] not in ({"family"} | set(FAMILY_GENES)) else \
             f" in schema version {version} (the family gene came with version 2)"
         raise GenomeError(f"genome.{unknown[0]}: unknown field{which}")
-    kwargs = {k: (cls.from_dict(data[k], where=f"genome.{k}") if cls is ARGenes else _build(cls, data[k], f"genome.{k}"))
-              for k, cls in parts.items() if k in data and not (k in family_parts and data[k] is None)}
+    kwargs = {k: _build(cls, data[k], f"genome.{k}")
+              for k, cls in parts.items() if k in data and not (k in FAMILY_GENES and data[k] is None)}
     if "family" in data:
         if not isinstance(data["family"], str):
             raise GenomeError(f"genome.family: expected a string, got {data['family']!r}")
@@ -372,43 +344,21 @@ def genome_from_dict(data: Any) -> Genome:
 
 # ---- Validation --------------------------------------------------------------------------
 
-def _check_range(path: str, value: float, lo: float, hi: float) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and lo <= value <= hi):
-        raise GenomeError(f"{path}: {value!r} is outside [{lo:g}, {hi:g}]")
-
-
-def _check_choice(path: str, value: Any, choices: tuple) -> None:
-    # True == 1 in Python: a bool is a choice only among booleans, and 1 is not True,
-    # or a genome could validate and then fail to load from its own JSON.
-    if value not in choices or isinstance(value, bool) != isinstance(choices[0], bool):
-        options = ", ".join(str(c) for c in choices)
-        raise GenomeError(f"{path}: {value!r} is not one of {options}")
-
-
 def _check_multiple(path: str, value: int, lo: int, hi: int, step: int = 8) -> None:
     _check_range(path, value, lo, hi)
     if value % step:
         raise GenomeError(f"{path}: {value} is not a multiple of {step}")
 
 
-#: The dataclass of each family's own genes (a further family adds its own here).
-FAMILY_GENE_TYPES: dict[str, type] = {"vae": VAEGenes, "ar": ARGenes}
-
-
-def _family_part_classes() -> dict[str, type]:
-    """The dataclass of each family's own genes, by the Genome field that holds them."""
-    return {part: FAMILY_GENE_TYPES[family] for family, part in FAMILY_PARTS.items()}
-
-
 def _validate_family(genome: Genome) -> None:
     """The family gene and the family's own genes: present for its family, absent otherwise."""
     _check_choice("genome.family", genome.family, FAMILIES)
-    if genome.family != "gan" and genome.family not in FAMILY_PARTS:
-        raise GenomeError(f"genome.family: {genome.family!r} is not available in this build of evoart")
+
     def a(name: str) -> str:
         return f"an {name}" if name[0] in "aeiou" else f"a {name}"
 
-    for family, part in FAMILY_PARTS.items():
+    for family in FAMILY_GENES:
+        part = family
         genes = getattr(genome, part, None)
         if family == genome.family and genes is None:
             raise GenomeError(f"genome.{part}: {a(family)} genome needs its {part} genes")
@@ -430,8 +380,8 @@ def _validate_family(genome: Genome) -> None:
             )
     if genome.ar is not None:
         # The AR genes' own ranges and both caps (training step and sampling); the GAN
-        # genes of an AR genome rest (nothing builds them), but stay valid so that a
-        # family switch back to a GAN or VAE starts from a genome that builds.
+        # genes of an AR genome rest (nothing builds them; a family switch draws a fresh
+        # genome) but are validated like any others.
         validate_ar(genome.ar, where="genome.ar")
 
 
@@ -697,6 +647,8 @@ def estimate_vae_step_macs(genome: Genome, resolution: int) -> float:
 
 def describe(genome: Genome) -> str:
     """One line a person can read: the shape of the generator and the training choice."""
+    if genome.family == "ar":
+        return describe_ar(genome.ar)
     g = genome.generator
     chans = "-".join(str(b.channels) for b in g.blocks)
     ups = "".join(b.upsample[0] if b.upsample != "none" else "." for b in g.blocks)
@@ -704,8 +656,6 @@ def describe(genome: Genome) -> str:
     adv = "+".join(f"{k[:2]}{v:.1f}" for k, v in genome.loss.adversarial().items())
     d = genome.discriminator
     seen = "" if d.input == "pixels" else f" on {d.input}"
-    if genome.family == "ar":
-        return describe_ar(genome.ar)
     if genome.family == "vae":
         v = genome.vae
         critic = f"; D {d.family}/{d.width}/{d.norm}{seen} x{v.adversarial:.2f}" if v.adversarial > 0 else ""

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import ornaments as O
-from .config import MATE_CHOICES  # noqa: F401 (re-exported: random | runaway)
 from .genome import ORNAMENTS, MateGenes
 
 #: The spread of the preferences (``generation_stats``'s ``preference_spread``) below which

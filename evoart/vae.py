@@ -301,10 +301,11 @@ def _train(genome, data, *, steps, device, seed, init, progress, budget_seconds,
         if dec_ema is not None:
             ema_steps = ema_update(dec_ema, dec, t.ema, ema_steps)
 
-        lv, kv = float(loss.detach()), float(kl.detach())
-        mse = float((recon.detach().float() - x.float()).pow(2).mean())
+        # one host sync for the step's figures
+        lv, rv, kv, mse = torch.stack([loss.detach().float(), rec.detach().float(), kl.detach().float(),
+                                       (recon.detach().float() - x.float()).pow(2).mean()]).tolist()
         curves["loss"].append(lv)
-        curves["reconstruction"].append(float(rec.detach()))
+        curves["reconstruction"].append(rv)
         curves["kl"].append(kv)
         curves["elbo"].append(gaussian_elbo(mse, kv, dims) if math.isfinite(mse + kv) else float("nan"))
         if D is not None:
@@ -333,9 +334,3 @@ def _train(genome, data, *, steps, device, seed, init, progress, budget_seconds,
     }
     return Trained(dec_ema if dec_ema is not None else dec, D, state, stats, extra={"encoder": enc})
 
-
-def encoder_from_state(genome: Genome, state: dict, resolution: int) -> Encoder:
-    """The trained encoder of a VAE's training state (``Trained.state``)."""
-    enc = build_encoder(genome, resolution)
-    enc.load_state_dict(state["enc"])
-    return enc.eval()

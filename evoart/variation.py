@@ -123,12 +123,12 @@ def random_genome(rng: random.Random, resolution: int = 32, family: str = "gan")
     32 mostly, and a training step costing at most half the compute cap."""
     if family != "gan" and family not in RANDOM_FAMILY_GENES:
         raise VariationError(f"no random genomes of family {family!r} in this build "
-                             f"(families: {', '.join(available_families())})")
+                             f"(families: {', '.join(G.FAMILIES)})")
     cheapest = None
     for _ in range(50):
         genome = _draw_genome(rng, resolution)
         if family != "gan":  # the shared genes as drawn, and the family's own
-            genome = repair(genome.replace(family=family, **{G.FAMILY_PARTS[family]: RANDOM_FAMILY_GENES[family](rng)}))
+            genome = repair(genome.replace(family=family, **{family: RANDOM_FAMILY_GENES[family](rng)}))
         cost = G.estimate_step_macs(genome, 32)
         if cost <= INITIAL_STEP_MACS_32:
             return genome
@@ -182,11 +182,6 @@ def _draw_genome(rng: random.Random, resolution: int) -> Genome:
         ema=rng.choice([0.0, 0.99, 0.99, 0.995, 0.999]),
     )
     return repair(Genome(gen, disc, loss, training))
-
-
-def available_families() -> tuple[str, ...]:
-    """The families this build can draw, train and score."""
-    return G.family_names.AVAILABLE_FAMILIES
 
 
 def random_vae_genes(rng: random.Random) -> VAEGenes:
@@ -279,7 +274,7 @@ def repair(genome: Genome) -> Genome:
         batch_size=min(G.BATCH_SIZES, key=lambda b: abs(b - t.batch_size)),
         ema=0.0 if ema < 0.9 else ema,
     )
-    family = genome.family if genome.family in available_families() else "gan"
+    family = genome.family if genome.family in G.FAMILIES else "gan"
     vae = _repair_vae(genome.vae or VAEGenes()) if family == "vae" else None
     # An AR genome's own genes are repaired under both of its caps (training step and
     # sampling: ar_genes.repair_ar); its GAN genes rest but are repaired like any others.

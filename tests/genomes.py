@@ -34,3 +34,15 @@ def squares(n: int, seed: int, res: int = 16):
         y0, x0 = (int(v) for v in torch.randint(0, res - s + 1, (2,), generator=g))
         x[i, :, y0:y0 + s, x0:x0 + s] = torch.rand(3, 1, 1, generator=g) * 2 - 1
     return x
+
+
+def assert_selection_ignores_family_metrics(genome, metrics: dict) -> None:
+    """What selection reads of an individual (its objectives, its display score) does not
+    move when a family's own measures (the ELBO, bits per pixel) do."""
+    from evoart import families, ga
+
+    m = ga.new_member(id="g000-i00", genome=genome, parents=[], born=0, seed=0, origin="random", inheritance=None)
+    m.metrics = dict(metrics)
+    before = (m.objectives(), ga.display_score(m.metrics, None))
+    m.metrics.update({k: metrics.get(k, 0.0) * 3 - 1e4 for k in families.FAMILY_METRICS})
+    assert (m.objectives(), ga.display_score(m.metrics, None)) == before

@@ -30,7 +30,6 @@ from ..autoregressive.render import RenderError as PackageRenderError
 from ..errors import EvoartError
 from .sources import RenderError, Source
 from .spatial import GrowPlan, grid_png, view_scale
-from .walks import gif_bytes, webp_bytes
 
 #: The largest side an AR render continues or upscales to: a continued raster scan costs
 #: one step per pixel (a 256 px canvas is 64 times a 32 px sample).
