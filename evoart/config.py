@@ -15,7 +15,7 @@ from typing import Any
 from .errors import EvoartError
 from .family_names import DEFAULT_FAMILIES, FAMILIES
 from .objectives import OBJECTIVES
-from .schedule import SCHEDULES
+from .schedule import BREEDING, SCHEDULES, default_schedule
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -51,7 +51,7 @@ class EvolveConfig:
     selection: str = "nsga2"        # "nsga2" (Pareto fronts) or "weighted" (a weighted sum)
     weights: dict[str, float] | None = None  # for "weighted": objective -> weight; None = all 1
     features: str | None = None     # a torch.export feature extractor (.pt2; TorchScript .pt deprecated) for rkid and coverage
-    schedule: str = "halving"       # how each generation's steps are spent: halving | plus | comma | pbt (evoart.schedule)
+    schedule: str | None = None     # how each generation's steps are spent: halving | plus | comma | pbt (evoart.schedule); None = schedule.default_schedule
     budget_steps: int | None = None  # the run's total training steps; sets steps or generations (see apply_budget)
     mate_choice: str = "random"     # random | runaway: crossover's second parent chosen by the first's evolved preferences
     runaway_strength: float = 0.0   # share of survivors chosen by attractiveness instead of the objectives (0 to 1)
@@ -133,12 +133,14 @@ class EvolveConfig:
         need(self.budget_seconds is None or (_is_number(self.budget_seconds) and self.budget_seconds > 0),
              "budget_seconds must be a positive number")
         need(isinstance(self.from_presets, list), "from_presets must be a list of preset names")
+        if self.schedule is None:
+            self.schedule = default_schedule(inherit=self.inherit, mate_choice=self.mate_choice)
         need(self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.schedule == "pbt":
             need(self.children is None or self.children == self.population,
                  f"schedule {self.schedule} trains the population itself: children must equal population "
                  f"(or be left out), got {self.children} and {self.population}")
-        if self.schedule in ("pbt", "halving"):
+        if self.schedule not in BREEDING:
             need(self.inherit is not False,
                  f"schedule {self.schedule} keeps training individuals from their own weights: it needs "
                  "inheritance (drop --no-inherit, or choose --schedule plus or comma)")
@@ -154,7 +156,7 @@ class EvolveConfig:
              f"runaway_strength must be a number from 0 (mate choice only) to 1 (attractiveness alone decides "
              f"who survives), got {self.runaway_strength!r}")
         if self.mate_choice == "runaway" and not self.runaway_strength:
-            need(self.schedule in ("plus", "comma"),
+            need(self.schedule in BREEDING,
                  f"mate choice picks the second parent of crossover children, and schedule {self.schedule} breeds "
                  "none (it continues or copies the best): use --schedule plus or comma, or let attractiveness "
                  "decide some survivors with --runaway-strength above 0")
@@ -176,6 +178,17 @@ class EvolveConfig:
 
 SELECTIONS = ("nsga2", "weighted")
 MATE_CHOICES = ("random", "runaway")  # how crossover picks its second parent (evoart.runaway)
+
+
+def recorded_evolve(record: dict) -> dict:
+    """A run record's ``evolve`` settings, completed with what the evoart that recorded
+    them did for settings added since (a resumed or re-scored run goes on as it began)."""
+    cfg = dict(record["evolve"])
+    if "splits" not in record:  # recorded before evaluation splits: it keeps its two-way split
+        cfg.setdefault("eval_holdout", 0)
+    cfg.setdefault("precision", "fp32")  # recorded before precisions: it trained in fp32
+    cfg.setdefault("schedule", "plus")   # recorded before schedules: mu + lambda
+    return cfg
 
 
 def apply_budget(cfg: "EvolveConfig", *, explicit_steps: bool, explicit_generations: bool,

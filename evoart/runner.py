@@ -17,7 +17,7 @@ import numpy as np
 
 from . import __version__, data, ga, ornaments
 from .data import load_run_split, recorded_split
-from .config import ConfigError, EvolveConfig
+from .config import ConfigError, EvolveConfig, recorded_evolve
 from .executors import make_executor
 from .faults import fault_point
 from .fitness import EvalContext, Evaluation, make_context, protocol_record
@@ -392,10 +392,7 @@ def resume_run(ref: str | Path, out_root: Path | None = None, *, overrides: dict
         store.lock()
         store.remove_stale_temporaries()  # left by a writer that was killed in mid-write
         record = store.config
-        cfg_dict = dict(record["evolve"])
-        if "splits" not in record:  # recorded before evaluation splits: it keeps its two-way split
-            cfg_dict.setdefault("eval_holdout", 0)
-        cfg_dict.setdefault("precision", "fp32")  # recorded before precisions: it trained in fp32
+        cfg_dict = recorded_evolve(record)
         overrides = dict(overrides or {})
         if overrides.get("budget_steps") is not None:
             overrides["generations"] = _generations_for_budget(cfg_dict, overrides, run_dir.name)

@@ -31,6 +31,15 @@ import math
 from dataclasses import dataclass
 
 SCHEDULES = ("plus", "comma", "pbt", "halving")
+#: The schedules that breed children by mutation and crossover (the others continue or copy).
+BREEDING = ("plus", "comma")
+
+
+def default_schedule(*, inherit: bool, mate_choice: str) -> str:
+    """The schedule a run gets when it names none: halving, which won at equal steps
+    (docs/QUALITY.md), unless the run needs children that halving does not breed: children
+    that start fresh (``inherit`` off) or that choose their mates (runaway mate choice)."""
+    return "plus" if inherit is False or mate_choice == "runaway" else "halving"
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,7 @@ def test_resume_with_budget_steps_extends_a_run_to_that_total(tmp_path):
 # ---- halving is the default ------------------------------------------------------------------
 
 def test_the_default_schedule_is_halving_and_breeding_runs_fall_back_to_plus():
-    assert EvolveConfig().schedule == "halving"
+    assert EvolveConfig().validate().schedule == "halving"
     # --children is generation 0's breadth under halving: 12 genomes, then 6, 3, 2, 1 continued
     wide = EvolveConfig(population=8, children=12, generations=5).validate()
     assert [plan(wide, g, 8).size for g in range(1, 5)] == [6, 3, 2, 1]
@@ -132,5 +132,19 @@ def test_the_default_schedule_is_halving_and_breeding_runs_fall_back_to_plus():
     assert mating["schedule"] == "plus"
     told = evoart("evolve", "--no-inherit", "--schedule", "halving", "--dry-run")
     assert told.returncode == 2 and "choose --schedule plus or comma" in told.stderr
+    picking = json.loads(evoart("evolve", "--interactive", "--dry-run").stdout)
+    assert picking["schedule"] == "plus"
+    # the rule is the configuration's: a Python caller or a config file (either spelling) gets it too
+    assert EvolveConfig.from_dict({"inherit": False}).schedule == "plus"
+    assert EvolveConfig.from_dict({"mate-choice": "runaway"}).schedule == "plus"
     with pytest.raises(ConfigError, match="needs inheritance"):
-        EvolveConfig(inherit=False).validate()
+        EvolveConfig(inherit=False, schedule="halving").validate()
+
+
+def test_a_run_recorded_before_schedules_resumes_and_scores_as_mu_plus_lambda():
+    from evoart.config import recorded_evolve
+
+    old = EvolveConfig(inherit=False).validate().to_dict()
+    del old["schedule"]  # what a run recorded before --schedule holds
+    cfg = EvolveConfig.from_dict(recorded_evolve({"evolve": old, "splits": {}}), source="run old")
+    assert cfg.schedule == "plus" and cfg.inherit is False  # not today's default, which would refuse it

@@ -182,23 +182,17 @@ def evolve(ctx, data, config_file, resume, dry_run, out, no_inherit, from_preset
 
     settings = load_toml(config_file) if config_file else {}
     settings.update(given)
-    # halving, the default, only continues the better half: it breeds nothing to pick from, no
-    # children to start fresh and no mates to choose, so these runs breed as mu + lambda unless
-    # a schedule is given
-    breeding = [why for asked, why in (
-        (interactive, "--interactive breeds children from your picks"),
-        (settings.get("inherit") is False, "--no-inherit starts children fresh"),
-        (settings.get("mate_choice") == "runaway", "--mate-choice runaway chooses mates")) if asked]
-    note = None
-    if "schedule" not in settings and breeding:
-        settings["schedule"] = "plus"
-        note = f"schedule plus: {breeding[0]} (the default, halving, breeds no children)"
+    named = "schedule" in {k.replace("-", "_") for k in settings}
+    if interactive and not named:
+        settings["schedule"] = "plus"  # halving, the default, breeds nothing to pick from
     cfg = EvolveConfig.from_dict(settings, source=str(config_file) if config_file else "options")
     if dry_run:
         console.print_json(json.dumps(cfg.to_dict()))
         return
-    if note:
-        console.print(f"[dim]{note}[/dim]", highlight=False)
+    if not named and cfg.schedule == "plus":  # not the default halving (schedule.default_schedule)
+        why = ("--interactive breeds children from your picks" if interactive else
+               "--no-inherit starts children fresh" if cfg.inherit is False else "--mate-choice runaway chooses mates")
+        console.print(f"[dim]schedule plus: {why} (the default, halving, breeds no children)[/dim]", highlight=False)
     _driver_threads(cfg.device, cfg.workers)
     view = EvolveView(resumed=False)
     session = _session_factory(auto_between or 0, replay, view=view, root=Path(out)) if interactive else None

@@ -340,12 +340,12 @@ def evaluation_split(store):
     """The run's config, images and split (``data.Split``), rebuilt exactly from the run's
     record; the evaluation holdout is ``images.images[split.evaluation]``. ScoreError for
     a run without one."""
-    from ..config import EvolveConfig
+    from ..config import EvolveConfig, recorded_evolve
     from ..data import load_run_split, recorded_split
 
     record = store.config
     name = store.run_dir.name
-    cfg = EvolveConfig.from_dict(record["evolve"], source=f"run {name}")
+    cfg = EvolveConfig.from_dict(recorded_evolve(record), source=f"run {name}")
     splits = recorded_split(record)
     if int(splits.get("version", 1)) < 2:
         raise ScoreError(

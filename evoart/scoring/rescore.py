@@ -18,14 +18,14 @@ def rescore_run(run_dir, *, generation: int | None = None, names=None,
     protocol: its data split, fixed latents, noise seed, metric seed and recorded floors.
     Reads the run (never writes it). ``generation``: only that generation's members;
     default: every individual whose generator weights were saved."""
-    from ..config import EvolveConfig
+    from ..config import EvolveConfig, recorded_evolve
     from ..genome import Genome
     from ..store import DamagedFile, opened
 
     names = _pick(names)
     with opened(run_dir) as store:
         record = store.config
-        cfg = EvolveConfig.from_dict(record["evolve"], source=f"run {store.run_dir.name}")
+        cfg = EvolveConfig.from_dict(recorded_evolve(record), source=f"run {store.run_dir.name}")
         if generation is None:
             rows = [r for r in store.individuals() if r.status == "ok"]
         else:
