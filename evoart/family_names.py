@@ -7,3 +7,8 @@ from __future__ import annotations
 #: autoencoders and autoregressive models over a palette (docs/FAMILIES.md).
 FAMILIES = ("gan", "vae", "ar")
 DEFAULT_FAMILIES = ("gan",)
+
+
+def a_family(name: str) -> str:
+    """A family's name with its article, for messages: "a gan", "an ar"."""
+    return f"an {name}" if name[0] in "aeiou" else f"a {name}"

@@ -211,7 +211,7 @@ def select_and_rank(tb, pool: list[Member], cfg: EvolveConfig, floors: dict | No
     the ranking goes to attractiveness (``_survive_with_attractiveness``)."""
     k = cfg.population if k is None else k
     if cfg.runaway_strength > 0:
-        return _survive_with_attractiveness(tb, pool, cfg, floors, k, cfg.runaway_strength)
+        return _survive_with_attractiveness(pool, cfg, floors, k)
     if cfg.selection == "weighted":
         return _rank_weighted(pool, cfg.weights, floors)[:k]
     return _rank(tb.select(pool, k))
@@ -233,8 +233,8 @@ def _ornament_z(members: list[Member]) -> dict[str, dict[str, float]]:
     return {m.id: runaway.standardised(orns[m.id], scale) for m in members}
 
 
-def _survive_with_attractiveness(tb, pool: list[Member], cfg: EvolveConfig, floors: dict | None,
-                                 k: int, strength: float) -> list[Member]:
+def _survive_with_attractiveness(pool: list[Member], cfg: EvolveConfig, floors: dict | None,
+                                 k: int) -> list[Member]:
     """``--runaway-strength S``: the ranking merges two orders, the objectives' (NSGA-II's
     fronts and crowding, or the weighted score) and attractiveness (``runaway.
     attractiveness``, judged by the pool's choosers), so that of the first n places
@@ -250,7 +250,7 @@ def _survive_with_attractiveness(tb, pool: list[Member], cfg: EvolveConfig, floo
     taken: set[str] = set()
     attractive = 0
     for n in range(1, len(pool) + 1):
-        use_appeal = math.floor(strength * n + 1e-9) > attractive
+        use_appeal = math.floor(cfg.runaway_strength * n + 1e-9) > attractive
         source = by_appeal if use_appeal else by_objectives
         pick = next(m for m in source if m.id not in taken)
         attractive += use_appeal
@@ -262,14 +262,13 @@ def _survive_with_attractiveness(tb, pool: list[Member], cfg: EvolveConfig, floo
 def _choose_mate(p1: Member, population: list[Member], zs: dict[str, dict[str, float]],
                  rng: random.Random) -> Member:
     """``--mate-choice runaway``: ``p1`` picks its mate among ``MATE_CANDIDATES`` distinct
-    winners of the usual tournament (every other member if there are no more), by how
+    winners of the usual tournament among ``population`` (its possible mates, itself not
+    among them; every one of them if there are no more), by how
     well their ornaments match its preference, weighted by its choosiness."""
-    others = [m for m in population if m is not p1]
     candidates: list[Member] = []
-    want = min(runaway.MATE_CANDIDATES, len(others))
+    want = min(runaway.MATE_CANDIDATES, len(population))
     while len(candidates) < want:
-        left = [m for m in others if m not in candidates]
-        candidates.append(_tournament(left, rng) if len(left) >= 2 else left[0])
+        candidates.append(_tournament([m for m in population if m not in candidates], rng))
     pick = runaway.choose(p1.genome.mate, [zs[c.id] for c in candidates], rng)
     return candidates[pick]
 
@@ -355,7 +354,7 @@ def make_children(tb, generation: int, population: list[Member], cfg: EvolveConf
             p1 = _tournament(population, rng)
             kin = [m for m in population if m is not p1 and m.genome.family == p1.genome.family]
             if kin:  # else: the only one of its family, it is mutated instead (below)
-                p2 = (_choose_mate(p1, [p1] + kin, zs, mate_rng(cfg, cid + ":choice")) if choosing
+                p2 = (_choose_mate(p1, kin, zs, mate_rng(cfg, cid + ":choice")) if choosing
                       else _tournament(kin, rng))
                 genome, inh = tb.mate(p1.genome, p2.genome, rng)
                 parents, origin, mated = [p1.id, p2.id], "crossover", True
@@ -385,6 +384,7 @@ def initial_members(tb, cfg: EvolveConfig, rng: random.Random, seeds: list[tuple
     does not inherit at all. Its discriminator starts fresh (presets keep only G)."""
     out = []
     seeds = list(seeds)
+    taste = run_taste(cfg) if breeds_mates(cfg) else None
     for k in range(cfg.lam):
         cid = individual_id(0, k)
         inh = None
@@ -399,14 +399,11 @@ def initial_members(tb, cfg: EvolveConfig, rng: random.Random, seeds: list[tuple
             origin = f"mutant:{name}"
             if name in weighted and cfg.inherit:
                 inh = replace(mutant_inh, discriminator=None)
-        elif list(cfg.families) == ["gan"]:
-            genome = tb.random_genome(rng)
-            origin = "random"
         else:  # the allowed families in turn, so that each starts with its share
             genome = tb.random_genome(rng, family=cfg.families[(k - 2 * len(seeds)) % len(cfg.families)])
             origin = "random"
-        if breeds_mates(cfg) and not genome.mate.active:
-            genome = replace(genome, mate=variation.random_mate(mate_rng(cfg, cid), run_taste(cfg)))
+        if taste is not None and not genome.mate.active:
+            genome = replace(genome, mate=variation.random_mate(mate_rng(cfg, cid), taste))
         out.append(new_member(id=cid, genome=genome, parents=[], born=0,
                               seed=individual_seed(cfg.seed, cid), origin=origin, inheritance=inh))
     return out

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from . import family_names
+from .family_names import a_family
 from .ar_genes import ARGenes, describe_ar, estimate_ar_step_macs, validate_ar
 from .genome_limits import MAX_STEP_MACS_32, GenomeError, build_part
 from .genome_limits import check_choice as _check_choice
@@ -353,17 +354,12 @@ def _check_multiple(path: str, value: int, lo: int, hi: int, step: int = 8) -> N
 def _validate_family(genome: Genome) -> None:
     """The family gene and the family's own genes: present for its family, absent otherwise."""
     _check_choice("genome.family", genome.family, FAMILIES)
-
-    def a(name: str) -> str:
-        return f"an {name}" if name[0] in "aeiou" else f"a {name}"
-
-    for family in FAMILY_GENES:
-        part = family
-        genes = getattr(genome, part, None)
+    for part in FAMILY_GENES:  # a family's genes are in the field of its name
+        family, genes = part, getattr(genome, part)
         if family == genome.family and genes is None:
-            raise GenomeError(f"genome.{part}: {a(family)} genome needs its {part} genes")
+            raise GenomeError(f"genome.{part}: {a_family(family)} genome needs its {part} genes")
         if family != genome.family and genes is not None:
-            raise GenomeError(f"genome.{part}: only {a(family)} genome has {part} genes (this one is {a(genome.family)})")
+            raise GenomeError(f"genome.{part}: only {a_family(family)} genome has {part} genes (this one is {a_family(genome.family)})")
     v = genome.vae
     if v is not None:
         _check_choice("genome.vae.encoder_family", v.encoder_family, D_FAMILIES)

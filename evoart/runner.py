@@ -18,6 +18,7 @@ import numpy as np
 from . import __version__, data, ga, ornaments
 from .data import load_run_split, recorded_split
 from .config import ConfigError, EvolveConfig, recorded_evolve
+from .family_names import a_family
 from .executors import make_executor
 from .faults import fault_point
 from .fitness import EvalContext, Evaluation, make_context, protocol_record
@@ -328,7 +329,7 @@ def start_run(cfg: EvolveConfig, out_root: Path, *, progress=None, step_progress
         seed_genomes, seed_states, preset_record = preset_seeds(cfg)
     for seed_name, seed_genome in seed_genomes:
         if seed_genome.family not in cfg.families:
-            raise ConfigError(f"{seed_name.removeprefix('from:')} is {'an' if seed_genome.family[0] in 'aeiou' else 'a'} {seed_genome.family}, but the run allows "
+            raise ConfigError(f"{seed_name.removeprefix('from:')} is {a_family(seed_genome.family)}, but the run allows "
                               f"only {', '.join(cfg.families)}: add --families {','.join([*cfg.families, seed_genome.family])}")
     from .gallery import check_root
 

@@ -497,10 +497,6 @@ def switch_family(genome: Genome, rng: random.Random, families: tuple[str, ...],
 
 # ---- crossover ---------------------------------------------------------------------------
 
-def _a(family: str) -> str:
-    return f"an {family}" if family[0] in "aeiou" else f"a {family}"
-
-
 def crossover(a: Genome, b: Genome, rng: random.Random) -> tuple[Genome, Inheritance]:
     """Mate two genomes: graft the tail of one block list onto the head of the other
     (one cut point in each parent), blend the loss weights, take each training gene from
@@ -511,7 +507,7 @@ def crossover(a: Genome, b: Genome, rng: random.Random) -> tuple[Genome, Inherit
     discriminator (``Inheritance.discriminator`` names that parent for both), the
     reconstruction loss from either parent, beta and the adversarial weight blended."""
     if a.family != b.family:
-        raise VariationError(f"crossover mates genomes of one family, got {_a(a.family)} and {_a(b.family)}")
+        raise VariationError(f"crossover mates genomes of one family, got {G.family_names.a_family(a.family)} and {G.family_names.a_family(b.family)}")
     if a.ar is not None:  # two AR models: uniform crossover of their own genes, the model from a
         child = repair(a.replace(ar=crossover_ar_genes(a.ar, b.ar, rng)))
         return child, Inheritance.identity(child)

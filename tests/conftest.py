@@ -11,6 +11,15 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Every test starts on one torch thread, as evoart's workers train: an in-process
+    `evoart evolve` (CliRunner) sets the driver's threads at its entry, and a test after it
+    in the same process would otherwise sum its convolutions in another order."""
+    torch.set_num_threads(1)
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _ctrl_c_reaches_child_processes():
     """Every test starts with Python's own Ctrl-C handler installed, which also resets the
     process's SIGINT disposition. In the full suite, something a test ran in-process left

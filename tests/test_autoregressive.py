@@ -29,14 +29,6 @@ SMALL = ARGenes(palette=16, scan="raster", width=32, layers=2, heads=2, mlp_rati
                 lr=3e-3)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _model(genes: ARGenes, size: int, seed: int = 0) -> ARModel:
     torch.manual_seed(seed)
     model = ARModel(genes, size)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import multiprocessing as mp
 
 import pytest
-import torch
 
 from evoart import executors, fitness
 from evoart.executors import ProcessExecutor, SerialExecutor, driver_threads, make_executor
@@ -107,14 +106,7 @@ def test_the_pool_yields_every_result_with_progress_and_leaves_no_worker_behind(
         assert mine and mine[-1] == (t.steps, t.steps), t.id
         assert [s for s, _ in mine] == sorted(s for s, _ in mine)
     # a worker scores an individual as the driver itself would (one torch thread each)
-    # (pinned here: a test before this one in the same process may have left it two threads,
-    # and a different thread count sums convolutions in another order)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        direct = evaluate(quick[0], ctx)
-    finally:
-        torch.set_num_threads(before)
+    direct = evaluate(quick[0], ctx)  # (conftest starts every test on one thread)
     assert next(ev for ev in got if ev.id == quick[0].id).metrics == pytest.approx(direct.metrics, rel=1e-6)
     assert_no_worker_alive(workers, left)
 

@@ -136,16 +136,7 @@ def test_a_bad_precision_is_a_configuration_error(bad):
         EvolveConfig.from_dict({"precision": bad})
 
 
-@pytest.fixture
-def keep_threads():
-    """``evoart evolve`` sets this process's torch threads at its entry; later tests in
-    this process compare with one-thread workers, so put them back."""
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
-def test_the_command_line_refuses_bf16_without_bf16_units(cpu_has, keep_threads, tmp_path):
+def test_the_command_line_refuses_bf16_without_bf16_units(cpu_has, tmp_path):
     cpu_has(NO_BF16)
     out = tmp_path / "g"
     result = CliRunner().invoke(main, ["evolve", "--precision", "bf16", "--device", "cpu", "--workers", "1",
