@@ -27,12 +27,14 @@ import torch
 from PIL import Image
 
 from evoart.data import load_images
-from evoart.autoregressive import ARGenes, ARModel, sample_order_picture, sample_tokens, sampling_noise, train_ar
+from evoart.autoregressive import ARGenes, ARModel, order_picture, sample_tokens, sampling_noise, train_ar
 from evoart.ar_genes import estimate_ar_sample_cost, estimate_ar_step_macs, repair_ar
 from evoart.autoregressive.palette import dequantise
-from evoart.autoregressive.presets import AR_PRESETS, preset_genes
+from evoart.presets import load_preset
 from evoart.autoregressive.render import render_ar
 from evoart.autoregressive.sampling import tokens_to_grid
+
+AR_PRESET_NAMES = ("ar-raster", "ar-hilbert")  # the shipped AR presets (evoart/presets/shipped)
 
 
 def _timed(fn, repeats: int) -> tuple[object, float, float]:
@@ -70,14 +72,14 @@ def main() -> None:
     for dataset in args.datasets.split(","):
         images = load_images(dataset, 32, count=args.train_images + 64, seed=0).images
         train, held = images[:args.train_images], images[args.train_images:]
-        for name in AR_PRESETS:
-            genes = preset_genes(name)
+        for name in AR_PRESET_NAMES:
+            genes = load_preset(name).genome.ar
             result, wall, _ = _timed(lambda: train_ar(genes, train, steps=args.steps, seed=0, eval_images=held), 1)
             model = result.model()
             (tokens, orders), s_wall, s_cpu = _timed(lambda: sample_tokens(model, noise), args.repeats)
             samples = dequantise(tokens_to_grid(tokens, orders, 32), result.palette)
             _sheet(samples).save(sheets / f"{dataset}-{name}-{args.steps}.png")
-            Image.fromarray(sample_order_picture(orders, 32)).resize((128, 128), Image.NEAREST).save(
+            Image.fromarray(order_picture(np.asarray(orders)[0], 32)).resize((128, 128), Image.NEAREST).save(
                 sheets / f"order-{name}.png")
             entry = {"dataset": dataset, "preset": name, "scan": genes.scan, "palette": genes.palette,
                      "uniform_bits": math.log2(genes.palette), "bits_per_pixel": round(result.bits_per_pixel, 3),

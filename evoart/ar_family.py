@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
 from .autoregressive import ARModel, ARTrainResult, nll_bits, train_ar
-from .autoregressive.palette import dequantise
-from .autoregressive.sampling import sample_tokens, sampling_noise, tokens_to_grid
-from .autoregressive.training import scan_tokens
+from .autoregressive.sampling import sample_ar, sampling_noise
+from .autoregressive.training import checkpoint_parts, scan_tokens
 from .genome import Genome
 from .imaging import to_float_tensor, to_uint8
 from .train import Trained, TrainStats
@@ -36,8 +36,6 @@ from .train import Trained, TrainStats
 #: Held-out images the bits per pixel of a run's AR individuals are measured on (the first
 #: of the run's held-out set: the same images for every individual).
 BPP_IMAGES = 32
-#: Training images the bits per pixel in a training's stats are measured on (cheap).
-TRAIN_BPP_IMAGES = 16
 
 
 class ARGenerator(nn.Module):
@@ -51,9 +49,6 @@ class ARGenerator(nn.Module):
         self.model = result.model()
         self.register_buffer("palette", torch.from_numpy(result.palette.copy()))
         self.register_buffer("resolution", torch.tensor(result.resolution))
-
-    def result(self) -> ARTrainResult:
-        return ARTrainResult.from_checkpoint(self.genes, {k: v.cpu() for k, v in self.state_dict().items()})
 
 
 def result_from_state(genome: Genome, state: dict) -> ARTrainResult:
@@ -82,12 +77,12 @@ def train_ar_family(genome: Genome, data: torch.Tensor, *, steps: int, device: s
     parent = _parent(init)
     start = None
     if parent is not None:
-        ckpt = parent["ar"]
-        start = {"state": {k[len("model."):]: v for k, v in ckpt.items() if k.startswith("model.")},
-                 "palette": ckpt["palette"].numpy()}
+        state, palette, _ = checkpoint_parts(parent["ar"])
+        start = {"state": state, "palette": palette}
     report = (lambda step, total, bits: progress(step, total)) if progress is not None else None
+    # bits per pixel are measured afterwards, on held-out images (ar_metrics), not here
     result = train_ar(genome.ar, images, steps=steps, seed=seed, device=device, progress=report, init=start,
-                      eval_images=images[:TRAIN_BPP_IMAGES], budget_seconds=budget_seconds)
+                      budget_seconds=budget_seconds, evaluate=False)
     stats = TrainStats(status=result.status, reason=result.reason, steps=result.steps, seconds=round(result.seconds, 3),
                        steps_per_second=round(result.steps / result.seconds, 3) if result.seconds > 0 else 0.0,
                        precision="fp32", curves={"bits_per_pixel": list(result.curve)},
@@ -95,38 +90,39 @@ def train_ar_family(genome: Genome, data: torch.Tensor, *, steps: int, device: s
     lineage = int((parent or {}).get("meta", {}).get("lineage_steps", 0))
     stats.lineage_steps = lineage + result.steps
     generator = ARGenerator(result).to(device)
-    state = {"ar": result.checkpoint(), "d": None, "meta": {"lineage_steps": stats.lineage_steps,
-                                                            "train_bits_per_pixel": result.bits_per_pixel}}
-    return Trained(generator=generator, discriminator=None, state=state, stats=stats, extra={"result": result})
+    state = {"ar": result.checkpoint(), "d": None, "meta": {"lineage_steps": stats.lineage_steps}}
+    return Trained(generator=generator, discriminator=None, state=state, stats=stats)
 
 
 @torch.no_grad()
-def _draw(result: ARTrainResult, count: int, resolution: int, noise_seed: int, device) -> torch.Tensor:
-    if resolution != result.resolution:
-        raise ValueError(f"this AR model was trained at {result.resolution} px; the run samples at {resolution} px")
-    model = result.model(device)
-    tokens, orders = sample_tokens(model, sampling_noise(noise_seed, count, resolution))
-    return to_float_tensor(dequantise(tokens_to_grid(tokens, orders, resolution), result.palette))
+def _draw(model: ARModel, palette: np.ndarray, count: int, resolution: int, noise_seed: int) -> torch.Tensor:
+    if resolution != model.resolution:
+        raise ValueError(f"this AR model was trained at {model.resolution} px; the run samples at {resolution} px")
+    return to_float_tensor(sample_ar(model, sampling_noise(noise_seed, count, resolution), palette=palette))
+
+
+def _palette(trained: Trained) -> np.ndarray:
+    return trained.generator.palette.cpu().numpy()
 
 
 def sample_ar_state(genome: Genome, generator_state: dict, latents: torch.Tensor, *, resolution: int,
                     noise_seed: int) -> torch.Tensor:
     """Images (N,3,R,R) in [-1, 1] from a saved AR state and the run's fixed sampling noise
     (one image per fixed latent: the latents give the count, the noise seed the draws)."""
-    return _draw(result_from_state(genome, generator_state), int(latents.shape[0]), resolution, noise_seed, "cpu")
+    result = result_from_state(genome, generator_state)
+    return _draw(result.model("cpu"), result.palette, int(latents.shape[0]), resolution, noise_seed)
 
 
 def sample_ar_trained(trained: Trained, latents: torch.Tensor, *, noise_seed: int) -> torch.Tensor:
-    result = trained.extra.get("result") or trained.generator.result()
-    device = trained.generator.palette.device
-    return _draw(result, int(latents.shape[0]), result.resolution, noise_seed, device)
+    """The same from a just-trained individual's model, on its device."""
+    model = trained.generator.model
+    return _draw(model, _palette(trained), int(latents.shape[0]), model.resolution, noise_seed)
 
 
 def ar_metrics(genome: Genome, trained: Trained, images: torch.Tensor, *, seed: int) -> dict[str, float]:
     """Bits per pixel over palette tokens of held-out ``images`` (the first BPP_IMAGES), and
     log2 K for scale. Not comparable with 8-bit bits/dim (docs/FAMILIES.md)."""
-    result = trained.extra.get("result") or trained.generator.result()
     model: ARModel = trained.generator.model
-    tokens, orders = scan_tokens(to_uint8(images[:BPP_IMAGES]), result.palette, genome.ar.scan)
+    tokens, orders = scan_tokens(to_uint8(images[:BPP_IMAGES]), _palette(trained), genome.ar.scan)
     bpp = nll_bits(model, tokens, orders)
     return {"bits_per_pixel": bpp if math.isfinite(bpp) else float("nan"), "uniform_bits": math.log2(genome.ar.palette)}

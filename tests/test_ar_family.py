@@ -259,7 +259,9 @@ def test_the_command_line_refuses_a_bad_ar_render_with_a_message(tmp_path, monke
 @pytest.mark.parametrize("name", ["ar-raster", "ar-hilbert"])
 def test_the_shipped_ar_presets_learn(name):
     """From the preset file, through the family: bits per pixel on held-out images below
-    half of log2 K (3 of 6 bits) within 80 steps at 16 px."""
+    half of log2 K (3 of 6 bits) within 80 steps at 16 px, the training loss falling by
+    more than 2 bits on the way. Measured 1.74 bits per pixel (raster) and 1.80 (Hilbert)
+    after 80 steps at 16 px on shapes, against log2 64 = 6 for a model that knows nothing."""
     from evoart import presets
     from evoart.data import load_images
     from evoart.imaging import to_float_tensor
@@ -272,6 +274,8 @@ def test_the_shipped_ar_presets_learn(name):
     trained = fam.train(genome, train, steps=80, seed=0)
     bits = fam.family_metrics(genome, trained, held, seed=0)
     assert bits["uniform_bits"] == math.log2(64) and bits["bits_per_pixel"] < 3.0, bits
+    curve = trained.stats.curves["bits_per_pixel"]
+    assert sum(curve[-10:]) / 10 < sum(curve[:10]) / 10 - 2
 
 
 # ---- end to end -----------------------------------------------------------------------------

@@ -9,29 +9,30 @@ by a small causal transformer that is told which position comes next.
 * ``training``: ``train_ar`` and bits per pixel over palette tokens;
 * ``sampling``: fixed sampling noise, ``sample_ar``, the scan order as a picture;
 * ``render``: larger renders (raster continues its scan; other orders only upscale),
-  walks through a Gaussian copula of the noise, the exported step network;
-* ``presets``: the genes of the shipped ``ar-raster`` and ``ar-hilbert`` presets.
+  walks through a Gaussian copula of the noise, the exported step network.
+
+The shipped ``ar-raster`` and ``ar-hilbert`` presets are preset files like any other
+(``evoart/presets/shipped``).
 """
 
 from ..ar_genes import (ARGenes, MAX_SAMPLE_COST_32, SCAN_ORDERS, crossover_ar_genes, describe_ar,
                     estimate_ar_sample_cost, estimate_ar_step_macs, mutate_ar_genes, random_ar_genes, repair_ar,
                     validate_ar)
-from .presets import AR_PRESETS, preset_genes
 from .render import (RenderError, continues_scan, render_ar, sample_with_step_network, step_onnx_bytes,
                      step_program_bytes, walk_ar, walk_noise)
-from .model import ARModel, build_ar_model
+from .model import ARModel
 from .palette import PaletteError, dequantise, fit_palette, quantise
-from .sampling import sample_ar, sample_order_picture, sample_tokens, sampling_noise
+from .sampling import sample_ar, sample_tokens, sampling_noise
 from .scans import ScanError, ScanOrder, order_picture, register_scan, scan_names, scan_order
 from .training import ARTrainResult, nll_bits, train_ar
 
 __all__ = [
-    "AR_PRESETS", "MAX_SAMPLE_COST_32", "RenderError", "continues_scan", "describe_ar", "estimate_ar_sample_cost",
-    "preset_genes", "render_ar", "sample_with_step_network", "step_onnx_bytes", "step_program_bytes", "walk_ar",
+    "MAX_SAMPLE_COST_32", "RenderError", "continues_scan", "describe_ar", "estimate_ar_sample_cost",
+    "render_ar", "sample_with_step_network", "step_onnx_bytes", "step_program_bytes", "walk_ar",
     "walk_noise",
     "ARGenes", "ARModel", "ARTrainResult", "PaletteError", "SCAN_ORDERS", "ScanError", "ScanOrder",
-    "build_ar_model", "crossover_ar_genes", "dequantise", "estimate_ar_step_macs", "fit_palette",
+    "crossover_ar_genes", "dequantise", "estimate_ar_step_macs", "fit_palette",
     "mutate_ar_genes", "nll_bits", "order_picture", "quantise", "random_ar_genes", "register_scan", "repair_ar",
-    "sample_ar", "sample_order_picture", "sample_tokens", "sampling_noise", "scan_names", "scan_order",
+    "sample_ar", "sample_tokens", "sampling_noise", "scan_names", "scan_order",
     "train_ar", "validate_ar",
 ]

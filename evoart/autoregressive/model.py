@@ -227,7 +227,3 @@ class ARModel(nn.Module):
         """The first item of item t's window: 0 in the first window, then the start of the
         block before its own."""
         return 0 if t < self.window else (t // self.half - 1) * self.half
-
-
-def build_ar_model(genes: ARGenes, resolution: int) -> ARModel:
-    return ARModel(genes, resolution)

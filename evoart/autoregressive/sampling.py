@@ -19,7 +19,7 @@ import torch
 
 from .model import ARModel
 from .palette import dequantise
-from .scans import batch_orders, get_scan, order_picture
+from .scans import batch_orders, get_scan
 
 
 def sampling_noise(seed: int, count: int, resolution: int) -> np.ndarray:
@@ -138,9 +138,3 @@ def sample_ar(source, noise: np.ndarray, *, temperature: float | None = None, pa
         raise ValueError("sampling a bare model needs its palette")
     tokens, ords = sample_tokens(model, noise, temperature=temperature, orders=orders)
     return dequantise(tokens_to_grid(tokens, ords, model.resolution), palette)
-
-
-def sample_order_picture(orders: torch.Tensor | np.ndarray, size: int, index: int = 0) -> np.ndarray:
-    """The order in which the pixels of sample ``index`` were generated, as a colour ramp
-    (uint8 (size, size, 3)): dark blue first, pale yellow last."""
-    return order_picture(np.asarray(orders)[index], size)

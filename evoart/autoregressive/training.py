@@ -33,6 +33,16 @@ EXPLODED = 2.0             # diverged: training loss above this many times log2 
 EVAL_IMAGES = 64           # images the final bits per pixel are measured on
 
 
+
+def checkpoint_parts(checkpoint: dict[str, torch.Tensor]) -> tuple[dict, np.ndarray, int]:
+    """The model's tensors, the palette and the training size of an AR checkpoint
+    (``ARTrainResult.checkpoint``); PaletteError if it is not one."""
+    try:
+        state = {k[len("model."):]: v for k, v in checkpoint.items() if k.startswith("model.")}
+        return state, check_palette(checkpoint["palette"].numpy()), int(checkpoint["resolution"])
+    except (KeyError, AttributeError, TypeError) as exc:
+        raise PaletteError(f"not an AR checkpoint: {exc}") from None
+
 @dataclass
 class ARTrainResult:
     """A trained AR individual: what ``sample_ar`` needs, and how training went."""
@@ -66,23 +76,12 @@ class ARTrainResult:
     @classmethod
     def from_checkpoint(cls, genes: ARGenes, checkpoint: dict[str, torch.Tensor]) -> "ARTrainResult":
         """A result to sample from (or to inherit from) rebuilt from ``checkpoint()``."""
-        try:
-            state = {k[len("model."):]: v for k, v in checkpoint.items() if k.startswith("model.")}
-            palette = check_palette(checkpoint["palette"].numpy())
-            resolution = int(checkpoint["resolution"])
-        except (KeyError, AttributeError, TypeError) as exc:
-            raise PaletteError(f"not an AR checkpoint: {exc}") from None
+        state, palette, resolution = checkpoint_parts(checkpoint)
         if len(palette) != genes.palette:
             raise PaletteError(f"the checkpoint's palette has {len(palette)} colours; the genes say {genes.palette}")
         result = cls(genes=genes, resolution=resolution, state=state, palette=palette)
         result.model()  # raises if the state does not fit the genes
         return result
-
-    def stats(self) -> dict:
-        """The numbers a ledger records (JSON-ready)."""
-        return {"status": self.status, "reason": self.reason, "steps": self.steps, "seconds": self.seconds,
-                "bits_per_pixel": self.bits_per_pixel, "uniform_bits": math.log2(self.genes.palette),
-                "curve": list(self.curve), "inherited": list(self.inherited)}
 
 
 def _check_images(images_u8: np.ndarray) -> int:
@@ -144,14 +143,15 @@ def _lr_at(step: int, steps: int, lr: float) -> float:
 def train_ar(genes: ARGenes, images_u8: np.ndarray, *, steps: int, seed: int, device: str = "cpu",
              progress: Callable[[int, int, float], None] | None = None,
              init: ARTrainResult | dict | None = None, eval_images: np.ndarray | None = None,
-             budget_seconds: float | None = None) -> ARTrainResult:
+             budget_seconds: float | None = None, evaluate: bool = True) -> ARTrainResult:
     """Train an AR model on ``images_u8`` (N, R, R, 3) for ``steps`` steps.
 
     ``init``: a parent (an ``ARTrainResult`` or a dict with ``state`` and ``palette``): its
     palette is kept when it has K colours (so token embeddings keep their meaning), and
     its tensors are copied where names and shapes match. ``progress(step, steps, bits)``
     is called after every step. The final bits per pixel are measured on ``eval_images``
-    (default: the first 64 training images). A NaN or exploding loss stops training with
+    (default: the first 64 training images), unless ``evaluate`` is off (a caller that
+    measures on images of its own: the figure is then NaN). A NaN or exploding loss stops training with
     status "diverged"; the result then holds the state as it was. ``budget_seconds``
     stops training early (status "ok", fewer steps) once that much time has passed, as a
     run's ``budget_seconds`` stops a GAN.
@@ -213,7 +213,7 @@ def train_ar(genes: ARGenes, images_u8: np.ndarray, *, steps: int, seed: int, de
         if budget_seconds is not None and time.perf_counter() - started > budget_seconds:
             break
 
-    if status == "ok":
+    if status == "ok" and evaluate:
         if eval_images is not None:
             ev_tok, ev_ord = scan_tokens(eval_images, palette, genes.scan)
         else:
