@@ -23,7 +23,6 @@ from evoart import families, metrics  # noqa: E402
 from evoart.data.builtin import _generate_builtin  # noqa: E402
 from evoart.imaging import contact_sheet, png_bytes, to_float_tensor, to_uint8  # noqa: E402
 from evoart.presets import load_preset  # noqa: E402
-from evoart.train import generate  # noqa: E402
 
 
 def main() -> None:
@@ -47,7 +46,7 @@ def main() -> None:
         t0 = time.perf_counter()
         trained = family.train(genome, train, steps=args.steps, seed=args.seed)
         seconds = time.perf_counter() - t0
-        fake = generate(trained.generator, latents, noise_seed=args.seed + 2)
+        fake = family.sample_trained(trained, latents, noise_seed=args.seed + 2)  # each family its own way
         scores = {k: round(float(v), 4) for k, v in scorer.score_all(fake).items() if k in ("perceptual", "swd")}
         scores["coverage"] = round(float(cover.score(fake)["coverage"]), 4)
         scores.update(family.family_metrics(genome, trained, held, seed=args.seed + 3))

@@ -16,20 +16,19 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import sqlite3
 import statistics
 from pathlib import Path
+
+from evoart.store import opened
 
 ADVERSARIAL = ("nonsaturating", "hinge", "leastsquares")
 
 
 def generation_zero(db: Path) -> list[tuple[dict, float]]:
     """(genome, rank percentile) of each generation-0 individual of one run."""
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
-        inds = c.execute("SELECT id, genome, status FROM individual WHERE born = 0").fetchall()
-        swd = {i: v for i, m, v in c.execute("SELECT individual, metric, value FROM score WHERE generation = 0")
-               if m == "swd"}
-    run = [(json.loads(g), swd.get(i, float("inf")) if status == "ok" else float("inf")) for i, g, status in inds]
+    with opened(db.parent) as store:
+        run = [(row.genome, store.scores(row.id, 0).get("swd", float("inf")) if row.status == "ok" else float("inf"))
+               for row in store.individuals(born=0)]
     order = sorted(range(len(run)), key=lambda k: run[k][1])
     n = len(run)
     return [(run[k][0], pos / (n - 1) if n > 1 else 0.5) for pos, k in enumerate(order)]

@@ -29,7 +29,7 @@ from evoart.config import EvolveConfig  # noqa: E402
 from evoart.runner import start_run  # noqa: E402
 from evoart.store import opened  # noqa: E402
 
-SCHEDULES = ("plus", "comma", "pbt", "halving")
+from evoart.schedule import SCHEDULES  # noqa: E402
 BASELINES = ("dcgan", "preset", "random")
 CELLS = ("shapes-s0-1920", "shapes-s1-1920", "patterns-s0-1920", "patterns-s1-1920")
 
@@ -101,7 +101,8 @@ def main() -> None:
     rows: dict = {}
     for name in cells:
         cell = quality.Cell(args.cache, name)
-        rows[name] = {b: cell.cached(b) for b in BASELINES if cell.cached(b)}
+        cached = {b: cell.cached(b) for b in BASELINES}
+        rows[name] = {b: v for b, v in cached.items() if v}
         for s in schedules:
             rows[name][s] = run_schedule(cell, s)
         args.out.write_text(json.dumps(rows, indent=1, default=str) + "\n")
