@@ -118,6 +118,13 @@ def test_each_order_is_a_permutation_of_the_positions(scan, size):
     assert sorted(order.tolist()) == list(range(size * size))
 
 
+def test_the_genes_name_every_registered_scan_and_the_registry_says_which_continue():
+    from evoart.autoregressive import scan_names
+
+    assert set(scan_names()) == set(SCAN_ORDERS)  # a registered order the genes refuse is a mistake
+    assert {s for s in SCAN_ORDERS if continues_scan(s)} == {"raster"}
+
+
 def test_hilbert_steps_are_neighbours_and_raster_is_rows():
     order = scan_order("hilbert", 16)
     y, x = order // 16, order % 16

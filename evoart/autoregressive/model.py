@@ -75,26 +75,20 @@ class Block(nn.Module):
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return self._finish(x, y), (k, v)
 
-    def step(self, x: torch.Tensor, cache_k: torch.Tensor, cache_v: torch.Tensor,
-             length: int) -> torch.Tensor:
-        """One item x (B, 1, d) attending to the ``length`` cached items and itself; writes
-        its key and value into the cache at slot ``length``."""
-        q, k, v = self._split(x)
-        cache_k[..., length:length + 1] = k.transpose(-2, -1)
-        cache_v[:, :, length:length + 1] = v
-        y = _attend(q, cache_k[..., :length + 1], cache_v[:, :, :length + 1])
-        return self._finish(x, y)
-
     def extend(self, x: torch.Tensor, cache_k: torch.Tensor, cache_v: torch.Tensor, length: int) -> torch.Tensor:
         """Items x (B, n, d) attending to the ``length`` cached items and causally to each
-        other; written to the cache at slots ``length`` .. ``length + n - 1``."""
+        other; written to the cache at slots ``length`` .. ``length + n - 1``. One item (a
+        sampling step) attends to everything cached and needs no mask."""
         q, k, v = self._split(x)
         n = x.shape[1]
         cache_k[..., length:length + n] = k.transpose(-2, -1)
         cache_v[:, :, length:length + n] = v
-        i = torch.arange(n, device=x.device)[:, None]
-        j = torch.arange(length + n, device=x.device)[None, :]
-        y = _attend(q, cache_k[..., :length + n], cache_v[:, :, :length + n], j <= i + length)
+        mask = None
+        if n > 1:
+            i = torch.arange(n, device=x.device)[:, None]
+            j = torch.arange(length + n, device=x.device)[None, :]
+            mask = j <= i + length
+        y = _attend(q, cache_k[..., :length + n], cache_v[:, :, :length + n], mask)
         return self._finish(x, y)
 
 
@@ -202,7 +196,7 @@ class ARModel(nn.Module):
             x = self.token(prev_token) + self._where(prev_pos)
         x = (x + self._query(next_pos))[:, None]
         for block, (k, v) in zip(self.blocks, cache):
-            x = block.step(x, k, v, length)
+            x = block.extend(x, k, v, length)
         return self.head(self.ln_out(x[:, 0]))
 
     def prefill(self, cache: list, tokens: torch.Tensor, orders: torch.Tensor, first: int, end: int) -> None:

@@ -44,8 +44,8 @@ from ..errors import EvoartError
 from .model import ARModel
 from .palette import dequantise
 from .sampling import _model_of, draw, sample_tokens, sampling_noise, scan_with_cache, tokens_to_grid
+from .scans import get_scan
 
-CONTINUES_SCAN = {"raster": True, "hilbert": False}
 STEP_PROGRAM_METADATA = "evoart.json"
 
 
@@ -55,7 +55,7 @@ class RenderError(EvoartError, ValueError):
 
 def continues_scan(scan: str) -> bool:
     """Whether ``render_ar`` continues this scan beyond the training size (else it upscales)."""
-    return CONTINUES_SCAN.get(scan, False)
+    return get_scan(scan).continues
 
 
 def _window_offsets(size: int, resolution: int) -> list[int]:

@@ -37,6 +37,9 @@ class ScanOrder:
     build: Callable[[int, np.ndarray | None], np.ndarray]
     depends_on_image: bool = False
     description: str = ""
+    # whether a larger render continues the scan past the training size in overlapping
+    # windows (``render.render_ar``); otherwise it only upscales
+    continues: bool = False
 
 
 _SCANS: dict[str, ScanOrder] = {}
@@ -105,7 +108,8 @@ def hilbert_order(size: int, tokens: np.ndarray | None = None) -> np.ndarray:
     return (y[inside] * size + x[inside]).astype(np.int64)
 
 
-register_scan(ScanOrder("raster", raster_order, description="rows top to bottom, each left to right"))
+register_scan(ScanOrder("raster", raster_order, description="rows top to bottom, each left to right",
+                        continues=True))
 register_scan(ScanOrder("hilbert", hilbert_order,
                         description="the Hilbert space-filling curve (clipped from the next power of two)"))
 
