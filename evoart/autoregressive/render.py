@@ -43,7 +43,7 @@ from torch import nn
 from ..errors import EvoartError
 from .model import ARModel
 from .palette import dequantise
-from .sampling import _model_of, draw, sample_tokens, sampling_noise, scan_with_cache, tokens_to_grid
+from .sampling import _model_of, draw, sample_ar, sampling_noise, scan_with_cache
 from .scans import get_scan
 
 STEP_PROGRAM_METADATA = "evoart.json"
@@ -108,32 +108,35 @@ def continue_raster(model: ARModel, size: int, noise: np.ndarray, temperature: f
     return canvas.numpy()
 
 
-def render_ar(source, size: int, *, seed: int = 0, count: int = 1, temperature: float | None = None,
-              palette: np.ndarray | None = None) -> tuple[np.ndarray, str]:
-    """uint8 images (count, size, size, 3) and how they were made: "sampled" (the training
-    size), "continued" (a raster scan carried over a larger canvas) or "upscaled" (sampled
-    at the training size, enlarged by nearest neighbour). The noise comes from ``seed``:
-    ``sampling_noise(seed, count, size)``."""
+def _with_palette(source, palette: np.ndarray | None, what: str) -> tuple[ARModel, np.ndarray]:
     model, own = _model_of(source)
     palette = own if palette is None else palette
     if palette is None:
-        raise RenderError("rendering a bare model needs its palette")
+        raise RenderError(f"{what} a bare model needs its palette")
+    return model, palette
+
+
+def render_ar(source, size: int, *, seed: int = 0, count: int = 1, temperature: float | None = None,
+              palette: np.ndarray | None = None, upscale: bool = False) -> tuple[np.ndarray, str]:
+    """uint8 images (count, size, size, 3) and how they were made: "sampled" (the training
+    size), "continued" (a raster scan carried over a larger canvas) or "upscaled" (sampled
+    at the training size, enlarged by nearest neighbour: ``upscale``, or a scan that
+    cannot continue). The noise comes from ``seed``: ``sampling_noise(seed, count, size)``."""
+    model, palette = _with_palette(source, palette, "rendering")
     r = model.resolution
     temp = model.genes.temperature if temperature is None else float(temperature)
     if not isinstance(size, int) or size < 1:
         raise RenderError(f"render size must be a positive integer, got {size!r}")
     if size == r:
-        tokens, ords = sample_tokens(model, sampling_noise(seed, count, r), temperature=temp)
-        return dequantise(tokens_to_grid(tokens, ords, r), palette), "sampled"
-    if size > r and continues_scan(model.genes.scan):
+        return sample_ar(model, sampling_noise(seed, count, r), temperature=temp, palette=palette), "sampled"
+    if size > r and continues_scan(model.genes.scan) and not upscale:
         return dequantise(continue_raster(model, size, sampling_noise(seed, count, size), temp), palette), "continued"
     if size % r:
         raise RenderError(f"a {model.genes.scan} AR model only upscales (its scan cannot continue beyond "
                           f"{r} px); the size must be a multiple of {r}, not {size}")
-    tokens, ords = sample_tokens(model, sampling_noise(seed, count, r), temperature=temp)
-    grid = tokens_to_grid(tokens, ords, r)
+    images = sample_ar(model, sampling_noise(seed, count, r), temperature=temp, palette=palette)
     factor = size // r
-    return dequantise(grid.repeat(factor, axis=1).repeat(factor, axis=2), palette), "upscaled"
+    return images.repeat(factor, axis=1).repeat(factor, axis=2), "upscaled"
 
 
 # ---- walks -----------------------------------------------------------------------------------
@@ -162,15 +165,10 @@ def walk_noise(seed: int, count: int, resolution: int, *, frames: int, keyframes
 def walk_ar(source, *, frames: int, keyframes: int, seed: int = 0, temperature: float | None = None,
             palette: np.ndarray | None = None) -> list[np.ndarray]:
     """Frames (size, size, 3) uint8 of an AR walk at the training size (see ``walk_noise``)."""
-    model, own = _model_of(source)
-    palette = own if palette is None else palette
-    if palette is None:
-        raise RenderError("a walk of a bare model needs its palette")
-    r = model.resolution
-    noises = walk_noise(seed, 1, r, frames=frames, keyframes=keyframes)
-    batch = np.concatenate(noises)          # all frames sampled in one batch
-    tokens, ords = sample_tokens(model, batch, temperature=temperature)
-    return list(dequantise(tokens_to_grid(tokens, ords, r), palette))
+    model, palette = _with_palette(source, palette, "a walk of")
+    noises = walk_noise(seed, 1, model.resolution, frames=frames, keyframes=keyframes)
+    # all frames sampled in one batch
+    return list(sample_ar(model, np.concatenate(noises), temperature=temperature, palette=palette))
 
 
 # ---- export ----------------------------------------------------------------------------------

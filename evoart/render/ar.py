@@ -20,7 +20,6 @@ generator pipeline, with the same files and messages.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -82,19 +81,10 @@ def ar_plan(source: Source, resolution: int, size: tuple[int, int] | None, grow:
 
 def ar_images(result: ARTrainResult, plan: GrowPlan, n: int, seed: int) -> np.ndarray:
     """uint8 (n, S, S, 3) as ``plan`` says."""
-    r = result.resolution
     try:
-        if plan.method == "continued":
-            images, how = render_ar(result, plan.size[0], seed=seed, count=n)
-            assert how == "continued", how
-            return images
-        images, _ = render_ar(result, r, seed=seed, count=n)
+        return render_ar(result, plan.size[0], seed=seed, count=n, upscale=plan.method == "upscale")[0]
     except PackageRenderError as exc:
         raise RenderError(str(exc)) from None
-    if plan.method == "upscale":
-        f = plan.size[0] // r
-        images = images.repeat(f, axis=1).repeat(f, axis=2)
-    return images
 
 
 def ar_walk(result: ARTrainResult, *, frames: int, keyframes: int, seed: int) -> np.ndarray:
@@ -111,7 +101,7 @@ AR_EXPORT_NOTE = ("the AR step network: inputs prev_token, prev_pos, next_pos, f
                   "(evoart.autoregressive.render.sample_with_step_network)")
 
 
-def ar_export(result: ARTrainResult, kind: str, path: Path, name: str) -> tuple[bytes, float]:
+def ar_export(result: ARTrainResult, kind: str, name: str) -> tuple[bytes, float]:
     t0 = time.perf_counter()
     try:
         data = AR_EXPORTERS[kind](result, name=name)

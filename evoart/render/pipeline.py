@@ -27,6 +27,7 @@ from pathlib import Path
 from ..files import atomic_write_bytes
 from ..nets import build_generator
 from .export import EXPORT_ALIASES, EXPORTERS, TORCHSCRIPT_NOTE, export_kind
+from ..ar_genes import window_length
 from .ar import AR_EXPORT_NOTE, ar_export, ar_grid, ar_images, ar_plan, ar_result, ar_walk, is_ar
 from .sources import RenderError, Source, Training, load_generator, os_errors, resolve_source, train_source
 from .spatial import (
@@ -341,8 +342,8 @@ def _render_ar(source: Source, *, out: Path, outputs: dict, files: list, samples
     for kind in dict.fromkeys(export_kind(k) for k in exports):
         if kind in aliases:
             tell(TORCHSCRIPT_NOTE.format(path=outputs[kind]))
-        data, seconds = ar_export(result, kind, outputs[kind], source.name)
+        data, seconds = ar_export(result, kind, source.name)
         _write(files, kind, outputs[kind], data, seconds=seconds, family="ar", resolution=result.resolution,
-               window=result.model().window)
+               window=window_length(result.genes, result.resolution))
         say(f"Wrote {outputs[kind]} ({len(data) / 1e6:.1f} MB, {seconds:.1f} s): {AR_EXPORT_NOTE}")
     return RenderResult(source, plan, files, training, kept, notes)
