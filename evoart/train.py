@@ -293,6 +293,20 @@ class GeneratorStart:
     source: Callable
     ema_steps: int = 0
 
+    def make_ema(self, G, genome: Genome, resolution: int, init: "Init | None", seed: int, device,
+                 layout) -> "Generator | None":
+        """The generator's EMA copy (None when the genome has no EMA), frozen, started
+        from the parents' EMA tensors when there are parents (``inherit_ema``)."""
+        if genome.training.ema <= 0:
+            return None
+        G_ema = copy.deepcopy(G).eval()
+        for p in G_ema.parameters():
+            p.requires_grad_(False)
+        if init is not None:
+            self.inherit_ema(G_ema, genome, resolution, init, seed)
+            G_ema.to(device, memory_format=layout)
+        return G_ema
+
     def inherit_ema(self, G_ema, genome: Genome, resolution: int, init: "Init", seed: int) -> None:
         """Start the EMA generator from the parents' EMA tensors (or their generators'),
         rewritten as the generator's were."""
@@ -451,14 +465,7 @@ def _train(genome, data, *, steps, device, seed, init, progress, budget_seconds,
     layout_ = torch.channels_last if channels_last(device, precision) else torch.contiguous_format
     G.to(device, memory_format=layout_).train()
     D.to(device, memory_format=layout_).train()
-    G_ema = None
-    if t.ema > 0:
-        G_ema = copy.deepcopy(G).eval()
-        for p in G_ema.parameters():
-            p.requires_grad_(False)
-        if init is not None:
-            start.inherit_ema(G_ema, genome, resolution, init, seed)
-            G_ema.to(device, memory_format=layout_)
+    G_ema = start.make_ema(G, genome, resolution, init, seed, device, layout_)
 
     opt_g = _adam(G.parameters(), device, lr=t.lr_g, betas=(t.beta1, t.beta2))
     opt_d = _adam(D.parameters(), device, lr=t.lr_d, betas=(t.beta1, t.beta2))

@@ -28,7 +28,6 @@ likelihood of a GAN and never enters selection.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from dataclasses import replace
@@ -221,14 +220,7 @@ def _train(genome, data, *, steps, device, seed, init, progress, budget_seconds,
     nets = [m for m in (dec, enc, D, recon_loss) if m is not None]
     for m in nets:
         m.to(device, memory_format=layout_).train()
-    dec_ema = None
-    if t.ema > 0:
-        dec_ema = copy.deepcopy(dec).eval()
-        for p in dec_ema.parameters():
-            p.requires_grad_(False)
-        if init is not None:
-            start.inherit_ema(dec_ema, genome, resolution, init, seed)
-            dec_ema.to(device, memory_format=layout_)
+    dec_ema = start.make_ema(dec, genome, resolution, init, seed, device, layout_)
 
     opt = _adam(list(dec.parameters()) + list(enc.parameters()), device, lr=t.lr_g, betas=(t.beta1, t.beta2))
     opt_d = _adam(D.parameters(), device, lr=t.lr_d, betas=(t.beta1, t.beta2)) if D is not None else None
