@@ -606,12 +606,24 @@ def estimate_gan_step_macs(genome: Genome, resolution: int) -> float:
     return t.batch_size * (3 * (g * (t.d_steps + 1) + d * (2 * t.d_steps + 1)) + frozen * 2 * (t.d_steps + 1))
 
 
+def encoder_as_discriminator(genome: Genome) -> Genome:
+    """A VAE genome whose discriminator genes are its encoder's (reading pixels): the
+    encoder is that discriminator's trunk."""
+    v = genome.vae
+    return replace(genome, discriminator=DiscriminatorGenes(v.encoder_family, v.encoder_width, v.encoder_norm,
+                                                            "pixels"))
+
+
+def with_d_input(genome: Genome, kind: str) -> Genome:
+    """``genome`` with its discriminator reading ``kind`` (one of D_INPUTS)."""
+    return replace(genome, discriminator=replace(genome.discriminator, input=kind))
+
+
 def estimate_encoder_macs(genome: Genome, resolution: int) -> float:
     """Multiply-accumulates of a VAE encoder's forward pass for one image: the
     discriminator of its encoder genes on the pixels, with a head giving 2 x latent
     numbers (the mean and log-variance) instead of one logit."""
-    v = genome.vae
-    as_d = replace(genome, discriminator=DiscriminatorGenes(v.encoder_family, v.encoder_width, "none", "pixels"))
+    as_d = encoder_as_discriminator(genome)  # (its norm costs nothing here)
     w = d_widths(as_d, resolution)
     return estimate_d_macs(as_d, resolution) - w[-1] * 16 + w[-1] * 16 * 2 * genome.generator.latent
 
@@ -621,8 +633,7 @@ def estimate_reconstruction_macs(genome: Genome, resolution: int) -> float:
     pair (the random features; a few per pixel otherwise, counted as 0)."""
     if genome.vae.reconstruction != "random-features":
         return 0.0
-    as_d = replace(genome, discriminator=replace(genome.discriminator, input="random-features"))
-    return estimate_d_input_macs(as_d, resolution)
+    return estimate_d_input_macs(with_d_input(genome, "random-features"), resolution)
 
 
 def estimate_vae_step_macs(genome: Genome, resolution: int) -> float:

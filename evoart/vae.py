@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import replace
 from typing import Callable
 
 import torch
@@ -39,7 +38,8 @@ from torch import nn
 
 from . import losses
 from .d_inputs import RandomFeatures, laplacian_levels
-from .genome import DiscriminatorGenes, Genome, GenomeError, d_input_channels, upsamplings_needed
+from .genome import (Genome, GenomeError, d_input_channels, encoder_as_discriminator, upsamplings_needed,
+                     with_d_input)
 from .nets import Discriminator, build_discriminator, build_generator, inherit_tensors
 from .train import (
     R1_INTERVAL,
@@ -70,11 +70,8 @@ class Encoder(nn.Module):
 
     def __init__(self, genome: Genome, resolution: int):
         super().__init__()
-        v = genome.vae
         self.latent = genome.generator.latent
-        as_d = replace(genome, discriminator=DiscriminatorGenes(v.encoder_family, v.encoder_width,
-                                                                v.encoder_norm, "pixels"))
-        self.body = Discriminator(as_d, resolution)
+        self.body = Discriminator(encoder_as_discriminator(genome), resolution)
         features = self.body.head.in_features
         self.body.head = nn.Linear(features, 2 * self.latent)
         # start near the prior: small means, unit variances
@@ -108,8 +105,8 @@ class Reconstruction(nn.Module):
         self.levels = max(1, upsamplings_needed(resolution))  # down to 8x8, as D's pyramid
         self.features = None
         if kind == "random-features":
-            as_d = replace(genome, discriminator=replace(genome.discriminator, input="random-features"))
-            self.features = RandomFeatures(d_input_channels(as_d, resolution), seed=RECONSTRUCTION_FEATURES_SEED)
+            self.features = RandomFeatures(d_input_channels(with_d_input(genome, "random-features"), resolution),
+                                           seed=RECONSTRUCTION_FEATURES_SEED)
 
     def forward(self, recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         recon, x = recon.float(), x.float()

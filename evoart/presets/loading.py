@@ -210,8 +210,6 @@ def _load_state_bytes(raw: bytes, source: str):
 def check_state_fits(genome: Genome, resolution: int, state: dict, source: str) -> None:
     """Raise PresetError unless ``state`` is exactly a generator of ``genome`` at
     ``resolution``: same tensor names and shapes, finite values."""
-    import torch
-
     from ..nets import build_generator
 
     if genome.family == "ar":  # an AR state is its checkpoint: the model, the palette, the size
@@ -225,8 +223,7 @@ def check_state_fits(genome: Genome, resolution: int, state: dict, source: str) 
         if result.resolution != resolution:
             raise PresetError(f"{source} was trained at {result.resolution} px, not {resolution} px")
         for k, t in result.state.items():
-            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-                raise PresetError(f"{source}: {k} holds NaN or infinite values; these weights diverged")
+            _check_finite(source, k, t)
         return
     expected = build_generator(genome, resolution).state_dict()
     missing = [k for k in expected if k not in state]
@@ -239,8 +236,14 @@ def check_state_fits(genome: Genome, resolution: int, state: dict, source: str) 
         if tuple(state[k].shape) != tuple(t.shape):
             raise PresetError(f"{source} does not fit the genome at {resolution} px: {k} has shape "
                               f"{tuple(state[k].shape)}, the genome needs {tuple(t.shape)}")
-        if state[k].is_floating_point() and not bool(torch.isfinite(state[k]).all()):
-            raise PresetError(f"{source}: {k} holds NaN or infinite values; these weights diverged")
+        _check_finite(source, k, state[k])
+
+
+def _check_finite(source: str, name: str, t) -> None:
+    import torch
+
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        raise PresetError(f"{source}: {name} holds NaN or infinite values; these weights diverged")
 
 
 def load_weights(preset: Preset) -> dict | None:
