@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import math
 
+from .. import ornaments, runaway
 from ..objectives import BETTER, LABELS, OBJECTIVES
 from .text import fmt, ind_href, num, short
 from .view import RunView, non_dominated
+
+SERIES_CLASSES = ["s0", "s1", "s2", "s3", "s4", "s5"]  # a chart's series colours (gallery.css)
 
 NO_DATA = {"empty": True}
 
@@ -78,7 +81,7 @@ def curves_chart(curves: dict[str, list[float]], steps: int, w: int = 520, h: in
     if not curves:
         return NO_DATA
     n = max(len(v) for v in curves.values())
-    classes = ["s0", "s1", "s2", "s3", "s4", "s5"]
+    classes = SERIES_CLASSES
     series = [(k, [float(x) if x is not None else None for x in v] + [None] * (n - len(v)), classes[i % 6])
               for i, (k, v) in enumerate(sorted(curves.items()))]
     return line_chart(title, list(range(n)), series, w=w, h=h,
@@ -229,8 +232,6 @@ def judge_heatmap(cells: list[tuple], kin: dict[tuple[str, str], str] | None = N
 def runaway_stats(run: RunView) -> list[tuple[int, dict]]:
     """``runaway.generation_stats`` of each finished generation's population (its members'
     mate genes and ornaments, as the ledger holds them); empty for a run without ornaments."""
-    from .. import ornaments, runaway
-
     out = []
     for g in run.finished:
         rows = []
@@ -244,18 +245,18 @@ def runaway_stats(run: RunView) -> list[tuple[int, dict]]:
     return out
 
 
-def runaway_charts(run: RunView, floor: float | None = None) -> dict | None:
+def runaway_charts(run: RunView) -> dict | None:
     """Each ornament's population mean and spread per generation (the tail growing) and,
     where the genomes carry mate genes, each preference's mean, the correlation across
     individuals between a preference and its ornament (which Fisher's process builds up)
-    and the preferences' spread (``floor``: the level below which they count as collapsed)."""
-    from .. import ornaments
-
+    and the preferences' spread (against ``runaway.PREFERENCE_FLOOR``, below which they
+    count as collapsed)."""
+    floor = runaway.PREFERENCE_FLOOR
     stats = runaway_stats(run)
     if not stats:
         return None
     xs = [g for g, _ in stats]
-    classes = ["s0", "s1", "s2", "s3", "s4", "s5"]
+    classes = SERIES_CLASSES
     tails = []
     for o in ornaments.registry():
         mean = [s["ornaments"][o.name]["mean"] for _, s in stats]

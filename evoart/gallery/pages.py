@@ -11,7 +11,6 @@ import jinja2
 
 from ..genome import describe
 from ..objectives import LABELS
-from ..runaway import PREFERENCE_FLOOR
 from ..store import generation_dir
 from . import charts, lineage
 from .genes import gene_diff, genome_view, kv
@@ -206,7 +205,7 @@ def run_page(run: RunView) -> str:
                               {"run": run.name, "page": "run"}),
         name=run.name, status=status_line(run), chips=gen_nav(run, up),
         favourites=[card(run, run.inds[i], up) for i in run.favourites],
-        charts=objective_charts(run), runaway=charts.runaway_charts(run, PREFERENCE_FLOOR), pareto=charts.pareto_chart(run, run.last, up) if run.last is not None else None,
+        charts=objective_charts(run), runaway=charts.runaway_charts(run), pareto=charts.pareto_chart(run, run.last, up) if run.last is not None else None,
         strips=strips, pending=pending, interactive=interactive_section(run),
         evolution=kv(sorted(run.evolve.items())),
         data=kv(sorted(run.dataset.items()) + [("device", run.record.get("device"))]),
