@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from .autoregressive import ARModel, ARTrainResult, nll_bits, train_ar
-from .autoregressive.sampling import sample_ar, sampling_noise
+from .autoregressive.sampling import noise_for, sample_ar
 from .autoregressive.training import checkpoint_parts, scan_tokens
 from .genome import Genome
 from .imaging import to_float_tensor, to_uint8
@@ -98,7 +98,7 @@ def train_ar_family(genome: Genome, data: torch.Tensor, *, steps: int, device: s
 def _draw(model: ARModel, palette: np.ndarray, count: int, resolution: int, noise_seed: int) -> torch.Tensor:
     if resolution != model.resolution:
         raise ValueError(f"this AR model was trained at {model.resolution} px; the run samples at {resolution} px")
-    return to_float_tensor(sample_ar(model, sampling_noise(noise_seed, count, resolution), palette=palette))
+    return to_float_tensor(sample_ar(model, noise_for(model, noise_seed, count), palette=palette))
 
 
 def _palette(trained: Trained) -> np.ndarray:
@@ -123,6 +123,6 @@ def ar_metrics(genome: Genome, trained: Trained, images: torch.Tensor, *, seed: 
     """Bits per pixel over palette tokens of held-out ``images`` (the first BPP_IMAGES), and
     log2 K for scale. Not comparable with 8-bit bits/dim (docs/FAMILIES.md)."""
     model: ARModel = trained.generator.model
-    tokens, orders = scan_tokens(to_uint8(images[:BPP_IMAGES]), _palette(trained), genome.ar.scan)
+    tokens, orders = scan_tokens(to_uint8(images[:BPP_IMAGES]), _palette(trained), genome.ar)
     bpp = nll_bits(model, tokens, orders)
     return {"bits_per_pixel": bpp if math.isfinite(bpp) else float("nan"), "uniform_bits": math.log2(genome.ar.palette)}

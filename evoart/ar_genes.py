@@ -26,9 +26,23 @@ from .genome_limits import MAX_STEP_MACS_32, GenomeError, build_part, check_choi
 # ---- vocabularies and ranges -----------------------------------------------------------------
 
 # Scan orders the model is trained in. The model is told the next position at every step
-# (any-order queries), so the vocabulary grows without changing the network: issue 18 adds
-# "pyramid" and "geodesic", whose order depends on the image being generated.
-SCAN_ORDERS = ("raster", "hilbert")
+# (any-order queries), so the vocabulary grows without changing the network. "pyramid" is
+# next-scale prediction (token maps of 1 x 1, 2 x 2, ... up to the run's size, each scale
+# conditioned on every coarser one; ``evoart.autoregressive.pyramid``); within a scale its
+# tokens come in the order of the ``within`` gene.
+SCAN_ORDERS = ("raster", "hilbert", "pyramid")
+FLAT_SCANS = ("raster", "hilbert")  # one token per pixel, a permutation of the pixels (``scans``)
+# Within a pyramid's scale: all at once ("parallel", as VAR), or one token at a time in
+# raster, Hilbert or geodesic order. The geodesic order depends on the coarser scale
+# already generated (``evoart.autoregressive.geodesic``); a pyramid with it is what the
+# gallery and the presets call the geodesic scan.
+WITHIN_ORDERS = ("parallel", "raster", "hilbert", "geodesic")
+GEO_LAMBDA = (0.0, 50.0)       # the geodesic cost's edge weight: cost = 1 + lambda * |grad I|
+GEO_SEEDS = ("extrema", "random", "centre")  # where the geodesic fronts start in each scale
+# The pyramid's genes, at the values every genome had before they existed: a raster or
+# Hilbert genome leaves them out of its JSON and hashes as it did (``ARGenes.to_dict``).
+LATER_AR_GENES = {"within": "parallel", "geo_lambda": 10.0, "geo_seeds": "extrema"}
+PYRAMID_GENES = tuple(LATER_AR_GENES)
 PALETTE = (16, 256)            # K, the number of palette colours (tokens)
 WIDTH = (32, 256)              # model width, a multiple of 16
 LAYERS = (1, 6)
@@ -69,9 +83,18 @@ class ARGenes:
     batch_size: int = 16
     lr: float = 2e-3
     temperature: float = 1.0
+    within: str = "parallel"       # pyramid only: the order within a scale
+    geo_lambda: float = 10.0       # pyramid with the geodesic order only
+    geo_seeds: str = "extrema"     # the same
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The genes as JSON; the pyramid's genes only where they differ from their
+        defaults, so genomes from before they existed keep their JSON and hash."""
+        d = asdict(self)
+        for name, old in LATER_AR_GENES.items():
+            if d[name] == old:
+                del d[name]
+        return d
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "ar") -> "ARGenes":
@@ -103,6 +126,9 @@ def validate_ar(genes: ARGenes, where: str = "ar") -> ARGenes:
     check_choice(f"{where}.batch_size", genes.batch_size, BATCH_SIZES)
     check_range(f"{where}.lr", genes.lr, *LR)
     check_range(f"{where}.temperature", genes.temperature, *TEMPERATURE)
+    check_choice(f"{where}.within", genes.within, WITHIN_ORDERS)
+    check_range(f"{where}.geo_lambda", genes.geo_lambda, *GEO_LAMBDA)
+    check_choice(f"{where}.geo_seeds", genes.geo_seeds, GEO_SEEDS)
     step = estimate_ar_step_macs(genes, 32)
     if step > MAX_STEP_MACS_32 * 1.0001:
         raise GenomeError(
@@ -119,17 +145,54 @@ def validate_ar(genes: ARGenes, where: str = "ar") -> ARGenes:
 
 # ---- cost --------------------------------------------------------------------------------
 
+def pyramid_sizes(resolution: int) -> tuple[int, ...]:
+    """The sides of a pyramid's token maps, coarsest first: 1, 2, 4, ... up to the
+    resolution, each the ceiling of half the next (24 px: 1, 2, 3, 6, 12, 24)."""
+    sizes = [int(resolution)]
+    while sizes[-1] > 1:
+        sizes.append((sizes[-1] + 1) // 2)
+    return tuple(reversed(sizes))
+
+
+def scan_steps(genes: ARGenes, resolution: int) -> int:
+    """Tokens generated for one image: one per pixel, and for a pyramid one per cell of
+    every scale (1,365 at 32 px against 1,024)."""
+    if genes.scan == "pyramid":
+        return sum(n * n for n in pyramid_sizes(resolution))
+    return resolution * resolution
+
+
+def is_parallel(genes: ARGenes) -> bool:
+    """A pyramid whose scales come all at once: each scale in blocks of up to ``context``
+    tokens that attend to each other both ways (none of them reads a token of its own
+    scale), one pass per block."""
+    return genes.scan == "pyramid" and genes.within == "parallel"
+
+
+def scan_label(genes: ARGenes) -> str:
+    """The scan's name for people: raster, hilbert, pyramid (within a scale all at once,
+    raster or Hilbert: ``pyramid/raster``) or geodesic (a pyramid whose scales are filled
+    in geodesic order)."""
+    if genes.scan != "pyramid":
+        return genes.scan
+    if genes.within == "geodesic":
+        return "geodesic"
+    return "pyramid" if genes.within == "parallel" else f"pyramid/{genes.within}"
+
+
 def window_length(genes: ARGenes, resolution: int) -> int:
-    """Scan steps in one training window: the context, or the whole image if smaller."""
-    return min(genes.context, resolution * resolution)
+    """Scan steps in one training window: the context, or the whole scan if smaller."""
+    return min(genes.context, scan_steps(genes, resolution))
 
 
 def estimate_ar_forward_macs_per_token(genes: ARGenes, resolution: int) -> float:
     """Multiply-adds of the forward pass for one token of a training window: per layer
-    the four attention projections (4 d^2), the MLP (2 r d^2) and causal attention over on
-    average half the window, scores and weighted sum (2 d * T/2); then the output head."""
+    the four attention projections (4 d^2), the MLP (2 r d^2) and attention, scores and
+    weighted sum, over on average half the window when causal (2 d * T/2) or over the
+    whole block when a pyramid's scale comes all at once (2 d * T); then the output head."""
     d, T = genes.width, window_length(genes, resolution)
-    per_layer = 4 * d * d + 2 * genes.mlp_ratio * d * d + d * T
+    attention = 2 * d * T if is_parallel(genes) else d * T
+    per_layer = 4 * d * d + 2 * genes.mlp_ratio * d * d + attention
     return genes.layers * per_layer + d * genes.palette
 
 
@@ -143,18 +206,25 @@ def estimate_ar_sample_cost(genes: ARGenes, resolution: int = 32) -> float:
     """Multiply-add equivalents of sampling one image with the KV cache (see
     ATTENTION_WEIGHT): per step and layer the weights (4 d^2 + 2 r d^2), attention over the
     cached items (2 d n, n on average half the window in the first window, then three
-    quarters of it) and the fixed per-step cost; then the output head."""
-    d, steps = genes.width, resolution * resolution
+    quarters of it) and the fixed per-step cost; then the output head. A pyramid whose
+    scales come all at once takes one pass per block instead of one per token: the
+    weights, attention over its block as whole matrices, and the fixed cost per pass."""
+    d, steps = genes.width, scan_steps(genes, resolution)
     window = window_length(genes, resolution)
-    n_avg = steps / 2 if steps <= window else 0.75 * window
     weights = genes.layers * (4 + 2 * genes.mlp_ratio) * d * d + d * genes.palette
+    if is_parallel(genes):
+        passes = sum(-(-n * n // window) for n in pyramid_sizes(resolution))
+        return steps * (weights + genes.layers * 2 * d * window) + passes * genes.layers * STEP_OVERHEAD
+    n_avg = steps / 2 if steps <= window else 0.75 * window
     attention = genes.layers * 2 * d * n_avg
     return steps * (weights + ATTENTION_WEIGHT * attention + genes.layers * STEP_OVERHEAD)
 
 
 def describe_ar(genes: ARGenes) -> str:
-    """One line a person can read, e.g. ``AR hilbert K=64 96x3 h4 ctx256 T=1.0``."""
-    return (f"AR {genes.scan} K={genes.palette} {genes.width}x{genes.layers} h{genes.heads} "
+    """One line a person can read, e.g. ``AR hilbert K=64 96x3 h4 ctx256 T=1.0`` (a
+    geodesic pyramid adds its edge weight and seeds: ``AR geodesic lambda=10 extrema K=64 ...``)."""
+    geo = f" lambda={genes.geo_lambda:.3g} {genes.geo_seeds}" if genes.scan == "pyramid" and genes.within == "geodesic" else ""
+    return (f"AR {scan_label(genes)}{geo} K={genes.palette} {genes.width}x{genes.layers} h{genes.heads} "
             f"ctx{genes.context} T={genes.temperature:.2g}")
 
 
@@ -206,7 +276,10 @@ def repair_ar(genes: ARGenes, cap: float = MAX_STEP_MACS_32) -> ARGenes:
                 mlp_ratio=g.mlp_ratio if g.mlp_ratio in MLP_RATIOS else 2,
                 context=g.context if g.context in CONTEXTS else 256,
                 batch_size=g.batch_size if g.batch_size in BATCH_SIZES else 4,
-                lr=_clamp(g.lr, *LR), temperature=_clamp(g.temperature, *TEMPERATURE))
+                lr=_clamp(g.lr, *LR), temperature=_clamp(g.temperature, *TEMPERATURE),
+                within=g.within if g.within in WITHIN_ORDERS else "parallel",
+                geo_lambda=_clamp(g.geo_lambda, *GEO_LAMBDA),
+                geo_seeds=g.geo_seeds if g.geo_seeds in GEO_SEEDS else "extrema")
     # Shrink what costs most per quality first: batch, then context, then width, then layers.
     while estimate_ar_step_macs(g, 32) > cap:
         if g.batch_size > BATCH_SIZES[0]:
@@ -248,15 +321,19 @@ def random_ar_genes(rng: random.Random, scan: str | None = None) -> ARGenes:
         lr=_log_uniform(rng, 5e-4, 5e-3),
         temperature=_clamp(rng.gauss(1.0, 0.1), *TEMPERATURE),
     )
+    if g.scan == "pyramid":  # drawn only for a pyramid, so raster and Hilbert draws stay as they were
+        g = replace(g, within=rng.choice(WITHIN_ORDERS), geo_lambda=_log_uniform(rng, 1.0, GEO_LAMBDA[1]),
+                    geo_seeds=rng.choice(GEO_SEEDS))
     return repair_ar(g, INITIAL_STEP_MACS_32)
 
 
 def mutate_ar_genes(genes: ARGenes, rng: random.Random, rate: float = 0.3) -> ARGenes:
     """Each gene changes with probability ``rate`` (at least one changes): numbers by a
     multiplicative step, choices to a neighbour, the scan order to another order. The
-    result is repaired under the cap."""
+    result is repaired under the cap. The pyramid's own genes vary only in a pyramid (they
+    rest, at their defaults, in a raster or Hilbert scan)."""
     g = genes
-    names = [f.name for f in fields(ARGenes)]
+    names = [f.name for f in fields(ARGenes) if g.scan == "pyramid" or f.name not in PYRAMID_GENES]
     forced = rng.choice(names)
     for name in names:
         if name != forced and rng.random() >= rate:
@@ -282,6 +359,12 @@ def mutate_ar_genes(genes: ARGenes, rng: random.Random, rate: float = 0.3) -> AR
             g = replace(g, lr=g.lr * math.exp(rng.gauss(0.0, 0.4)))
         elif name == "temperature":
             g = replace(g, temperature=g.temperature + rng.gauss(0.0, 0.1))
+        elif name == "within":
+            g = replace(g, within=rng.choice([w for w in WITHIN_ORDERS if w != g.within]))
+        elif name == "geo_lambda":
+            g = replace(g, geo_lambda=max(0.5, g.geo_lambda) * math.exp(rng.gauss(0.0, 0.5)))
+        elif name == "geo_seeds":
+            g = replace(g, geo_seeds=rng.choice([m for m in GEO_SEEDS if m != g.geo_seeds]))
     return repair_ar(g)
 
 
@@ -289,7 +372,10 @@ def crossover_ar_genes(a: ARGenes, b: ARGenes, rng: random.Random) -> ARGenes:
     """Uniform crossover: each gene from either parent; the learning rate and temperature
     may blend (geometric and arithmetic means). Repaired under the cap."""
     kwargs = {}
+    pyramid = "pyramid" in (a.scan, b.scan)  # the pyramid's genes are drawn only where one parent has them
     for f in fields(ARGenes):
+        if f.name in PYRAMID_GENES and not pyramid:
+            continue
         va, vb = getattr(a, f.name), getattr(b, f.name)
         kwargs[f.name] = va if rng.random() < 0.5 else vb
     if rng.random() < 0.5:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, data, ga, ornaments
+from .ar_genes import scan_label
 from .data import load_run_split, recorded_split
 from .config import ConfigError, EvolveConfig, recorded_evolve
 from .family_names import a_family
@@ -152,7 +153,7 @@ class RunLedger:
             if len(self.cfg.families) > 1:  # a mixed run: say which family each row is
                 label = f"{label}  {m.genome.family.upper()}" + (f" ELBO {o['elbo']:.0f}" if "elbo" in o else "")
                 if m.genome.ar is not None:  # an AR row names its scan and its bits per pixel
-                    label += f" {m.genome.ar.scan}" + (f" {o['bits_per_pixel']:.2f} bits/px" if "bits_per_pixel" in o else "")
+                    label += f" {scan_label(m.genome.ar)}" + (f" {o['bits_per_pixel']:.2f} bits/px" if "bits_per_pixel" in o else "")
             if m.id in samples:
                 rows.append((label, samples[m.id][:8]))
         sheet = None

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..ar_genes import ARGenes, window_length
+from ..ar_genes import ARGenes, scan_steps, window_length
 
 
 def _attend(q: torch.Tensor, kt: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -69,10 +69,11 @@ class Block(nn.Module):
         x = x + self.proj(y.transpose(1, 2).reshape(b, n, -1))
         return x + self.mlp(self.ln2(x))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple]:
-        """Causal attention over x (B, n, d); returns the output and the block's keys and values."""
+    def forward(self, x: torch.Tensor, causal: bool = True) -> tuple[torch.Tensor, tuple]:
+        """Attention over x (B, n, d), causal unless told otherwise (a parallel pyramid's
+        block); returns the output and the block's keys and values."""
         q, k, v = self._split(x)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
         return self._finish(x, y), (k, v)
 
     def extend(self, x: torch.Tensor, cache_k: torch.Tensor, cache_v: torch.Tensor, length: int) -> torch.Tensor:
@@ -102,6 +103,7 @@ class ARModel(nn.Module):
         self.palette_size = genes.palette
         self.width = genes.width
         self.window = window_length(genes, resolution)
+        self.steps = scan_steps(genes, resolution)      # tokens generated per image
         self.half = max(1, self.window // 2)
         d, r = genes.width, self.resolution
         self.token = nn.Embedding(genes.palette, d)
@@ -120,10 +122,13 @@ class ARModel(nn.Module):
     def _where(self, pos: torch.Tensor) -> torch.Tensor:
         return self.where_row(pos // self.resolution) + self.where_col(pos % self.resolution)
 
-    def _query(self, pos: torch.Tensor) -> torch.Tensor:
+    def _query(self, pos: torch.Tensor, canvas: torch.Tensor | None = None) -> torch.Tensor:
+        """The embedding of the position to generate; a pyramid's adds the coarser tokens
+        from ``canvas`` (``pyramid.PyramidModel``), a flat scan's reads no canvas."""
         return self.query_row(pos // self.resolution) + self.query_col(pos % self.resolution)
 
-    def items(self, token_vectors: torch.Tensor, orders: torch.Tensor, first: int = 0) -> torch.Tensor:
+    def items(self, token_vectors: torch.Tensor, orders: torch.Tensor, first: int = 0,
+              canvas: torch.Tensor | None = None) -> torch.Tensor:
         """Input items ``first`` .. ``first + n - 1`` from the token vectors (B, n, d) of
         steps ``first - 1`` .. ``first + n - 2`` and the orders (B, n + 1) of steps ``first - 1``
         .. ``first + n - 1`` (for ``first == 0`` the leading entries stand for "before the
@@ -131,21 +136,23 @@ class ARModel(nn.Module):
         prev = token_vectors + self._where(orders[:, :-1])
         if first == 0:
             prev = torch.cat([self.start.expand(prev.shape[0], 1, -1), prev[:, 1:]], dim=1)
-        return prev + self._query(orders[:, 1:])
+        return prev + self._query(orders[:, 1:], canvas)
 
-    def trunk(self, x: torch.Tensor) -> torch.Tensor:
-        """Causal blocks over items x (B, n, d), then the head: logits (B, n, K)."""
+    def trunk(self, x: torch.Tensor, causal: bool = True) -> torch.Tensor:
+        """The blocks over items x (B, n, d), causal unless told otherwise, then the head:
+        logits (B, n, K)."""
         for block in self.blocks:
-            x, _ = block(x)
+            x, _ = block(x, causal)
         return self.head(self.ln_out(x))
 
-    def forward_vectors(self, token_vectors: torch.Tensor, orders: torch.Tensor) -> torch.Tensor:
+    def forward_vectors(self, token_vectors: torch.Tensor, orders: torch.Tensor,
+                        canvas: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (B, T, K) of every step of whole scans, from the token vectors (B, T, d)
         of the steps and the orders (B, T). Item t reads token vector t - 1 only."""
         b, t, d = token_vectors.shape
         shifted_vectors = torch.cat([token_vectors.new_zeros(b, 1, d), token_vectors[:, :-1]], dim=1)
         shifted_orders = torch.cat([orders[:, :1], orders], dim=1)
-        x = self.items(shifted_vectors, shifted_orders, first=0)
+        x = self.items(shifted_vectors, shifted_orders, first=0, canvas=canvas)
         if t <= self.window:
             return self.trunk(x)
         # Each later block is computed from scratch in a window of its own items and the
@@ -171,13 +178,17 @@ class ARModel(nn.Module):
 
     def window_items(self, tokens: torch.Tensor, orders: torch.Tensor, first: int, end: int) -> torch.Tensor:
         """Input items first .. end - 1 (B, end - first, d) of whole scans."""
+        return self._window_items(tokens, orders, first, end, None)
+
+    def _window_items(self, tokens: torch.Tensor, orders: torch.Tensor, first: int, end: int,
+                      canvas: torch.Tensor | None) -> torch.Tensor:
         lo = max(0, first - 1)
         vecs = self.token(tokens[:, lo:end - 1])
         pos = orders[:, lo:end]
         if first == 0:
             vecs = torch.cat([vecs.new_zeros(vecs.shape[0], 1, vecs.shape[2]), vecs], dim=1)
             pos = torch.cat([orders[:, :1], pos], dim=1)
-        return self.items(vecs, pos, first=first)
+        return self.items(vecs, pos, first=first, canvas=canvas)
 
     # ---- cached stepping -------------------------------------------------------------------
     def new_cache(self, batch: int, device=None, dtype=torch.float32) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -187,14 +198,15 @@ class ARModel(nn.Module):
                  torch.zeros(batch, heads, self.window, size, device=device, dtype=dtype)) for _ in self.blocks]
 
     def step(self, cache: list, length: int, prev_token: torch.Tensor | None, prev_pos: torch.Tensor | None,
-             next_pos: torch.Tensor) -> torch.Tensor:
+             next_pos: torch.Tensor, canvas: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (B, K) of one item, attending to ``length`` cached items; the item is
-        written to the cache. ``prev_token`` None: the item before the first token."""
+        written to the cache. ``prev_token`` None: the item before the first token.
+        ``canvas``: the tokens generated so far by position (a pyramid's queries read it)."""
         if prev_token is None:
             x = self.start.expand(next_pos.shape[0], -1)
         else:
             x = self.token(prev_token) + self._where(prev_pos)
-        x = (x + self._query(next_pos))[:, None]
+        x = x[:, None] + self._query(next_pos[:, None], canvas)
         for block, (k, v) in zip(self.blocks, cache):
             x = block.extend(x, k, v, length)
         return self.head(self.ln_out(x[:, 0]))
@@ -216,6 +228,11 @@ class ARModel(nn.Module):
         x = self.window_items(tokens, orders, first, end)
         for block, (k, v) in zip(self.blocks, cache):
             x = block.extend(x, k, v, length)
+
+    def new_canvas(self, batch: int, device=None) -> torch.Tensor | None:
+        """The tokens drawn so far by position, for a model whose queries read them (a
+        pyramid's: ``pyramid.PyramidModel``); a flat scan's reads none."""
+        return None
 
     def window_start(self, t: int) -> int:
         """The first item of item t's window: 0 in the first window, then the start of the

@@ -42,8 +42,9 @@ from torch import nn
 
 from ..errors import EvoartError
 from .model import ARModel
-from .palette import dequantise
-from .sampling import _model_of, draw, sample_ar, sampling_noise, scan_with_cache
+from .palette import dequantise, quantise
+from .pyramid import PyramidModel, downsample, pyramid_orders
+from .sampling import _model_of, draw, noise_for, sample_ar, sample_tokens, sampling_noise, scan_with_cache, tokens_to_grid
 from .scans import get_scan
 
 STEP_PROGRAM_METADATA = "evoart.json"
@@ -54,8 +55,83 @@ class RenderError(EvoartError, ValueError):
 
 
 def continues_scan(scan: str) -> bool:
-    """Whether ``render_ar`` continues this scan beyond the training size (else it upscales)."""
-    return get_scan(scan).continues
+    """Whether ``render_ar`` continues this scan beyond the training size (else it upscales,
+    or for a pyramid adds finer scales: ``refines_scales``)."""
+    return scan != "pyramid" and get_scan(scan).continues
+
+
+def refines_scales(scan: str) -> bool:
+    """Whether ``render_ar`` grows this scan by adding finer scales (a pyramid's)."""
+    return scan == "pyramid"
+
+
+def refined_sizes(resolution: int) -> str:
+    return f"{resolution} px times a power of two ({2 * resolution}, {4 * resolution}, ...)"
+
+
+@torch.no_grad()
+def refine_pyramid(model: PyramidModel, palette: np.ndarray, size: int, *, seed: int, count: int,
+                   temperature: float) -> np.ndarray:
+    """Token maps (count, size, size) of a pyramid model grown past its training size R by
+    adding finer scales, as multi-resolution texture synthesis does. The model draws its
+    own pyramid up to R; each finer scale (2R, 4R, ... up to ``size``) is then cut into
+    tiles of R x R, and every tile is the finest scale of one more pyramid whose coarser
+    scales are known: the scale above it is the tile's parent region (R/2 x R/2 cells of
+    the scale just drawn) and the ones above that are that region's area means. The
+    model draws the tile given them, exactly as it drew its own finest scale given its
+    coarser ones. Tiles of one scale are drawn together; each sees its own parent region
+    only, so neighbouring tiles meet where their parents meet, with no shared context."""
+    r = model.resolution
+    lay = model.layout
+    top = len(lay.sizes) - 1
+    if r % 2 or lay.sizes[top - 1] * 2 != r or size < r or size % r or (size // r) & (size // r - 1):
+        raise RenderError(f"a pyramid AR model trained at {r} px adds finer scales to sizes of {refined_sizes(r)}, "
+                          f"not {size}")
+    device = next(model.parameters()).device
+    genes = model.genes
+    tokens, orders = sample_tokens(model, noise_for(model, seed, count), temperature=temperature, palette=palette)
+    level = tokens_to_grid(tokens, orders, r)            # (count, r, r)
+    half = r // 2
+    a_top, e_top = lay.span(top)
+    known = torch.zeros(lay.total, dtype=torch.bool)
+    known[:a_top] = True                                  # every scale but the finest comes first
+    depth = 0
+    while level.shape[1] < size:
+        depth += 1
+        n = level.shape[1]
+        m = 2 * n // r                                    # tiles per side of the next scale
+        colours = dequantise(level, palette)
+        regions = [(i, j) for i in range(m) for j in range(m)]
+        canvases = np.zeros((len(regions) * count, lay.total), np.int64)
+        for k, (i, j) in enumerate(regions):
+            rows = slice(i * half, (i + 1) * half)
+            cols = slice(j * half, (j + 1) * half)
+            block = slice(k * count, (k + 1) * count)
+            a, e = lay.span(top - 1)
+            canvases[block, a:e] = level[:, rows, cols].reshape(count, -1)
+            for s in range(top - 1):
+                a, e = lay.span(s)
+                canvases[block, a:e] = quantise(downsample(colours[:, rows, cols], lay.sizes[s]),
+                                                palette).reshape(count, -1)
+        ords = pyramid_orders(genes, r, canvases, palette)
+        tok = torch.from_numpy(np.take_along_axis(canvases, ords, axis=1)).to(device)
+        ords_t = torch.from_numpy(ords).to(device)
+        noise = torch.from_numpy(np.random.default_rng([seed, depth]).random((len(canvases), lay.total))).to(device)
+        if model.parallel:
+            for a, e in model.blocks_of_scan:
+                if a < a_top:
+                    continue
+                logits = model.forward_block(tok, ords_t, a, e)
+                tok[:, a:e] = draw(logits.reshape(-1, logits.shape[-1]), noise[:, a:e].reshape(-1),
+                                   temperature).reshape(len(canvases), e - a)
+        else:
+            scan_with_cache(model, tok, ords_t, noise, temperature, known=known)
+        tiles = tokens_to_grid(tok.cpu(), ords_t.cpu(), r)       # (tiles * count, r, r)
+        nxt = np.zeros((count, 2 * n, 2 * n), np.int64)
+        for k, (i, j) in enumerate(regions):
+            nxt[:, i * r:(i + 1) * r, j * r:(j + 1) * r] = tiles[k * count:(k + 1) * count]
+        level = nxt
+    return level
 
 
 def _window_offsets(size: int, resolution: int) -> list[int]:
@@ -119,30 +195,36 @@ def _with_palette(source, palette: np.ndarray | None, what: str) -> tuple[ARMode
 def render_ar(source, size: int, *, seed: int = 0, count: int = 1, temperature: float | None = None,
               palette: np.ndarray | None = None, upscale: bool = False) -> tuple[np.ndarray, str]:
     """uint8 images (count, size, size, 3) and how they were made: "sampled" (the training
-    size), "continued" (a raster scan carried over a larger canvas) or "upscaled" (sampled
-    at the training size, enlarged by nearest neighbour: ``upscale``, or a scan that
-    cannot continue). The noise comes from ``seed``: ``sampling_noise(seed, count, size)``."""
+    size), "continued" (a raster scan carried over a larger canvas), "refined" (a pyramid
+    grown by finer scales: ``refine_pyramid``) or "upscaled" (sampled at the training
+    size, enlarged by nearest neighbour: ``upscale``, or a scan that cannot continue). The
+    noise comes from ``seed``: ``sampling_noise(seed, count, size)``."""
     model, palette = _with_palette(source, palette, "rendering")
     r = model.resolution
     temp = model.genes.temperature if temperature is None else float(temperature)
     if not isinstance(size, int) or size < 1:
         raise RenderError(f"render size must be a positive integer, got {size!r}")
     if size == r:
-        return sample_ar(model, sampling_noise(seed, count, r), temperature=temp, palette=palette), "sampled"
+        return sample_ar(model, noise_for(model, seed, count), temperature=temp, palette=palette), "sampled"
+    if size > r and refines_scales(model.genes.scan) and not upscale:
+        return dequantise(refine_pyramid(model, palette, size, seed=seed, count=count, temperature=temp),
+                          palette), "refined"
     if size > r and continues_scan(model.genes.scan) and not upscale:
         return dequantise(continue_raster(model, size, sampling_noise(seed, count, size), temp), palette), "continued"
     if size % r:
         raise RenderError(f"a {model.genes.scan} AR model only upscales (its scan cannot continue beyond "
                           f"{r} px); the size must be a multiple of {r}, not {size}")
-    images = sample_ar(model, sampling_noise(seed, count, r), temperature=temp, palette=palette)
+    images = sample_ar(model, noise_for(model, seed, count), temperature=temp, palette=palette)
     factor = size // r
     return images.repeat(factor, axis=1).repeat(factor, axis=2), "upscaled"
 
 
 # ---- walks -----------------------------------------------------------------------------------
 
-def walk_noise(seed: int, count: int, resolution: int, *, frames: int, keyframes: int) -> list[np.ndarray]:
-    """Sampling noise for a looping walk: ``frames`` arrays (count, resolution^2) of uniform
+def walk_noise(seed: int, count: int, resolution: int, *, frames: int, keyframes: int,
+               steps: int | None = None) -> list[np.ndarray]:
+    """Sampling noise for a looping walk: ``frames`` arrays (count, steps: resolution^2 unless
+    told, a pyramid's ``model.steps``) of uniform
     numbers moved through a Gaussian copula between ``keyframes`` Gaussian keyframes (the
     last leads back to the first). Every frame's noise is exactly uniform."""
     if keyframes < 2:
@@ -150,7 +232,8 @@ def walk_noise(seed: int, count: int, resolution: int, *, frames: int, keyframes
     if frames < keyframes:
         raise RenderError(f"an AR walk needs at least as many frames ({frames}) as keyframes ({keyframes})")
     rng = np.random.default_rng(seed)
-    keys = [torch.from_numpy(rng.standard_normal((count, resolution * resolution))) for _ in range(keyframes)]
+    steps = resolution * resolution if steps is None else int(steps)
+    keys = [torch.from_numpy(rng.standard_normal((count, steps))) for _ in range(keyframes)]
     out = []
     for f in range(frames):
         pos = f * keyframes / frames
@@ -166,7 +249,7 @@ def walk_ar(source, *, frames: int, keyframes: int, seed: int = 0, temperature: 
             palette: np.ndarray | None = None) -> list[np.ndarray]:
     """Frames (size, size, 3) uint8 of an AR walk at the training size (see ``walk_noise``)."""
     model, palette = _with_palette(source, palette, "a walk of")
-    noises = walk_noise(seed, 1, model.resolution, frames=frames, keyframes=keyframes)
+    noises = walk_noise(seed, 1, model.resolution, frames=frames, keyframes=keyframes, steps=model.steps)
     # all frames sampled in one batch
     return list(sample_ar(model, np.concatenate(noises), temperature=temperature, palette=palette))
 
@@ -228,6 +311,14 @@ class StepNetwork(nn.Module):
         return probs, torch.stack(new_keys), torch.stack(new_values)
 
 
+def check_exportable(model: ARModel) -> None:
+    """The step network takes one position and the previous token: a pyramid's queries also
+    read the coarser scales' tokens, which it has no input for, so pyramids do not export."""
+    if isinstance(model, PyramidModel):
+        raise RenderError("exports cover the raster and Hilbert scans: a pyramid's step also reads its coarser "
+                          "scales, which the exported step network has no input for")
+
+
 def step_inputs(model: ARModel, batch: int = 2) -> tuple:
     L, H = len(model.blocks), model.genes.heads
     shape = (L, batch, H, model.window, model.width // H)
@@ -242,6 +333,7 @@ def step_program_bytes(source, *, name: str) -> bytes:
     with ``torch.export.load(f).module()``), the palette, genes and loop in the extra file
     ``evoart.json``. Writing it to a file is the caller's (render's) business."""
     model, palette = _model_of(source)
+    check_exportable(model)
     net = StepNetwork(model.cpu().eval()).eval()
     meta = _step_metadata(model, palette, name)
     with warnings.catch_warnings():
@@ -273,6 +365,7 @@ def step_onnx_bytes(source, *, name: str, opset: int = 18) -> bytes:
     ``STEP_INPUTS`` / ``STEP_OUTPUTS``), evoart's description (``_step_metadata``, JSON)
     in the metadata entry ``evoart.json``. Needs onnx and onnxscript."""
     model, palette = _model_of(source)
+    check_exportable(model)
     net = StepNetwork(model.cpu().eval()).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -143,9 +143,16 @@ def order_picture(order: np.ndarray, size: int) -> np.ndarray:
         raise ScanError("the order is not a permutation of the image's positions")
     step = np.empty(size * size, np.float64)
     step[order] = np.arange(size * size) / max(1, size * size - 1)
+    return ramp(step).reshape(size, size, 3)
+
+
+def ramp(step: np.ndarray) -> np.ndarray:
+    """Numbers in [0, 1] as uint8 colours (..., 3) on the scan pictures' ramp: dark blue at
+    0 through magenta and orange to pale yellow at 1."""
+    step = np.asarray(step, np.float64)
     stops = np.array([[13, 8, 135], [126, 3, 168], [204, 71, 120], [248, 149, 64], [240, 249, 33]], np.float64)
     pos = step * (len(stops) - 1)
     i = np.minimum(pos.astype(int), len(stops) - 2)
-    f = (pos - i)[:, None]
+    f = (pos - i)[..., None]
     rgb = stops[i] * (1 - f) + stops[i + 1] * f
-    return np.rint(rgb).astype(np.uint8).reshape(size, size, 3)
+    return np.rint(rgb).astype(np.uint8)

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from ..ar_genes import ARGenes, validate_ar
 from .model import ARModel
 from .palette import PaletteError, check_palette, fit_palette, quantise
+from .pyramid import make_model, pyramid_canvas, pyramid_orders
 from .scans import batch_orders
 
 WARMUP = 0.1               # share of the steps spent warming the learning rate up (at most 50 steps)
@@ -60,7 +61,7 @@ class ARTrainResult:
     inherited: list[int] = field(default_factory=lambda: [0, 0])  # tensors taken from init, of all
 
     def model(self, device: str | torch.device = "cpu") -> ARModel:
-        m = ARModel(self.genes, self.resolution)
+        m = make_model(self.genes, self.resolution)
         m.load_state_dict(self.state)
         return m.to(device).eval()
 
@@ -93,19 +94,28 @@ def _check_images(images_u8: np.ndarray) -> int:
     return int(images_u8.shape[1])
 
 
-def scan_tokens(images_u8: np.ndarray, palette: np.ndarray, scan: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Tokens in scan order (N, T) and the orders (N, T) of uint8 images."""
+def scan_tokens(images_u8: np.ndarray, palette: np.ndarray, genes: ARGenes) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tokens in scan order (N, T) and the orders (N, T) of uint8 images: T is one step per
+    pixel, or for a pyramid one per cell of every scale (the orders then number the
+    pyramid's global positions, ``pyramid.layout``)."""
     size = _check_images(images_u8)
+    if genes.scan == "pyramid":
+        flat = pyramid_canvas(images_u8, palette)
+        orders = pyramid_orders(genes, size, flat, palette)
+        return torch.from_numpy(np.take_along_axis(flat, orders, axis=1)), torch.from_numpy(orders)
     grid = quantise(images_u8, palette)
-    orders = batch_orders(scan, size, grid)
+    orders = batch_orders(genes.scan, size, grid)
     flat = grid.reshape(len(grid), -1)
     return torch.from_numpy(np.take_along_axis(flat, orders, axis=1)), torch.from_numpy(orders)
 
 
 @torch.no_grad()
 def nll_bits(model: ARModel, tokens: torch.Tensor, orders: torch.Tensor, batch: int = 16) -> float:
-    """Mean negative log-likelihood in bits per token (= per pixel) of whole scans, each
-    token seen with the context that sampling gives it (its block and the block before)."""
+    """Mean negative log-likelihood in bits per pixel of whole scans, each token seen with
+    the context that sampling gives it (its block and the block before). A flat scan has
+    one token per pixel; a pyramid's coarser scales are counted too (all its tokens'
+    bits over the finest scale's pixels), so its figure bounds the bits of the image's
+    tokens from above."""
     model.eval()
     device = next(model.parameters()).device
     total, count = 0.0, 0
@@ -115,7 +125,7 @@ def nll_bits(model: ARModel, tokens: torch.Tensor, orders: torch.Tensor, batch: 
         logits = model(tok, ords)
         total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), tok.reshape(-1),
                                        reduction="sum"))
-        count += tok.numel()
+        count += tok.shape[0] * model.resolution ** 2
     return total / count / math.log(2)
 
 
@@ -170,10 +180,10 @@ def train_ar(genes: ARGenes, images_u8: np.ndarray, *, steps: int, seed: int, de
         palette = np.asarray(parent_palette).copy()
     else:
         palette = fit_palette(images_u8, genes.palette, seed=seed)
-    tokens, orders = scan_tokens(images_u8, palette, genes.scan)
+    tokens, orders = scan_tokens(images_u8, palette, genes)
 
     torch.manual_seed(seed)
-    model = ARModel(genes, size)
+    model = make_model(genes, size)
     inherited = inherit_state(model, parent_state)
     model.to(device).train()
     tokens_d, orders_d = tokens.to(device), orders.to(device)
@@ -181,6 +191,8 @@ def train_ar(genes: ARGenes, images_u8: np.ndarray, *, steps: int, seed: int, de
     rng = np.random.default_rng(seed)
     steps_total = tokens.shape[1]
     window = model.window
+    blocks = getattr(model, "blocks_of_scan", None) if getattr(model, "parallel", False) else None
+    block_share = None if blocks is None else np.array([e - a for a, e in blocks], np.float64) / steps_total
     curve: list[float] = []
     status, reason = "ok", ""
     limit = EXPLODED * math.log2(genes.palette)
@@ -190,10 +202,15 @@ def train_ar(genes: ARGenes, images_u8: np.ndarray, *, steps: int, seed: int, de
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, steps, genes.lr)
         pick = torch.from_numpy(rng.integers(0, len(tokens), genes.batch_size)).to(device)
-        first = int(rng.integers(0, steps_total - window + 1))
         tok, ords = tokens_d[pick], orders_d[pick]
-        logits = model.forward_window(tok, ords, first, first + window)
-        loss = F.cross_entropy(logits.reshape(-1, genes.palette), tok[:, first:first + window].reshape(-1))
+        if blocks is not None:  # a parallel pyramid: a block of one scale, drawn by its share of the tokens
+            a, e = blocks[int(rng.choice(len(blocks), p=block_share))]
+            logits = model.forward_block(tok, ords, a, e)
+        else:
+            a = int(rng.integers(0, steps_total - window + 1))
+            e = a + window
+            logits = model.forward_window(tok, ords, a, e)
+        loss = F.cross_entropy(logits.reshape(-1, genes.palette), tok[:, a:e].reshape(-1))
         bits = float(loss.detach()) / math.log(2)
         if not math.isfinite(bits):
             status, reason = "diverged", f"loss became {'NaN' if bits != bits else 'infinite'} at step {step}"
@@ -215,7 +232,7 @@ def train_ar(genes: ARGenes, images_u8: np.ndarray, *, steps: int, seed: int, de
 
     if status == "ok" and evaluate:
         if eval_images is not None:
-            ev_tok, ev_ord = scan_tokens(eval_images, palette, genes.scan)
+            ev_tok, ev_ord = scan_tokens(eval_images, palette, genes)
         else:
             ev_tok, ev_ord = tokens[:EVAL_IMAGES], orders[:EVAL_IMAGES]
         bpp = nll_bits(model, ev_tok, ev_ord)

@@ -135,14 +135,20 @@ def _genome_tables(p) -> list[Table]:
 
 
 def _ar_table(a, res: int) -> Table:
-    from ..ar_genes import estimate_ar_sample_cost, estimate_ar_step_macs
+    from ..ar_genes import estimate_ar_sample_cost, estimate_ar_step_macs, scan_label
     from ..autoregressive.render import continues_scan
 
     t = Table(title=f"Autoregressive over a palette: {estimate_ar_step_macs(a, res) / 1e9:.2f} G multiply-adds per "
                     f"training step, {estimate_ar_sample_cost(a, res) / 1e9:.2f} G to sample one image at {res} px "
                     "(the generator, discriminator and loss genes rest)", title_justify="left", show_header=False)
-    t.add_row("scan order", a.scan + ("  (continues beyond the training size)" if continues_scan(a.scan)
-                                      else "  (only upscales beyond the training size)"))
+    grows = ("  (continues beyond the training size)" if continues_scan(a.scan) else
+             "  (adds finer scales beyond the training size)" if a.scan == "pyramid" else
+             "  (only upscales beyond the training size)")
+    t.add_row("scan order", scan_label(a) + grows)
+    if a.scan == "pyramid":
+        t.add_row("within a scale", "all at once, one pass per block" if a.within == "parallel" else
+                  f"{a.within} order" + (f", edge weight lambda {a.geo_lambda:g}, seeds at the {a.geo_seeds}"
+                                         if a.within == "geodesic" else ""))
     t.add_row("palette colours (K)", f"{a.palette}  (a model that knows nothing scores log2 K bits per pixel)")
     t.add_row("transformer", f"width {a.width}, {a.layers} layers, {a.heads} heads, MLP ratio {a.mlp_ratio}")
     t.add_row("context", f"{a.context} scan steps")

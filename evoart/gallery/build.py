@@ -30,8 +30,9 @@ def build_run(run_dir: Path, *, store: RunStore | None = None) -> BuildReport:
         if ind.has_samples:
             ind.has_thumb = ensure_thumb(folder / "samples.png", folder / THUMB_NAME)
         if family_of(ind) == "ar" and ind.genome is not None and folder.is_dir():
-            ensure_scan_picture(ind.genome.ar.scan, int(run.evolve.get("resolution", 32)),
-                                folder / SCAN_PICTURE_NAME)
+            # a run's samples draw from the noise seeded by its seed + 2 (fitness.EvalContext)
+            ensure_scan_picture(ind.genome.ar, int(run.evolve.get("resolution", 32)), folder / SCAN_PICTURE_NAME,
+                                weights=folder / "generator.pt", noise_seed=int(run.evolve.get("seed", 0)) + 2)
     w.write(run_dir / INDEX_NAME, run_page(run))
     for g in (x["generation"] for x in run.generations):
         judge = store.judge_cells(g) if g in run.members else []

@@ -9,6 +9,7 @@ from typing import Any
 
 from dataclasses import asdict
 
+from ..ar_genes import scan_label
 from ..genome import LATER_GENES, LATER_PARTS, ORNAMENTS, Genome, GenomeError, describe, layout
 from .text import fmt
 
@@ -54,11 +55,14 @@ def genome_view(genome: Genome | None, raw: dict, resolution: int) -> dict:
                                f"norm {genome.vae.encoder_norm}"),
                    ("reconstruction", genome.vae.reconstruction), ("beta", genome.vae.beta),
                    ("adversarial weight", genome.vae.adversarial)]) if genome.vae is not None else None,
-        "ar": kv([("scan order", genome.ar.scan), ("palette colours (K)", genome.ar.palette),
+        "ar": kv([("scan order", scan_label(genome.ar)), ("palette colours (K)", genome.ar.palette),
                   ("width", genome.ar.width), ("layers", genome.ar.layers), ("heads", genome.ar.heads),
                   ("MLP ratio", genome.ar.mlp_ratio), ("context (steps)", genome.ar.context),
                   ("windows per step", genome.ar.batch_size), ("learning rate", genome.ar.lr),
-                  ("temperature", genome.ar.temperature)]) if genome.ar is not None else None,
+                  ("temperature", genome.ar.temperature)]
+                 + ([("geodesic edge weight (lambda)", genome.ar.geo_lambda), ("geodesic seeds", genome.ar.geo_seeds)]
+                    if genome.ar.within == "geodesic" and genome.ar.scan == "pyramid" else []))
+        if genome.ar is not None else None,
         "bars": bars,
         "training": kv([("lr G", t.lr_g), ("lr D", t.lr_d), ("Adam β1", t.beta1), ("Adam β2", t.beta2),
                         ("D steps per G step", t.d_steps), ("batch size", t.batch_size)])

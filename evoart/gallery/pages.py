@@ -9,6 +9,7 @@ from pathlib import Path
 
 import jinja2
 
+from ..ar_genes import scan_label
 from ..genome import describe
 from ..objectives import LABELS
 from ..store import generation_dir
@@ -54,12 +55,15 @@ def family_badge(ind: Individual, metrics: dict[str, float]) -> dict:
     fam = family_of(ind)
     label = FAMILY_LABELS.get(fam, fam)
     if fam == "ar":  # the chip names the scan order; the note is the bits per pixel
-        scan = ind.genome.ar.scan if ind.genome is not None and ind.genome.ar is not None else \
+        scan = scan_label(ind.genome.ar) if ind.genome is not None and ind.genome.ar is not None else \
             ((ind.row.genome or {}).get("ar") or {}).get("scan", "?")
         bpp = metrics.get("bits_per_pixel")
         note = f"{bpp:.2f} bits/px" if bpp is not None and bpp == bpp else ""
         return {"key": fam, "label": f"AR {scan}", "note": note,
-                "help": f"an autoregressive model over a palette, generating pixel by pixel in {scan} order"
+                "help": (f"an autoregressive model over a palette, generating pixel by pixel in {scan} order"
+                         if scan in ("raster", "hilbert") else
+                         f"an autoregressive model over a palette, generating token maps coarsest first ({scan} "
+                         "scan)")
                         + ("; bits per pixel: the negative log-likelihood of the held-out images' palette "
                            "tokens (log2 K knows nothing, 0 is perfect; not 8-bit bits/dim), recorded, "
                            "never selected on" if note else "")}
@@ -80,7 +84,7 @@ def ar_view(ind: Individual, metrics: dict[str, float], folder) -> dict | None:
     if family_of(ind) != "ar" or ind.genome is None or ind.genome.ar is None:
         return None
     a = ind.genome.ar
-    return {"scan": a.scan, "palette": a.palette, "bits_per_pixel": metrics.get("bits_per_pixel"),
+    return {"scan": scan_label(a), "palette": a.palette, "bits_per_pixel": metrics.get("bits_per_pixel"),
             "uniform_bits": metrics.get("uniform_bits"),
             "picture": SCAN_PICTURE_NAME if (folder / SCAN_PICTURE_NAME).is_file() else None}
 

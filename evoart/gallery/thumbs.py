@@ -41,27 +41,55 @@ def ensure_thumb(samples: Path, out: Path) -> bool:
 SCAN_PICTURE_SCALE = 6
 
 
-def ensure_scan_picture(scan: str, resolution: int, out: Path) -> bool:
+def ensure_scan_picture(genes, resolution: int, out: Path, *, weights: Path | None = None,
+                        noise_seed: int | None = None) -> bool:
     """The order in which an AR sample's pixels were generated, as a colour ramp (dark
-    blue first, pale yellow last: ``autoregressive.scans.order_picture``), written once.
-    Raster and Hilbert orders are the same for every sample of a size, so the order of
-    the genes' scan at the run's resolution is the order of each of its samples; an
-    order that depends on the image (issue 18) will need the sample's own."""
+    blue first, pale yellow last: ``autoregressive.scans.order_picture``; a pyramid's
+    scales side by side, ``autoregressive.pyramid.pyramid_picture``), written once.
+    Raster, Hilbert and most pyramid orders are the same for every sample of a size, so
+    the genes' order at the run's resolution is each sample's. A geodesic pyramid's order
+    depends on the image: its picture is the order of the individual's first sample,
+    drawn again from its ``weights`` (generator.pt) with the run's ``noise_seed``."""
     if out.is_file():
         return True
     try:
         from PIL import Image
 
-        from ..autoregressive.scans import ScanError, order_picture, scan_order  # torch comes with the package
+        from ..autoregressive.pyramid import depends_on_image, scan_picture  # torch comes with the package
 
+        order = None
+        if depends_on_image(genes):
+            order = _first_sample_order(genes, weights, noise_seed)
+            if order is None:
+                return False
         try:
-            picture = order_picture(scan_order(scan, resolution), resolution)
-        except ScanError:
+            picture = scan_picture(genes, resolution, order)
+        except ValueError:
             return False
-        img = Image.fromarray(picture).resize((resolution * SCAN_PICTURE_SCALE,) * 2, Image.NEAREST)
+        zoom = SCAN_PICTURE_SCALE if picture.shape[1] == picture.shape[0] else max(2, SCAN_PICTURE_SCALE // 2)
+        img = Image.fromarray(picture).resize((picture.shape[1] * zoom, picture.shape[0] * zoom), Image.NEAREST)
         buf = io.BytesIO()
         img.save(buf, format="PNG")
         atomic_write_bytes(out, buf.getvalue(), durable=False)
         return True
     except OSError:
         return False
+
+
+def _first_sample_order(genes, weights: Path | None, noise_seed: int | None):
+    """The scan order of an AR individual's first sample, drawn again from its weights."""
+    if weights is None or noise_seed is None or not weights.is_file():
+        return None
+    import torch
+
+    from ..autoregressive.sampling import noise_for, sample_tokens
+    from ..autoregressive.training import ARTrainResult
+    from ..errors import EvoartError
+
+    try:
+        result = ARTrainResult.from_checkpoint(genes, torch.load(weights, map_location="cpu", weights_only=True))
+    except (EvoartError, RuntimeError, OSError, ValueError):
+        return None
+    model = result.model()
+    _, orders = sample_tokens(model, noise_for(model, noise_seed, 1), palette=result.palette)
+    return orders[0].numpy()

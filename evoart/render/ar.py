@@ -23,8 +23,10 @@ import time
 
 import numpy as np
 
+from ..ar_genes import scan_label
 from ..autoregressive import (ARTrainResult, continues_scan, render_ar, step_onnx_bytes, step_program_bytes,
                               walk_ar)
+from ..autoregressive.render import refined_sizes, refines_scales
 from ..autoregressive.render import RenderError as PackageRenderError
 from ..errors import EvoartError
 from .sources import RenderError, Source
@@ -52,6 +54,7 @@ def ar_result(source: Source) -> ARTrainResult:
 def ar_plan(source: Source, resolution: int, size: tuple[int, int] | None, grow: str) -> GrowPlan:
     """How an AR render makes its size, refused before any training when it cannot."""
     scan = source.genome.ar.scan
+    label = scan_label(source.genome.ar)
     if size is None or size == (resolution, resolution):
         return GrowPlan("native", (resolution, resolution), (1, 1), f"{resolution} px: the training size")
     w, h = size
@@ -62,6 +65,14 @@ def ar_plan(source: Source, resolution: int, size: tuple[int, int] | None, grow:
     if w < resolution:
         raise RenderError(f"--size {w}x{h} is below the training size of {resolution} px; an AR model samples at "
                           f"{resolution} px or more")
+    if refines_scales(scan) and grow != "upscale":
+        k = w // resolution
+        if w % resolution or k & (k - 1):
+            raise RenderError(f"a {label} pyramid grows by finer scales, each twice the last: --size must be "
+                              f"{refined_sizes(resolution)}, not {w}")
+        return GrowPlan("refined", (w, h), (1, 1),
+                        f"{w}x{h}: the {label} pyramid grown past the training size ({resolution} px) by finer "
+                        f"scales, each drawn in tiles of {resolution} px given the scale above")
     if continues_scan(scan) and grow != "upscale":
         if w % (resolution // 2):
             raise RenderError(f"a continued {scan} scan covers the canvas in windows of {resolution} px overlapping "
@@ -72,11 +83,12 @@ def ar_plan(source: Source, resolution: int, size: tuple[int, int] | None, grow:
     if w % resolution:
         raise RenderError(f"a {scan} AR model only upscales beyond {resolution} px: --size must be a multiple of "
                           f"{resolution}, not {w}")
-    why = (f"a {scan} scan cannot continue beyond the training size" if not continues_scan(scan)
+    why = (f"a {scan} scan cannot continue beyond the training size" if not (continues_scan(scan)
+                                                                             or refines_scales(scan))
            else "--grow upscale")
     return GrowPlan("upscale", (w, h), (1, 1),
                     f"{w}x{h}: only upscaled ({why}): sampled at {resolution} px and enlarged {w // resolution}x "
-                    "by nearest neighbour; only raster scans continue")
+                    "by nearest neighbour; raster scans continue and pyramids add finer scales")
 
 
 def ar_images(result: ARTrainResult, plan: GrowPlan, n: int, seed: int) -> np.ndarray:
@@ -99,6 +111,14 @@ AR_EXPORTERS = {"onnx": step_onnx_bytes, "pt2": step_program_bytes}
 AR_EXPORT_NOTE = ("the AR step network: inputs prev_token, prev_pos, next_pos, first, length, keys, values; "
                   "outputs probs, keys_out, values_out; the sampling loop is in docs/FAMILIES.md "
                   "(evoart.autoregressive.render.sample_with_step_network)")
+
+
+def check_ar_export(source: Source, exports) -> None:
+    """Refused before training: the step network does not cover a pyramid's scan."""
+    if exports and source.genome.ar.scan == "pyramid":
+        raise RenderError(f"--export: {source.name} is a {scan_label(source.genome.ar)} pyramid; exports cover the "
+                          "raster and Hilbert scans (a pyramid's step also reads its coarser scales, which the "
+                          "exported step network has no input for)")
 
 
 def ar_export(result: ARTrainResult, kind: str, name: str) -> tuple[bytes, float]:

@@ -28,7 +28,8 @@ from ..files import atomic_write_bytes
 from ..nets import build_generator
 from .export import EXPORT_ALIASES, EXPORTERS, TORCHSCRIPT_NOTE, export_kind
 from ..ar_genes import window_length
-from .ar import AR_EXPORT_NOTE, ar_export, ar_grid, ar_images, ar_plan, ar_result, ar_walk, is_ar
+from .ar import (AR_EXPORT_NOTE, ar_export, ar_grid, ar_images, ar_plan, ar_result, ar_walk, check_ar_export,
+                 is_ar)
 from .sources import RenderError, Source, Training, load_generator, os_errors, resolve_source, train_source
 from .spatial import (
     GROW_METHODS,
@@ -231,6 +232,7 @@ def render(target: str | Path | Source, *, out: str | Path = "renders", samples:
     ar = is_ar(source)  # an AR model renders through its own path (render/ar.py)
     if ar:
         ar_plan(source, at, size, grow)  # a size it cannot make is refused before training
+        check_ar_export(source, exports)
     else:
         check_memory(build_generator(source.genome, at).eval(), plan_size(source.genome, at, size, grow), device)
 
