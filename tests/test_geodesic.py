@@ -127,6 +127,12 @@ def test_extrema_seeds_are_one_point_per_flat_extremum_and_at_most_four():
     assert sorted(divmod(int(p), 16) for p in seeds) == [(3, 3), (11, 10)]
     # the grey background between them is neither, and is seeded by no point
     assert len(seed_points(np.full((5, 5, 3), 7, np.uint8), "extrema")) == 1  # a flat image: one plateau
+    # a plateau's seed lies inside it, away from its edges, even when its centroid does
+    # not: a dark background round a bright disc is seeded where it is flat (cost 1)
+    yy, xx = np.mgrid[:16, :16]
+    disc = np.where(((yy - 7.5) ** 2 + (xx - 7.5) ** 2 < 20)[..., None], 230, 20).astype(np.uint8).repeat(3, axis=2)
+    seeds = luminance_extrema(disc)
+    assert len(seeds) == 2 and np.all(edge_cost(disc, 50.0).ravel()[seeds] == 1.0)
     many = np.random.default_rng(0).integers(0, 256, (16, 16, 3)).astype(np.uint8)
     assert 1 <= len(luminance_extrema(many)) <= 4
 

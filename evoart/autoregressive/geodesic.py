@@ -11,10 +11,10 @@ each step, so the order may differ from image to image.
    differences (one-sided at the border), in intensity per pixel. A flat pixel costs 1
    per pixel of path; a pixel on an edge costs more, so paths go round edges.
 2. **Seeds** (``seed_points``, a gene with the values of ``SEED_MODES``):
-   ``extrema``: the coarse image's local extrema of luminance, a flat plateau counting
-   once (a connected component of equal luminance whose neighbours are all darker, or
-   all brighter), the ``MAX_EXTREMA`` that stand out most from their surroundings
-   (the step to the nearest neighbouring value, times the plateau's area);
+   ``extrema``: the coarse image's local extrema of luminance, a plateau counting once
+   (a connected region, flat up to ``PLATEAU_TOLERANCE``, whose neighbours are all
+   darker, or all brighter), the ``MAX_EXTREMA`` that stand out most from their
+   surroundings (the smallest step across the border, times the plateau's area);
    ``random``: ``RANDOM_SEEDS`` points drawn from ``default_rng(RANDOM_SEEDS_BASE + n)``,
    the same for every image of that size; ``centre``: the pixel (n // 2, n // 2).
 3. **Distance** (``geodesic_distance``): multi-source Dijkstra on the 8-connected pixel
@@ -43,11 +43,14 @@ SEED_MODES = ("extrema", "random", "centre")
 # central differences give ~0.1 per pixel over a band of ~2 pixels, so lam = 200 makes
 # that edge cost ~40 flat pixels, more than a path round a region of a 32 px image;
 # a full-contrast edge then costs ~350, more than the perimeter of a 64 px image. On
-# the test images the crossings level off there (docs/GEODESIC.md: 2.3 at 200, 2.3 at
-# 400, 3.3 at 100); above 400 nothing more is gained, so the range stops there.
+# the test images the crossings level off there (docs/GEODESIC.md: 3.2 at 100, 2.3 at
+# 200, 2.2 at 400); above 400 nothing more is gained, so the range stops there.
 LAMBDA_RANGE = (0.0, 400.0)
 DEFAULT_LAMBDA = 200.0
 MAX_EXTREMA = 4
+# luminance steps (0..255) up to which neighbouring pixels belong to one plateau: the
+# rounding of an area mean and the ringing of a Lanczos-resampled flat area
+PLATEAU_TOLERANCE = 4
 RANDOM_SEEDS = 4
 RANDOM_SEEDS_BASE = 1818  # the random seed points of size n come from default_rng(1818 + n)
 
@@ -143,9 +146,10 @@ def geodesic_distance(cost: np.ndarray, seeds: np.ndarray) -> tuple[np.ndarray, 
     return np.array(dist, np.float64).reshape(n, n), np.array(owner, np.int64).reshape(n, n)
 
 
-def _plateaus(luma: np.ndarray) -> tuple[np.ndarray, int]:
-    """Labels (n, n) of the 8-connected components of equal luminance, numbered by their
-    first pixel in flat order, and their count (a flood fill; n is small)."""
+def _plateaus(luma: np.ndarray, tolerance: int) -> tuple[np.ndarray, int]:
+    """Labels (n, n) of the plateaus: 8-connected components whose neighbouring pixels
+    differ in luminance by at most ``tolerance``, numbered by their first pixel in flat
+    order, and their count (a flood fill; n is small)."""
     n = luma.shape[0]
     flat = luma.ravel().tolist()
     nbrs, _ = _neighbours(n)
@@ -155,11 +159,12 @@ def _plateaus(luma: np.ndarray) -> tuple[np.ndarray, int]:
         if labels[start] >= 0:
             continue
         labels[start] = count
-        stack, value = [start], flat[start]
+        stack = [start]
         while stack:
             p = stack.pop()
+            value = flat[p]
             for q in nbrs[p]:
-                if labels[q] < 0 and flat[q] == value:
+                if labels[q] < 0 and abs(flat[q] - value) <= tolerance:
                     labels[q] = count
                     stack.append(q)
         count += 1
@@ -168,46 +173,71 @@ def _plateaus(luma: np.ndarray) -> tuple[np.ndarray, int]:
 
 def luminance_extrema(image: np.ndarray, limit: int = MAX_EXTREMA) -> np.ndarray:
     """Flat positions of the image's local extrema of luminance, at most ``limit``, the
-    most prominent first: one point per plateau (a connected component of equal
-    luminance) that is brighter than all its neighbours or darker than all of them,
-    ranked by their weight, the step to the nearest neighbouring value times the number
-    of pixels of the plateau (ties: first position). A flat image is one plateau, so one point. The point of a plateau
-    is its pixel nearest its centroid (ties by flat index)."""
+    most prominent first.
+
+    A plateau is a connected region whose neighbouring pixels differ in luminance by at
+    most ``PLATEAU_TOLERANCE`` (so the rounding and ringing of a resampled flat area do
+    not break it into pieces); it is an extremum, counted once, when every pixel next to
+    it is darker than its neighbour inside (a maximum) or every one brighter (a minimum).
+    Extrema are ranked by their weight: the smallest step across their border times
+    their number of pixels, so a large region that stands out comes before a speck of
+    anti-aliasing (ties: first position). A flat image, or a smooth ramp, is one plateau,
+    so one point. The point of a plateau is its deepest pixel (the one farthest inside,
+    ``_depth``), of those the nearest its centroid, then the first in flat order."""
     n = _check_image(image)
     luma = image.astype(np.int64) @ _LUMA
-    labels, count = _plateaus(luma)
-    # for each plateau, the brightest and the darkest neighbouring pixel outside it
-    lo = np.full(count, np.iinfo(np.int64).max)
-    hi = np.full(count, np.iinfo(np.int64).min)
+    labels, count = _plateaus(luma, PLATEAU_TOLERANCE * int(_LUMA.sum()))
+    # for each plateau, the extreme steps from a pixel inside to a neighbour outside
+    big = np.iinfo(np.int64).max
+    rise = np.full(count, -big)  # the largest step (outside - inside)
+    fall = np.full(count, big)  # the smallest
     padded_l = np.pad(labels, 1, constant_values=-1)
     padded_v = np.pad(luma, 1)
     for dy, dx in _STEPS:
         other_l = padded_l[1 + dy:1 + dy + n, 1 + dx:1 + dx + n]
         other_v = padded_v[1 + dy:1 + dy + n, 1 + dx:1 + dx + n]
-        edge = (other_l >= 0) & (other_l != labels)
-        np.minimum.at(lo, labels[edge], other_v[edge])
-        np.maximum.at(hi, labels[edge], other_v[edge])
-    value = np.zeros(count, np.int64)
-    value[labels.ravel()] = luma.ravel()
-    isolated = hi == np.iinfo(np.int64).min  # the whole image is one plateau
-    step_down = np.where(isolated, 0, value - hi)  # > 0: a strict local maximum
-    step_up = np.where(isolated, 0, lo - value)  # > 0: a strict local minimum
-    extreme = isolated | (step_down > 0) | (step_up > 0)
-    prominence = np.maximum(step_down, step_up)
+        border = (other_l >= 0) & (other_l != labels)
+        step = other_v[border] - luma[border]
+        np.maximum.at(rise, labels[border], step)
+        np.minimum.at(fall, labels[border], step)
+    isolated = rise == -big  # the whole image is one plateau
+    maximum = ~isolated & (rise < 0)  # every step out goes down
+    minimum = ~isolated & (fall > 0)  # every step out goes up
+    prominence = np.where(maximum, -rise, 0) + np.where(minimum, fall, 0)
     sizes = np.bincount(labels.ravel(), minlength=count)
-    ids = np.flatnonzero(extreme)
-    # a large plateau that stands out is a region worth a cell of its own; a one-pixel
-    # extremum of anti-aliasing noise is not, however high its step
+    ids = np.flatnonzero(isolated | maximum | minimum)
     weight = prominence * sizes
     ids = ids[np.lexsort((ids, -weight[ids]))][:limit]
+    depth = _depth(labels).ravel()
     points = []
     ys, xs = np.divmod(np.arange(n * n), n)
     for k in ids.tolist():
         members = np.flatnonzero(labels.ravel() == k)
         cy, cx = ys[members].mean(), xs[members].mean()
         d2 = (ys[members] - cy) ** 2 + (xs[members] - cx) ** 2
-        points.append(int(members[np.argmin(d2)]))  # argmin: the first of equal ones
+        # the deepest pixel, then the nearest the centroid, then the first
+        points.append(int(members[np.lexsort((members, d2, -depth[members]))[0]]))
     return np.array(points, np.int64)
+
+
+def _depth(labels: np.ndarray) -> np.ndarray:
+    """How many 8-connected erosions each pixel survives inside its plateau, the image's
+    border counting as the plateau's border: the seed of a plateau is its deepest pixel,
+    away from the edges, where the cost is high (a plateau's centroid may lie on its
+    rim, or outside it)."""
+    n = labels.shape[0]
+    alive = np.ones((n, n), bool)
+    depth = np.zeros((n, n), np.int64)
+    padded_l = np.pad(labels, 1, constant_values=-1)
+    while alive.any():
+        padded_a = np.pad(alive, 1, constant_values=False)
+        keep = alive.copy()
+        for dy, dx in _STEPS:
+            keep &= (padded_l[1 + dy:1 + dy + n, 1 + dx:1 + dx + n] == labels) & \
+                padded_a[1 + dy:1 + dy + n, 1 + dx:1 + dx + n]
+        depth += keep
+        alive = keep
+    return depth
 
 
 def random_seed_points(n: int) -> np.ndarray:
