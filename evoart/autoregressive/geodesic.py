@@ -43,7 +43,7 @@ SEED_MODES = ("extrema", "random", "centre")
 # central differences give ~0.1 per pixel over a band of ~2 pixels, so lam = 200 makes
 # that edge cost ~40 flat pixels, more than a path round a region of a 32 px image;
 # a full-contrast edge then costs ~350, more than the perimeter of a 64 px image. On
-# the test images the crossings level off there (docs/GEODESIC.md: 3.2 at 100, 2.3 at
+# the test images the crossings level off there (docs/GEODESIC.md: 3.3 at 100, 2.3 at
 # 200, 2.2 at 400); above 400 nothing more is gained, so the range stops there.
 LAMBDA_RANGE = (0.0, 400.0)
 DEFAULT_LAMBDA = 200.0
