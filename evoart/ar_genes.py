@@ -37,11 +37,14 @@ FLAT_SCANS = ("raster", "hilbert")  # one token per pixel, a permutation of the 
 # already generated (``evoart.autoregressive.geodesic``); a pyramid with it is what the
 # gallery and the presets call the geodesic scan.
 WITHIN_ORDERS = ("parallel", "raster", "hilbert", "geodesic")
-GEO_LAMBDA = (0.0, 50.0)       # the geodesic cost's edge weight: cost = 1 + lambda * |grad I|
+# the geodesic cost's edge weight: cost = 1 + lambda * |grad I|, I in [0, 1] per pixel; 200
+# makes the weakest edge of the two-region test images cost more than a path round a
+# region of a 32 px image, and crossings level off from there (docs/GEODESIC.md)
+GEO_LAMBDA = (0.0, 400.0)
 GEO_SEEDS = ("extrema", "random", "centre")  # where the geodesic fronts start in each scale
 # The pyramid's genes, at the values every genome had before they existed: a raster or
 # Hilbert genome leaves them out of its JSON and hashes as it did (``ARGenes.to_dict``).
-LATER_AR_GENES = {"within": "parallel", "geo_lambda": 10.0, "geo_seeds": "extrema"}
+LATER_AR_GENES = {"within": "parallel", "geo_lambda": 200.0, "geo_seeds": "extrema"}
 PYRAMID_GENES = tuple(LATER_AR_GENES)
 PALETTE = (16, 256)            # K, the number of palette colours (tokens)
 WIDTH = (32, 256)              # model width, a multiple of 16
@@ -84,7 +87,7 @@ class ARGenes:
     lr: float = 2e-3
     temperature: float = 1.0
     within: str = "parallel"       # pyramid only: the order within a scale
-    geo_lambda: float = 10.0       # pyramid with the geodesic order only
+    geo_lambda: float = 200.0      # pyramid with the geodesic order only
     geo_seeds: str = "extrema"     # the same
 
     def to_dict(self) -> dict[str, Any]:
@@ -322,7 +325,7 @@ def random_ar_genes(rng: random.Random, scan: str | None = None) -> ARGenes:
         temperature=_clamp(rng.gauss(1.0, 0.1), *TEMPERATURE),
     )
     if g.scan == "pyramid":  # drawn only for a pyramid, so raster and Hilbert draws stay as they were
-        g = replace(g, within=rng.choice(WITHIN_ORDERS), geo_lambda=_log_uniform(rng, 1.0, GEO_LAMBDA[1]),
+        g = replace(g, within=rng.choice(WITHIN_ORDERS), geo_lambda=_log_uniform(rng, 20.0, GEO_LAMBDA[1]),
                     geo_seeds=rng.choice(GEO_SEEDS))
     return repair_ar(g, INITIAL_STEP_MACS_32)
 
@@ -362,7 +365,7 @@ def mutate_ar_genes(genes: ARGenes, rng: random.Random, rate: float = 0.3) -> AR
         elif name == "within":
             g = replace(g, within=rng.choice([w for w in WITHIN_ORDERS if w != g.within]))
         elif name == "geo_lambda":
-            g = replace(g, geo_lambda=max(0.5, g.geo_lambda) * math.exp(rng.gauss(0.0, 0.5)))
+            g = replace(g, geo_lambda=max(5.0, g.geo_lambda) * math.exp(rng.gauss(0.0, 0.5)))
         elif name == "geo_seeds":
             g = replace(g, geo_seeds=rng.choice([m for m in GEO_SEEDS if m != g.geo_seeds]))
     return repair_ar(g)

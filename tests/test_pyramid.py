@@ -136,10 +136,10 @@ def test_the_pyramid_genes_leave_raster_and_hilbert_genomes_as_they_were():
     raster = ARGenes()
     assert set(raster.to_dict()) & set(LATER_AR_GENES) == set()                  # old JSON, old hash
     assert load_preset("ar-raster").genome.content_hash() == load_preset("ar-raster").genome.content_hash()
-    geo = ARGenes(scan="pyramid", within="geodesic", geo_lambda=4.0)
+    geo = ARGenes(scan="pyramid", within="geodesic", geo_lambda=40.0)
     assert ARGenes.from_dict(geo.to_dict()) == geo and geo.to_dict()["within"] == "geodesic"
     assert scan_label(geo) == "geodesic" and scan_label(ARGenes(scan="pyramid")) == "pyramid"
-    assert "lambda=4" in describe_ar(geo)
+    assert "lambda=40" in describe_ar(geo)
     assert scan_steps(geo, 32) == 1365 and scan_steps(raster, 32) == 1024
     for bad, match in ((dict(within="spiral"), "ar.within"), (dict(geo_lambda=-1.0), "ar.geo_lambda"),
                        (dict(geo_seeds="corners"), "ar.geo_seeds")):

@@ -35,9 +35,10 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..ar_genes import GEO_LAMBDA, GEO_SEEDS, LATER_AR_GENES
 from .scans import ScanError
 
-SEED_MODES = ("extrema", "random", "centre")
+SEED_MODES = GEO_SEEDS  # the genes' vocabulary (ar_genes), read here
 # lam, a gene: 0 ignores the image (cells and rings of the plain grid distance). Across
 # an edge of luminance contrast 0.2 (the weakest of the two-region test images) the
 # central differences give ~0.1 per pixel over a band of ~2 pixels, so lam = 200 makes
@@ -45,8 +46,8 @@ SEED_MODES = ("extrema", "random", "centre")
 # a full-contrast edge then costs ~350, more than the perimeter of a 64 px image. On
 # the test images the crossings level off there (docs/GEODESIC.md: 3.3 at 100, 2.3 at
 # 200, 2.2 at 400); above 400 nothing more is gained, so the range stops there.
-LAMBDA_RANGE = (0.0, 400.0)
-DEFAULT_LAMBDA = 200.0
+LAMBDA_RANGE = GEO_LAMBDA                       # the gene's range (ar_genes)
+DEFAULT_LAMBDA = LATER_AR_GENES["geo_lambda"]   # and its default
 MAX_EXTREMA = 4
 # luminance steps (0..255) up to which neighbouring pixels belong to one plateau: the
 # rounding of an area mean and the ringing of a Lanczos-resampled flat area
