@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import math
 import random
 
@@ -77,7 +78,7 @@ def test_random_ar_genomes_are_under_both_caps_and_vary_only_their_own_genes():
     assert all(g.family == "ar" and g.ar is not None and g.vae is None for g in genomes)
     assert all(G.estimate_step_macs(g, 32) <= G.MAX_STEP_MACS_32 for g in genomes)
     assert all(estimate_ar_sample_cost(g.ar, 32) <= MAX_SAMPLE_COST_32 for g in genomes)
-    assert {g.ar.scan for g in genomes} == {"raster", "hilbert"} and len({g.ar.palette for g in genomes}) > 2
+    assert {g.ar.scan for g in genomes} == {"raster", "hilbert", "pyramid"} and len({g.ar.palette for g in genomes}) > 2
     for a, b in zip(genomes, genomes[1:]):
         child, inh = variation.mutate(a, rng, strength=2.0)
         assert child.family == "ar" and child.ar != a.ar and inh.stem == 0
@@ -299,7 +300,7 @@ def test_a_three_family_run_shows_every_family_and_the_ar_scan_order(tmp_path):
     page = (run / "gen-000" / "index.html").read_text()
     for fam in ("gan", "vae", "ar"):
         assert f'class="badge fam fam-{fam}"' in page
-    assert "bits/px" in page and (">AR raster<" in page or ">AR hilbert<" in page)
+    assert "bits/px" in page and re.search(r">AR (raster|hilbert|pyramid(/raster|/hilbert)?|geodesic)<", page)
     folder = run / "gen-000" / ar
     ind_page = (folder / "index.html").read_text()
     assert "scan order:" in ind_page and "bits per pixel" in ind_page and 'src="scan-order.png"' in ind_page

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from evoart.data import load_images
-from evoart.ar_genes import FLAT_SCANS
+from evoart.ar_genes import FLAT_SCANS, scan_label
 from evoart.autoregressive import (ARGenes, ARModel, PaletteError, SCAN_ORDERS, ScanError, crossover_ar_genes,
                                    dequantise, estimate_ar_step_macs, fit_palette, mutate_ar_genes, quantise,
                                    order_picture, random_ar_genes, sample_ar, sample_tokens,
@@ -85,10 +85,10 @@ def test_random_mutated_and_crossed_genes_are_valid_and_under_the_cap():
 
 def test_shipped_preset_genes_validate():
     shipped_ar = {p.name for p in list_presets() if p.origin == "shipped" and load_preset(p.name).genome.family == "ar"}
-    assert shipped_ar == {"ar-raster", "ar-hilbert"}
+    assert shipped_ar == {"ar-raster", "ar-hilbert", "ar-pyramid", "ar-geodesic"}
     for name in shipped_ar:
         g = load_preset(name).genome.ar
-        assert g.scan == name.split("-")[1]
+        assert scan_label(g) == name.split("-")[1]
         assert estimate_ar_step_macs(g, 32) <= MAX_STEP_MACS_32
 
 

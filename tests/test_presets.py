@@ -26,7 +26,7 @@ from evoart.presets import PresetError
 from evoart.seeds import bytes_digest
 from evoart.store import RunStore
 
-SHIPPED = ["ar-hilbert", "ar-raster", "cppn-like", "dcgan-classic", "hinge-residual", "lsgan", "pixel-shuffle",
+SHIPPED = ["ar-geodesic", "ar-hilbert", "ar-pyramid", "ar-raster", "cppn-like", "dcgan-classic", "hinge-residual", "lsgan", "pixel-shuffle",
            "vae-pyramid-l1"]
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_DIR = REPO / "evoart" / "presets" / "shipped"  # package data
