@@ -7,14 +7,13 @@ learns, it samples fast, and the genes that switch it on leave older genomes alo
 from __future__ import annotations
 
 import random
-import time
 
 import numpy as np
 import pytest
 import torch
 
 from evoart.ar_genes import (ARGenes, GEO_SEEDS, LATER_AR_GENES, SCAN_ORDERS, WITHIN_ORDERS, describe_ar,
-                             estimate_ar_sample_cost, mutate_ar_genes, pyramid_sizes, random_ar_genes, scan_label,
+                             mutate_ar_genes, pyramid_sizes, random_ar_genes, scan_label,
                              scan_steps, validate_ar)
 from evoart.autoregressive import sample_ar, train_ar
 from evoart.autoregressive.pyramid import (PyramidModel, downsample, layout, make_model, pyramid_canvas,

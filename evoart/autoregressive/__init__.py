@@ -5,13 +5,19 @@ by a small causal transformer that is told which position comes next.
   ranges, validation, cost, random / mutation / crossover (no torch), re-exported here;
 * ``palette``: K colours fitted by seeded k-means; quantise and dequantise;
 * ``scans``: scan orders as permutations (raster, Hilbert; a registry for more);
+* ``pyramid``: the pyramid scan, next-scale prediction over token maps of 1 x 1 up to
+  R x R, each scale conditioned on every coarser one, all at once or in an order;
+* ``geodesic``: the geodesic order within a pyramid's scale, along edge-aware geodesic
+  distance on the coarser scale already generated (numpy only);
 * ``model``: the any-order causal transformer with windows and a KV cache;
 * ``training``: ``train_ar`` and bits per pixel over palette tokens;
 * ``sampling``: fixed sampling noise, ``sample_ar``, the scan order as a picture;
-* ``render``: larger renders (raster continues its scan; other orders only upscale),
+* ``render``: larger renders (raster continues its scan, a pyramid adds finer scales,
+  Hilbert only upscales),
   walks through a Gaussian copula of the noise, the exported step network.
 
-The shipped ``ar-raster`` and ``ar-hilbert`` presets are preset files like any other
+The shipped ``ar-raster``, ``ar-hilbert``, ``ar-pyramid`` and ``ar-geodesic`` presets are
+preset files like any other
 (``evoart/presets/shipped``).
 """
 

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from ..ar_genes import ARGenes, validate_ar
 from .model import ARModel
 from .palette import PaletteError, check_palette, fit_palette, quantise
-from .pyramid import make_model, pyramid_canvas, pyramid_orders
+from .pyramid import PyramidModel, make_model, pyramid_canvas, pyramid_orders
 from .scans import batch_orders
 
 WARMUP = 0.1               # share of the steps spent warming the learning rate up (at most 50 steps)
@@ -191,7 +191,7 @@ def train_ar(genes: ARGenes, images_u8: np.ndarray, *, steps: int, seed: int, de
     rng = np.random.default_rng(seed)
     steps_total = tokens.shape[1]
     window = model.window
-    blocks = getattr(model, "blocks_of_scan", None) if getattr(model, "parallel", False) else None
+    blocks = model.blocks_of_scan if isinstance(model, PyramidModel) and model.parallel else None
     block_share = None if blocks is None else np.array([e - a for a, e in blocks], np.float64) / steps_total
     curve: list[float] = []
     status, reason = "ok", ""
