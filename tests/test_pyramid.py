@@ -242,3 +242,14 @@ def test_a_mixed_run_with_pyramid_and_geodesic_individuals_completes_and_shows_t
 
     with Image.open(folder / "scan-order.png") as im:                              # the scales side by side
         assert im.width > 3 * im.height
+
+
+def test_render_refuses_what_a_pyramid_cannot_make_before_training(tmp_path):
+    from e2e import evoart
+
+    out = tmp_path / "out"
+    proc = evoart("render", "ar-pyramid", "--size", "48", "--steps", "2", "--resolution", "16", "--out", str(out))
+    assert proc.returncode == 2 and "16 px times a power of two (32, 64, ...), not 48" in proc.stderr
+    proc = evoart("render", "ar-geodesic", "--export", "onnx", "--steps", "2", "--resolution", "16", "--out", str(out))
+    assert proc.returncode == 2 and "exports cover the raster and Hilbert scans" in proc.stderr
+    assert "Traceback" not in proc.stderr and "training" not in proc.stdout and not out.exists()

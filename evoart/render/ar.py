@@ -68,7 +68,7 @@ def ar_plan(source: Source, resolution: int, size: tuple[int, int] | None, grow:
     if refines_scales(scan) and grow != "upscale":
         k = w // resolution
         if w % resolution or k & (k - 1):
-            raise RenderError(f"a {label} pyramid grows by finer scales, each twice the last: --size must be "
+            raise RenderError(f"a {label} AR model grows by finer scales, each twice the last: --size must be "
                               f"{refined_sizes(resolution)}, not {w}")
         return GrowPlan("refined", (w, h), (1, 1),
                         f"{w}x{h}: the {label} pyramid grown past the training size ({resolution} px) by finer "
