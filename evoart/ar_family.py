@@ -29,6 +29,7 @@ from torch import nn
 from .autoregressive import ARModel, ARTrainResult, nll_bits, train_ar
 from .autoregressive.sampling import noise_for, sample_ar
 from .autoregressive.training import checkpoint_parts, scan_tokens
+from .ar_genes import scan_steps
 from .genome import Genome
 from .imaging import to_float_tensor, to_uint8
 from .train import Trained, TrainStats
@@ -121,8 +122,11 @@ def sample_ar_trained(trained: Trained, latents: torch.Tensor, *, noise_seed: in
 
 def ar_metrics(genome: Genome, trained: Trained, images: torch.Tensor, *, seed: int) -> dict[str, float]:
     """Bits per pixel over palette tokens of held-out ``images`` (the first BPP_IMAGES), and
-    log2 K for scale. Not comparable with 8-bit bits/dim (docs/FAMILIES.md)."""
+    what a model that knows nothing scores for scale (log2 K, times a pyramid's tokens per
+    pixel). Not comparable with 8-bit bits/dim (docs/FAMILIES.md)."""
     model: ARModel = trained.generator.model
     tokens, orders = scan_tokens(to_uint8(images[:BPP_IMAGES]), _palette(trained), genome.ar)
     bpp = nll_bits(model, tokens, orders)
-    return {"bits_per_pixel": bpp if math.isfinite(bpp) else float("nan"), "uniform_bits": math.log2(genome.ar.palette)}
+    # a model that knows nothing: log2 K per token, and a pyramid has more tokens than pixels
+    uniform = math.log2(genome.ar.palette) * scan_steps(genome.ar, model.resolution) / model.resolution ** 2
+    return {"bits_per_pixel": bpp if math.isfinite(bpp) else float("nan"), "uniform_bits": uniform}

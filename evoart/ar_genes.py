@@ -283,6 +283,12 @@ def repair_ar(genes: ARGenes, cap: float = MAX_STEP_MACS_32) -> ARGenes:
                 within=g.within if g.within in WITHIN_ORDERS else "parallel",
                 geo_lambda=_clamp(g.geo_lambda, *GEO_LAMBDA),
                 geo_seeds=g.geo_seeds if g.geo_seeds in GEO_SEEDS else "extrema")
+    # the pyramid's genes rest at their defaults where nothing reads them, so two genomes
+    # that train the same model have the same JSON and hash
+    if g.scan != "pyramid":
+        g = replace(g, **LATER_AR_GENES)
+    elif g.within != "geodesic":
+        g = replace(g, geo_lambda=LATER_AR_GENES["geo_lambda"], geo_seeds=LATER_AR_GENES["geo_seeds"])
     # Shrink what costs most per quality first: batch, then context, then width, then layers.
     while estimate_ar_step_macs(g, 32) > cap:
         if g.batch_size > BATCH_SIZES[0]:
@@ -325,18 +331,20 @@ def random_ar_genes(rng: random.Random, scan: str | None = None) -> ARGenes:
         temperature=_clamp(rng.gauss(1.0, 0.1), *TEMPERATURE),
     )
     if g.scan == "pyramid":  # drawn only for a pyramid, so raster and Hilbert draws stay as they were
-        g = replace(g, within=rng.choice(WITHIN_ORDERS), geo_lambda=_log_uniform(rng, 20.0, GEO_LAMBDA[1]),
-                    geo_seeds=rng.choice(GEO_SEEDS))
+        g = replace(g, within=rng.choice(WITHIN_ORDERS))
+        if g.within == "geodesic":
+            g = replace(g, geo_lambda=_log_uniform(rng, 20.0, GEO_LAMBDA[1]), geo_seeds=rng.choice(GEO_SEEDS))
     return repair_ar(g, INITIAL_STEP_MACS_32)
 
 
 def mutate_ar_genes(genes: ARGenes, rng: random.Random, rate: float = 0.3) -> ARGenes:
     """Each gene changes with probability ``rate`` (at least one changes): numbers by a
     multiplicative step, choices to a neighbour, the scan order to another order. The
-    result is repaired under the cap. The pyramid's own genes vary only in a pyramid (they
-    rest, at their defaults, in a raster or Hilbert scan)."""
+    result is repaired under the cap. The pyramid's own genes vary only in a pyramid, and
+    the geodesic ones only in a geodesic pyramid (elsewhere they rest at their defaults)."""
     g = genes
-    names = [f.name for f in fields(ARGenes) if g.scan == "pyramid" or f.name not in PYRAMID_GENES]
+    names = [f.name for f in fields(ARGenes) if f.name not in PYRAMID_GENES or (
+        g.scan == "pyramid" and (f.name == "within" or g.within == "geodesic"))]
     forced = rng.choice(names)
     for name in names:
         if name != forced and rng.random() >= rate:

@@ -81,6 +81,11 @@ class EvalContext:
         return int(self.train_images.shape[-1])
 
 
+def noise_seed_of(seed: int) -> int:
+    """The seed of a run's fixed noise (GANs' noise injection, AR models' sampling noise)."""
+    return int(seed) + 2
+
+
 def make_context(cfg, train_u8: np.ndarray, holdout_u8: np.ndarray, device: str,
                  protocol: dict | None = None) -> EvalContext:
     """The evaluation context of a run (``cfg``: its ``EvolveConfig``). Its real-vs-real
@@ -93,7 +98,7 @@ def make_context(cfg, train_u8: np.ndarray, holdout_u8: np.ndarray, device: str,
         train_images=to_float_tensor(train_u8),
         holdout_images=to_float_tensor(holdout_u8),
         latents=make_latents(cfg.samples, seed=cfg.seed + 1),
-        noise_seed=cfg.seed + 2,
+        noise_seed=noise_seed_of(cfg.seed),
         metric_seed=cfg.seed + 3,
         device=device,
         precision=cfg.precision if cfg.precision != "auto" else resolve_precision("auto", device),

@@ -253,9 +253,12 @@ class Genome:
         for part, cls in LATER_PARTS.items():  # a later part is written only where it says something
             if d[part] == asdict(cls()):
                 del d[part]
-        for part in FAMILY_GENES:  # a family's own genes appear only in its genomes
-            if d.get(part) is None:
+        for part in FAMILY_GENES:  # a family's own genes appear only in its genomes, as they write themselves
+            genes = getattr(self, part, None)
+            if genes is None:
                 d.pop(part, None)
+            elif hasattr(genes, "to_dict"):
+                d[part] = genes.to_dict()  # ARGenes leaves its later genes out at their defaults
         return {"schema_version": SCHEMA_VERSION, **d}
 
     def to_json(self, indent: int | None = None) -> str:

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from evoart.ar_genes import (ARGenes, GEO_SEEDS, LATER_AR_GENES, SCAN_ORDERS, WITHIN_ORDERS, describe_ar,
+from evoart.ar_genes import (ARGenes, GEO_SEEDS, LATER_AR_GENES, SCAN_ORDERS, WITHIN_ORDERS, crossover_ar_genes,
+                             describe_ar,
                              mutate_ar_genes, pyramid_sizes, random_ar_genes, scan_label,
                              scan_steps, validate_ar)
 from evoart.autoregressive import sample_ar, train_ar
@@ -74,7 +75,7 @@ def test_each_scale_is_the_area_mean_of_the_image_quantised_with_the_palette():
 
 # ---- what each token depends on -------------------------------------------------------------------
 
-@pytest.mark.parametrize("within", ["parallel", "raster", "hilbert"])
+@pytest.mark.parametrize("within", ["parallel", "raster", "hilbert", "geodesic"])
 def test_a_token_depends_on_coarser_scales_and_earlier_tokens_of_its_scale_only(within):
     """Gradients of the logits at each step with respect to one-hot tokens of every cell:
     zero for the cell itself, for later cells of its scale (every cell of it, when the
@@ -82,9 +83,11 @@ def test_a_token_depends_on_coarser_scales_and_earlier_tokens_of_its_scale_only(
     size = 8
     model = _model(SMALL.replace(within=within, context=64), size)
     lay = model.layout
-    orders = torch.from_numpy(pyramid_orders(model.genes, size, count=2))
-    tokens = torch.randint(0, 16, (2, lay.total), generator=torch.Generator().manual_seed(1))
-    canvas = torch.nn.functional.one_hot(model.canvas_of(tokens, orders), 16).double().requires_grad_(True)
+    cells = torch.randint(0, 16, (2, lay.total), generator=torch.Generator().manual_seed(1))   # by position
+    palette = np.random.default_rng(0).integers(0, 256, (16, 3), dtype=np.uint8)
+    orders = torch.from_numpy(pyramid_orders(model.genes, size, cells.numpy(), palette))
+    tokens = torch.gather(cells, 1, orders)                                          # in scan order
+    canvas = torch.nn.functional.one_hot(cells, 16).double().requires_grad_(True)
     model.double()
     logits = model.forward_soft(canvas, orders)
     # the soft path is the real one: one-hot tokens give the logits of the token lookups
@@ -158,7 +161,9 @@ def test_a_parallel_pyramid_draws_each_scale_in_one_pass_per_block_from_the_nois
 def test_the_pyramid_genes_leave_raster_and_hilbert_genomes_as_they_were():
     raster = ARGenes()
     assert set(raster.to_dict()) & set(LATER_AR_GENES) == set()                  # old JSON, old hash
-    assert load_preset("ar-raster").genome.content_hash() == load_preset("ar-raster").genome.content_hash()
+    for name, old in (("ar-raster", "dcd60fd19279"), ("ar-hilbert", "e5bb0a02dd3e")):  # as before the genes
+        genome = load_preset(name).genome
+        assert genome.content_hash() == old and not set(genome.to_dict()["ar"]) & set(LATER_AR_GENES)
     geo = ARGenes(scan="pyramid", within="geodesic", geo_lambda=40.0)
     assert ARGenes.from_dict(geo.to_dict()) == geo and geo.to_dict()["within"] == "geodesic"
     assert scan_label(geo) == "geodesic" and scan_label(ARGenes(scan="pyramid")) == "pyramid"
@@ -169,10 +174,14 @@ def test_the_pyramid_genes_leave_raster_and_hilbert_genomes_as_they_were():
         with pytest.raises(GenomeError, match=match):
             validate_ar(ARGenes(scan="pyramid", **bad))
     rng = random.Random(0)
-    for _ in range(200):  # raster and Hilbert never vary the pyramid's genes
-        g = mutate_ar_genes(ARGenes(scan="hilbert"), rng)
-        if g.scan != "pyramid":
-            assert (g.within, g.geo_lambda, g.geo_seeds) == tuple(LATER_AR_GENES.values())
+    resting = tuple(LATER_AR_GENES.values())
+    for _ in range(200):  # the pyramid's genes rest at their defaults wherever nothing reads them
+        for g in (mutate_ar_genes(ARGenes(scan="hilbert"), rng), mutate_ar_genes(geo, rng),
+                  crossover_ar_genes(geo, raster, rng)):
+            if g.scan != "pyramid":
+                assert (g.within, g.geo_lambda, g.geo_seeds) == resting
+            elif g.within != "geodesic":
+                assert (g.geo_lambda, g.geo_seeds) == resting[1:]
     drawn = [random_ar_genes(rng) for _ in range(300)]
     assert {g.scan for g in drawn} == set(SCAN_ORDERS)
     assert {g.within for g in drawn if g.scan == "pyramid"} == set(WITHIN_ORDERS)
@@ -212,6 +221,7 @@ def test_the_pyramid_presets_learn_and_render_larger_by_adding_finer_scales(name
     palette = {tuple(c) for c in result.palette}
     assert {tuple(c) for c in big.reshape(-1, 3)} <= palette                       # the palette's colours only
     assert np.array_equal(big, render_ar(result, 64, seed=0, count=2)[0])          # the seed decides
+    assert np.array_equal(big[:1], render_ar(result, 64, seed=0, count=1)[0])      # not how many are drawn
     with pytest.raises(RenderError, match="power of two"):
         render_ar(result, 48, seed=0)
 

@@ -296,16 +296,19 @@ class PyramidModel(ARModel):
     def forward(self, tokens: torch.Tensor, orders: torch.Tensor) -> torch.Tensor:
         canvas = self.canvas_of(tokens, orders)
         if self.parallel:
-            return torch.cat([self.trunk(self._query(orders[:, a:e], canvas), causal=False)
-                              for a, e in self.blocks_of_scan], dim=1)
+            return self._blocks(orders, canvas)
         return self.forward_vectors(self.token(tokens), orders, canvas)
+
+    def _blocks(self, orders: torch.Tensor, canvas: torch.Tensor) -> torch.Tensor:
+        """Logits of whole scans of a parallel pyramid, block by block."""
+        return torch.cat([self.trunk(self._query(orders[:, a:e], canvas), causal=False)
+                          for a, e in self.blocks_of_scan], dim=1)
 
     def forward_soft(self, canvas: torch.Tensor, orders: torch.Tensor) -> torch.Tensor:
         """``forward`` of one-hot (or soft) canvases (B, total, K): the same computation
         with the token lookups as products, so gradients reach every input token."""
         if self.parallel:
-            return torch.cat([self.trunk(self._query(orders[:, a:e], canvas), causal=False)
-                              for a, e in self.blocks_of_scan], dim=1)
+            return self._blocks(orders, canvas)
         k = self.palette_size
         vectors = torch.gather(canvas, 1, orders[..., None].expand(-1, -1, k)) @ self.token.weight
         return self.forward_vectors(vectors, orders, canvas)

@@ -44,7 +44,8 @@ from ..errors import EvoartError
 from .model import ARModel
 from .palette import dequantise, quantise
 from .pyramid import PyramidModel, downsample, pyramid_orders
-from .sampling import _model_of, draw, noise_for, sample_ar, sample_tokens, sampling_noise, scan_with_cache, tokens_to_grid
+from .sampling import (_model_of, draw, draw_blocks, noise_for, sample_ar, sample_tokens, sampling_noise,
+                       scan_with_cache, tokens_to_grid)
 from .scans import get_scan
 
 STEP_PROGRAM_METADATA = "evoart.json"
@@ -69,6 +70,18 @@ def refined_sizes(resolution: int) -> str:
     return f"{resolution} px times a power of two ({2 * resolution}, {4 * resolution}, ...)"
 
 
+def can_refine_to(resolution: int, size: int) -> bool:
+    """Whether a pyramid trained at ``resolution`` grows to ``size`` by finer scales, each
+    twice the last (an even training size, so each tile's parent region is half of it)."""
+    k = size // resolution
+    return resolution % 2 == 0 and size >= resolution and size % resolution == 0 and k & (k - 1) == 0
+
+
+#: Pyramids drawn at once when a render adds a finer scale (tiles times samples): the
+#: sampler's KV cache and the canvases grow with it.
+REFINE_BATCH = 256
+
+
 @torch.no_grad()
 def refine_pyramid(model: PyramidModel, palette: np.ndarray, size: int, *, seed: int, count: int,
                    temperature: float) -> np.ndarray:
@@ -79,59 +92,62 @@ def refine_pyramid(model: PyramidModel, palette: np.ndarray, size: int, *, seed:
     scales are known: the scale above it is the tile's parent region (R/2 x R/2 cells of
     the scale just drawn) and the ones above that are that region's area means. The
     model draws the tile given them, exactly as it drew its own finest scale given its
-    coarser ones. Tiles of one scale are drawn together; each sees its own parent region
-    only, so neighbouring tiles meet where their parents meet, with no shared context."""
+    coarser ones. Each sees its own parent region only, so neighbouring tiles meet where
+    their parents meet, with no shared context. A tile's noise comes from the seed, the
+    scale, the sample and the tile, so the first k samples do not depend on ``count``."""
     r = model.resolution
     lay = model.layout
     top = len(lay.sizes) - 1
-    if r % 2 or lay.sizes[top - 1] * 2 != r or size < r or size % r or (size // r) & (size // r - 1):
+    if not can_refine_to(r, size):
         raise RenderError(f"a pyramid AR model trained at {r} px adds finer scales to sizes of {refined_sizes(r)}, "
                           f"not {size}")
     device = next(model.parameters()).device
-    genes = model.genes
     tokens, orders = sample_tokens(model, noise_for(model, seed, count), temperature=temperature, palette=palette)
     level = tokens_to_grid(tokens, orders, r)            # (count, r, r)
-    half = r // 2
-    a_top, e_top = lay.span(top)
-    known = torch.zeros(lay.total, dtype=torch.bool)
-    known[:a_top] = True                                  # every scale but the finest comes first
     depth = 0
     while level.shape[1] < size:
         depth += 1
-        n = level.shape[1]
-        m = 2 * n // r                                    # tiles per side of the next scale
-        colours = dequantise(level, palette)
-        regions = [(i, j) for i in range(m) for j in range(m)]
-        canvases = np.zeros((len(regions) * count, lay.total), np.int64)
-        for k, (i, j) in enumerate(regions):
-            rows = slice(i * half, (i + 1) * half)
-            cols = slice(j * half, (j + 1) * half)
-            block = slice(k * count, (k + 1) * count)
+        level = _finer_scale(model, palette, level, seed, depth, temperature, device)
+    return level
+
+
+def _finer_scale(model: PyramidModel, palette: np.ndarray, level: np.ndarray, seed: int, depth: int,
+                 temperature: float, device) -> np.ndarray:
+    """The scale twice as fine as ``level`` (count, n, n), drawn in tiles of R x R."""
+    r, lay = model.resolution, model.layout
+    top = len(lay.sizes) - 1
+    half, a_top = r // 2, lay.span(top)[0]
+    count, n = level.shape[0], level.shape[1]
+    m = 2 * n // r                                        # tiles per side
+    colours = dequantise(level, palette)
+    jobs = [(i, ty, tx) for i in range(count) for ty in range(m) for tx in range(m)]
+    known = torch.zeros(lay.total, dtype=torch.bool)
+    known[:a_top] = True                                  # every scale but the finest comes first
+    out = np.zeros((count, 2 * n, 2 * n), np.int64)
+    for c in range(0, len(jobs), REFINE_BATCH):
+        chunk = jobs[c:c + REFINE_BATCH]
+        canvases = np.zeros((len(chunk), lay.total), np.int64)
+        for k, (i, ty, tx) in enumerate(chunk):
+            rows, cols = slice(ty * half, (ty + 1) * half), slice(tx * half, (tx + 1) * half)
             a, e = lay.span(top - 1)
-            canvases[block, a:e] = level[:, rows, cols].reshape(count, -1)
+            canvases[k, a:e] = level[i, rows, cols].reshape(-1)
             for s in range(top - 1):
                 a, e = lay.span(s)
-                canvases[block, a:e] = quantise(downsample(colours[:, rows, cols], lay.sizes[s]),
-                                                palette).reshape(count, -1)
-        ords = pyramid_orders(genes, r, canvases, palette)
+                canvases[k, a:e] = quantise(downsample(colours[i:i + 1, rows, cols], lay.sizes[s]),
+                                            palette).reshape(-1)
+        ords = pyramid_orders(model.genes, r, canvases, palette)
         tok = torch.from_numpy(np.take_along_axis(canvases, ords, axis=1)).to(device)
         ords_t = torch.from_numpy(ords).to(device)
-        noise = torch.from_numpy(np.random.default_rng([seed, depth]).random((len(canvases), lay.total))).to(device)
+        noise = torch.from_numpy(np.stack([np.random.default_rng([seed, depth, i, ty, tx]).random(lay.total)
+                                           for i, ty, tx in chunk])).to(device)
         if model.parallel:
-            for a, e in model.blocks_of_scan:
-                if a < a_top:
-                    continue
-                logits = model.forward_block(tok, ords_t, a, e)
-                tok[:, a:e] = draw(logits.reshape(-1, logits.shape[-1]), noise[:, a:e].reshape(-1),
-                                   temperature).reshape(len(canvases), e - a)
+            draw_blocks(model, tok, ords_t, noise, temperature, start=a_top)
         else:
             scan_with_cache(model, tok, ords_t, noise, temperature, known=known)
-        tiles = tokens_to_grid(tok.cpu(), ords_t.cpu(), r)       # (tiles * count, r, r)
-        nxt = np.zeros((count, 2 * n, 2 * n), np.int64)
-        for k, (i, j) in enumerate(regions):
-            nxt[:, i * r:(i + 1) * r, j * r:(j + 1) * r] = tiles[k * count:(k + 1) * count]
-        level = nxt
-    return level
+        tiles = tokens_to_grid(tok.cpu(), ords_t.cpu(), r)
+        for k, (i, ty, tx) in enumerate(chunk):
+            out[i, ty * r:(ty + 1) * r, tx * r:(tx + 1) * r] = tiles[k]
+    return out
 
 
 def _window_offsets(size: int, resolution: int) -> list[int]:
@@ -198,7 +214,8 @@ def render_ar(source, size: int, *, seed: int = 0, count: int = 1, temperature: 
     size), "continued" (a raster scan carried over a larger canvas), "refined" (a pyramid
     grown by finer scales: ``refine_pyramid``) or "upscaled" (sampled at the training
     size, enlarged by nearest neighbour: ``upscale``, or a scan that cannot continue). The
-    noise comes from ``seed``: ``sampling_noise(seed, count, size)``."""
+    noise comes from ``seed``: ``noise_for(model, seed, count)`` at the training size,
+    ``sampling_noise(seed, count, size)`` for a continued raster scan."""
     model, palette = _with_palette(source, palette, "rendering")
     r = model.resolution
     temp = model.genes.temperature if temperature is None else float(temperature)
@@ -311,12 +328,15 @@ class StepNetwork(nn.Module):
         return probs, torch.stack(new_keys), torch.stack(new_values)
 
 
+EXPORT_REFUSAL = ("exports cover the raster and Hilbert scans (a pyramid's step also reads its coarser scales, "
+                  "which the exported step network has no input for)")
+
+
 def check_exportable(model: ARModel) -> None:
     """The step network takes one position and the previous token: a pyramid's queries also
     read the coarser scales' tokens, which it has no input for, so pyramids do not export."""
     if isinstance(model, PyramidModel):
-        raise RenderError("exports cover the raster and Hilbert scans: a pyramid's step also reads its coarser "
-                          "scales, which the exported step network has no input for")
+        raise RenderError(EXPORT_REFUSAL)
 
 
 def step_inputs(model: ARModel, batch: int = 2) -> tuple:

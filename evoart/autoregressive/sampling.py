@@ -96,10 +96,7 @@ def sample_tokens(model: ARModel, noise: np.ndarray, *, temperature: float | Non
     noise = noise.to(device)
     before = _geodesic_orders(model, ords, palette, orders is None)
     if isinstance(model, PyramidModel) and model.parallel:
-        for a, e in model.blocks_of_scan:
-            logits = model.forward_block(tokens, ords, a, e)
-            tokens[:, a:e] = draw(logits.reshape(-1, logits.shape[-1]), noise[:, a:e].reshape(-1),
-                                  temp).reshape(count, e - a)
+        draw_blocks(model, tokens, ords, noise, temp)
     elif cached:
         scan_with_cache(model, tokens, ords, noise, temp, before_step=before)
     else:
@@ -112,6 +109,18 @@ def sample_tokens(model: ARModel, noise: np.ndarray, *, temperature: float | Non
             if canvas is not None:
                 canvas.scatter_(1, ords[:, t:t + 1], tokens[:, t:t + 1])
     return tokens.cpu(), ords.cpu()
+
+
+def draw_blocks(model: PyramidModel, tokens: torch.Tensor, orders: torch.Tensor, noise: torch.Tensor,
+                temperature: float, start: int = 0) -> None:
+    """Fill ``tokens`` (B, T) of a parallel pyramid block by block, one pass each, drawing
+    with ``noise``; blocks before step ``start`` are known and kept."""
+    for a, e in model.blocks_of_scan:
+        if a < start:
+            continue
+        logits = model.forward_block(tokens, orders, a, e)
+        tokens[:, a:e] = draw(logits.reshape(-1, logits.shape[-1]), noise[:, a:e].reshape(-1),
+                              temperature).reshape(tokens.shape[0], e - a)
 
 
 def _geodesic_orders(model: ARModel, orders: torch.Tensor, palette: np.ndarray | None, fill: bool):

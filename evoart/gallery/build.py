@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..fitness import noise_seed_of
 from ..store import RunStore, StoreError, generation_dir, list_runs, opened
 from .root import claim_root
 from .pages import SCAN_PICTURE_NAME, family_of, generation_page, index_page, individual_page, lineage_page, run_page
@@ -30,9 +31,8 @@ def build_run(run_dir: Path, *, store: RunStore | None = None) -> BuildReport:
         if ind.has_samples:
             ind.has_thumb = ensure_thumb(folder / "samples.png", folder / THUMB_NAME)
         if family_of(ind) == "ar" and ind.genome is not None and folder.is_dir():
-            # a run's samples draw from the noise seeded by its seed + 2 (fitness.EvalContext)
             ensure_scan_picture(ind.genome.ar, int(run.evolve.get("resolution", 32)), folder / SCAN_PICTURE_NAME,
-                                weights=folder / "generator.pt", noise_seed=int(run.evolve.get("seed", 0)) + 2)
+                                weights=folder / "generator.pt", noise_seed=noise_seed_of(run.evolve.get("seed", 0)))
     w.write(run_dir / INDEX_NAME, run_page(run))
     for g in (x["generation"] for x in run.generations):
         judge = store.judge_cells(g) if g in run.members else []

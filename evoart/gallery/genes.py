@@ -9,7 +9,7 @@ from typing import Any
 
 from dataclasses import asdict
 
-from ..ar_genes import scan_label
+from ..ar_genes import LATER_AR_GENES, scan_label
 from ..genome import LATER_GENES, LATER_PARTS, ORNAMENTS, Genome, GenomeError, describe, layout
 from .text import fmt
 
@@ -106,6 +106,9 @@ def gene_diff(child: dict, parent: dict, slot: int, inheritance: dict | None,
         for part, cls in LATER_PARTS.items():
             for name, old in asdict(cls()).items():
                 flat.setdefault(f"{part}.{name}", old)
+        if isinstance(raw.get("ar"), dict):  # the pyramid's genes, left out at their defaults
+            for name, old in LATER_AR_GENES.items():
+                flat.setdefault(f"ar.{name}", old)
     for k in sorted(set(fc) | set(fp)):
         if fc.get(k) != fp.get(k):
             rows.append((k, fmt(fp.get(k), k.rsplit(".", 1)[-1]), fmt(fc.get(k), k.rsplit(".", 1)[-1])))

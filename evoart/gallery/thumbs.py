@@ -49,7 +49,9 @@ def ensure_scan_picture(genes, resolution: int, out: Path, *, weights: Path | No
     Raster, Hilbert and most pyramid orders are the same for every sample of a size, so
     the genes' order at the run's resolution is each sample's. A geodesic pyramid's order
     depends on the image: its picture is the order of the individual's first sample,
-    drawn again from its ``weights`` (generator.pt) with the run's ``noise_seed``."""
+    drawn again from its ``weights`` (generator.pt) with the run's ``noise_seed`` (alone,
+    not in the run's batch of samples: in a rare draw the batch's arithmetic can flip a
+    token, and the picture then shows a sample of the same noise a token apart)."""
     if out.is_file():
         return True
     try:
@@ -80,6 +82,8 @@ def _first_sample_order(genes, weights: Path | None, noise_seed: int | None):
     """The scan order of an AR individual's first sample, drawn again from its weights."""
     if weights is None or noise_seed is None or not weights.is_file():
         return None
+    import pickle
+
     import torch
 
     from ..autoregressive.sampling import noise_for, sample_tokens
@@ -88,8 +92,8 @@ def _first_sample_order(genes, weights: Path | None, noise_seed: int | None):
 
     try:
         result = ARTrainResult.from_checkpoint(genes, torch.load(weights, map_location="cpu", weights_only=True))
-    except (EvoartError, RuntimeError, OSError, ValueError):
-        return None
+    except (EvoartError, RuntimeError, OSError, ValueError, KeyError, pickle.UnpicklingError):
+        return None  # an unreadable generator.pt: the page goes without the picture
     model = result.model()
     _, orders = sample_tokens(model, noise_for(model, noise_seed, 1), palette=result.palette)
     return orders[0].numpy()

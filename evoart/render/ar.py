@@ -26,7 +26,7 @@ import numpy as np
 from ..ar_genes import scan_label
 from ..autoregressive import (ARTrainResult, continues_scan, render_ar, step_onnx_bytes, step_program_bytes,
                               walk_ar)
-from ..autoregressive.render import refined_sizes, refines_scales
+from ..autoregressive.render import EXPORT_REFUSAL, can_refine_to, refined_sizes, refines_scales
 from ..autoregressive.render import RenderError as PackageRenderError
 from ..errors import EvoartError
 from .sources import RenderError, Source
@@ -66,8 +66,7 @@ def ar_plan(source: Source, resolution: int, size: tuple[int, int] | None, grow:
         raise RenderError(f"--size {w}x{h} is below the training size of {resolution} px; an AR model samples at "
                           f"{resolution} px or more")
     if refines_scales(scan) and grow != "upscale":
-        k = w // resolution
-        if w % resolution or k & (k - 1):
+        if not can_refine_to(resolution, w):
             raise RenderError(f"a {label} AR model grows by finer scales, each twice the last: --size must be "
                               f"{refined_sizes(resolution)}, not {w}")
         return GrowPlan("refined", (w, h), (1, 1),
@@ -116,9 +115,7 @@ AR_EXPORT_NOTE = ("the AR step network: inputs prev_token, prev_pos, next_pos, f
 def check_ar_export(source: Source, exports) -> None:
     """Refused before training: the step network does not cover a pyramid's scan."""
     if exports and source.genome.ar.scan == "pyramid":
-        raise RenderError(f"--export: {source.name} is a {scan_label(source.genome.ar)} pyramid; exports cover the "
-                          "raster and Hilbert scans (a pyramid's step also reads its coarser scales, which the "
-                          "exported step network has no input for)")
+        raise RenderError(f"--export: {source.name} is a {scan_label(source.genome.ar)} pyramid; {EXPORT_REFUSAL}")
 
 
 def ar_export(result: ARTrainResult, kind: str, name: str) -> tuple[bytes, float]:
