@@ -192,8 +192,11 @@ def test_the_scan_picture_lays_the_scales_side_by_side():
     genes = ARGenes(scan="pyramid", within="raster")
     pic = pyramid_picture(genes, 8, pyramid_orders(genes, 8)[0])
     assert pic.shape == (8, 4 * 9 - 1, 3)
-    # raster within scales: the first scale is the first colour, the last cell the last
-    assert tuple(pic[0, 0]) == (13, 8, 135) and tuple(pic[-1, -1]) == (240, 249, 33)
+    # raster within scales: each scale's first cell is the ramp's first colour, its last the last
+    first, last = (13, 8, 135), (240, 249, 33)
+    for k in range(1, 4):
+        panel = pic[:, k * 9:k * 9 + 8]
+        assert tuple(panel[0, 0]) == first and tuple(panel[-1, -1]) == last
     par = pyramid_picture(ARGenes(scan="pyramid"), 8, pyramid_orders(ARGenes(scan="pyramid"), 8)[0])
     assert len({tuple(c) for c in par[:, 27:].reshape(-1, 3)}) == 1                # one pass: one colour
 

@@ -184,10 +184,11 @@ def finest(canvas: torch.Tensor | np.ndarray, resolution: int) -> np.ndarray:
 
 def pyramid_picture(genes: ARGenes, resolution: int, order: np.ndarray) -> np.ndarray:
     """A pyramid's scan as a picture: uint8 (R, L * (R + 1) - 1, 3), its scales side by
-    side, coarsest first, each enlarged to R x R, every cell coloured by when it was
-    generated on the scan ramp (``scans.ramp``: dark blue first, pale yellow last). A
-    scale that comes all at once is coloured by the pass that drew it (one colour per
-    block). ``order`` (total,): the global positions in scan order (one sample's)."""
+    side, coarsest first (the order of the scales), each enlarged to R x R, every cell
+    coloured by when it was generated within its scale on the scan ramp (``scans.ramp``:
+    dark blue first, pale yellow last). A scale that comes all at once is coloured by the
+    pass that drew it (one colour per block). ``order`` (total,): the global positions in
+    scan order (one sample's)."""
     lay = layout(resolution)
     order = np.asarray(order, np.int64)
     if sorted(order.tolist()) != list(range(lay.total)):
@@ -197,7 +198,11 @@ def pyramid_picture(genes: ARGenes, resolution: int, order: np.ndarray) -> np.nd
     if is_parallel(genes):
         for a, e in lay.blocks(window_length(genes, resolution)):
             when[order[a:e]] = a
-    colours = ramp(when / max(1, lay.total - 1))
+    for s_ in range(len(lay.sizes)):  # each scale on the whole ramp
+        a, e = lay.span(s_)
+        lo, hi = when[a:e].min(), when[a:e].max()
+        when[a:e] = (when[a:e] - lo) / max(1.0, hi - lo)
+    colours = ramp(when)
     r = lay.resolution
     out = np.full((r, len(lay.sizes) * (r + 1) - 1, 3), 255, np.uint8)
     for s, n in enumerate(lay.sizes):

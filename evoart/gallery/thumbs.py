@@ -68,7 +68,8 @@ def ensure_scan_picture(genes, resolution: int, out: Path, *, weights: Path | No
             picture = scan_picture(genes, resolution, order)
         except ValueError:
             return False
-        zoom = SCAN_PICTURE_SCALE if picture.shape[1] == picture.shape[0] else max(2, SCAN_PICTURE_SCALE // 2)
+        # a pyramid's scales side by side are wide: about 800 screen pixels in all
+        zoom = SCAN_PICTURE_SCALE if picture.shape[1] == picture.shape[0] else max(2, 800 // picture.shape[1])
         img = Image.fromarray(picture).resize((picture.shape[1] * zoom, picture.shape[0] * zoom), Image.NEAREST)
         buf = io.BytesIO()
         img.save(buf, format="PNG")

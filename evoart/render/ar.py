@@ -70,7 +70,7 @@ def ar_plan(source: Source, resolution: int, size: tuple[int, int] | None, grow:
             raise RenderError(f"a {label} AR model grows by finer scales, each twice the last: --size must be "
                               f"{refined_sizes(resolution)}, not {w}")
         return GrowPlan("refined", (w, h), (1, 1),
-                        f"{w}x{h}: the {label} pyramid grown past the training size ({resolution} px) by finer "
+                        f"{w}x{h}: the {label} scan grown past the training size ({resolution} px) by finer "
                         f"scales, each drawn in tiles of {resolution} px given the scale above")
     if continues_scan(scan) and grow != "upscale":
         if w % (resolution // 2):
