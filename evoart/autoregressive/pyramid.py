@@ -228,6 +228,11 @@ def scan_picture(genes: ARGenes, resolution: int, sample_order: np.ndarray | Non
     return pyramid_picture(genes, resolution, pyramid_orders(genes, resolution)[0])
 
 
+#: Share of training steps whose window is centred on a scale drawn uniformly (the rest:
+#: on any token): see ``PyramidModel.training_span``.
+COARSE_SHARE = 0.5
+
+
 class PyramidModel(ARModel):
     """The AR network over a pyramid's global positions (see the module's docstring).
 
@@ -255,6 +260,23 @@ class PyramidModel(ARModel):
         self.register_buffer("pos_col", torch.from_numpy(lay.centre_col.copy()), persistent=False)
         self.register_buffer("pos_ancestors", torch.from_numpy(lay.ancestors.copy()), persistent=False)
         self.blocks_of_scan = lay.blocks(window_length(genes, resolution))
+
+    def training_span(self, rng: np.random.Generator) -> tuple[int, int]:
+        """The steps a .. e - 1 one training step trains: a window of ``context`` steps (or,
+        all at once, the block) around a target token. The target is, half the time, a
+        token of a scale drawn uniformly, else any token: the few coarse tokens decide an
+        image's layout, and drawn by their share of the tokens alone they would hardly be
+        trained (the 1 x 1 scale once in 1,365 steps at 32 px)."""
+        lay = self.layout
+        if rng.random() < COARSE_SHARE:
+            lo, hi = lay.span(int(rng.integers(len(lay.sizes))))
+            target = int(rng.integers(lo, hi))
+        else:
+            target = int(rng.integers(lay.total))
+        if self.parallel:
+            return next((a, e) for a, e in self.blocks_of_scan if a <= target < e)
+        first = min(max(0, target - int(rng.integers(self.window))), lay.total - self.window)
+        return first, first + self.window
 
     # ---- items ---------------------------------------------------------------------------
     def _where(self, pos: torch.Tensor) -> torch.Tensor:

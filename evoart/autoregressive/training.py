@@ -191,8 +191,7 @@ def train_ar(genes: ARGenes, images_u8: np.ndarray, *, steps: int, seed: int, de
     rng = np.random.default_rng(seed)
     steps_total = tokens.shape[1]
     window = model.window
-    blocks = model.blocks_of_scan if isinstance(model, PyramidModel) and model.parallel else None
-    block_share = None if blocks is None else np.array([e - a for a, e in blocks], np.float64) / steps_total
+    pyramid = isinstance(model, PyramidModel)
     curve: list[float] = []
     status, reason = "ok", ""
     limit = EXPLODED * math.log2(genes.palette)
@@ -203,9 +202,9 @@ def train_ar(genes: ARGenes, images_u8: np.ndarray, *, steps: int, seed: int, de
             group["lr"] = _lr_at(step, steps, genes.lr)
         pick = torch.from_numpy(rng.integers(0, len(tokens), genes.batch_size)).to(device)
         tok, ords = tokens_d[pick], orders_d[pick]
-        if blocks is not None:  # a parallel pyramid: a block of one scale, drawn by its share of the tokens
-            a, e = blocks[int(rng.choice(len(blocks), p=block_share))]
-            logits = model.forward_block(tok, ords, a, e)
+        if pyramid:  # a window (or a parallel pyramid's block) that the coarse scales get their share of
+            a, e = model.training_span(rng)
+            logits = model.forward_block(tok, ords, a, e) if model.parallel else model.forward_window(tok, ords, a, e)
         else:
             a = int(rng.integers(0, steps_total - window + 1))
             e = a + window
