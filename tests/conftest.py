@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 
 import pytest
@@ -28,3 +29,17 @@ def _ctrl_c_reaches_child_processes():
     SIGINT saw it run on: found in CI, not yet traced to the test that did it."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
+    if os.environ.get("EVOART_TRACE_SIGINT") and _sigint_ignored():  # to find the culprit: name it
+        with open(os.environ["EVOART_TRACE_SIGINT"], "a") as f:
+            f.write(f"{os.environ.get('PYTEST_CURRENT_TEST', '?')}\n")
+
+
+def _sigint_ignored() -> bool:
+    """Whether this process ignores SIGINT at the OS level (its SigIgn mask), whatever
+    Python's own handler table says."""
+    try:
+        with open("/proc/self/status") as f:
+            mask = next(int(line.split()[1], 16) for line in f if line.startswith("SigIgn:"))
+    except (OSError, StopIteration, ValueError):
+        return False
+    return bool(mask & (1 << (signal.SIGINT - 1)))
