@@ -257,6 +257,7 @@ def test_a_mixed_run_with_pyramid_and_geodesic_individuals_completes_and_shows_t
         assert im.width > 3 * im.height
 
 
+@pytest.mark.slow  # two runs of the real command
 def test_render_refuses_what_a_pyramid_cannot_make_before_training(tmp_path):
     from e2e import evoart
 
