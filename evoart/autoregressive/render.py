@@ -96,8 +96,6 @@ def refine_pyramid(model: PyramidModel, palette: np.ndarray, size: int, *, seed:
     their parents meet, with no shared context. A tile's noise comes from the seed, the
     scale, the sample and the tile, so the first k samples do not depend on ``count``."""
     r = model.resolution
-    lay = model.layout
-    top = len(lay.sizes) - 1
     if not can_refine_to(r, size):
         raise RenderError(f"a pyramid AR model trained at {r} px adds finer scales to sizes of {refined_sizes(r)}, "
                           f"not {size}")
