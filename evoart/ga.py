@@ -143,6 +143,7 @@ class Ledger(Protocol):
     def load_train_state(self, ind_id: str) -> dict | None: ...
     def load_generator_state(self, ind_id: str) -> dict | None: ...
     def load_discriminator_state(self, ind_id: str) -> dict | None: ...
+    def load_samples(self, ind_id: str) -> np.ndarray | None: ...
 
 
 Progress = Callable[[str, dict], None]
@@ -555,7 +556,22 @@ def evolve(
             d_states[ind_id] = ledger.load_discriminator_state(ind_id)
         return d_states.get(ind_id)
 
-    sample_cache: dict[str, np.ndarray] = {}  # the survivors' fixed-latent samples, for the next judging pass
+    # The fixed-latent samples the judging pass judges: each individual's are those its
+    # worker drew when it was evaluated (the ledger keeps them, so a resumed run judges
+    # the same bits); drawn again here only when none were kept.
+    sample_cache: dict[str, np.ndarray] = {}
+
+    def fixed_samples(m: Member) -> np.ndarray | None:
+        if m.id not in sample_cache and ledger is not None:
+            loaded = ledger.load_samples(m.id)
+            if loaded is not None:
+                sample_cache[m.id] = loaded
+        s = sample_cache.get(m.id)
+        if s is None and (gs := gen_state(m.id)) is not None:
+            from .fitness import generate_samples  # local: keeps torch out of DEAP-only imports
+
+            s = generate_samples(m.genome, gs, ctx)
+        return s
     evaluated = 0
     for gen in range(start_gen, cfg.generations):
         # the generation's plan (who trains how long, who survives), from the population it breeds from
@@ -598,6 +614,8 @@ def evolve(
             m.lineage_steps = int((ev.stats or {}).get("lineage_steps", 0))
             m.trained_steps = int((ev.stats or {}).get("steps", 0))
             if ev.status == "ok":
+                if ev.samples is not None:
+                    sample_cache[m.id] = ev.samples
                 train_states[m.id] = ev.train_state if cfg.inherit else None
                 gen_states[m.id] = ev.generator_state
                 d_states[m.id] = ev.train_state["d"] if ev.train_state else None
@@ -613,16 +631,10 @@ def evolve(
         pool = population + children
         samples = {}
         entries = []
-        from .fitness import generate_samples  # local: keeps torch out of DEAP-only imports
         for m in pool:
             ok = m.status == "ok"
-            gs = gen_state(m.id) if ok else None
             # all fixed latents: the first judge_samples are judged, the rest train the critic
-            # a survivor's samples were drawn by this same code from the same state last
-            # generation: drawn once (a resumed run draws them afresh, to the same bits)
-            s = sample_cache.get(m.id) if ok else None
-            if s is None and gs is not None:
-                s = generate_samples(m.genome, gs, ctx)
+            s = fixed_samples(m) if ok else None
             if s is not None:
                 samples[m.id] = s
             entries.append((m.id, m.genome, d_state(m.id) if ok else None, s))

@@ -137,6 +137,7 @@ class RunLedger:
             timings=ev.timings, samples_png=ev.samples_png(),
             # a diverged individual's tensors may hold NaN: never offer them to a child
             generator_state=ev.generator_state if ev.status == "ok" else None,
+            samples=ev.samples if ev.status == "ok" else None,
             train_state=ev.train_state if self.cfg.inherit and ev.status == "ok" else None,
             # every trained D judges, inheriting or not: kept apart from the training state
             discriminator_state=ev.train_state["d"] if ev.status == "ok" and ev.train_state else None,
@@ -197,6 +198,9 @@ class RunLedger:
     def load_generator_state(self, ind_id: str) -> dict | None:
         return self._load_or_warn(self.store.load_generator_state, ind_id,
                                   f"{ind_id} is judged without samples (realism 0)")
+
+    def load_samples(self, ind_id: str):
+        return self._load_or_warn(self.store.load_samples, ind_id, f"{ind_id}'s samples are drawn again")
 
     def load_discriminator_state(self, ind_id: str) -> dict | None:
         return self._load_or_warn(self.store.load_discriminator_state, ind_id,

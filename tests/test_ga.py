@@ -178,7 +178,14 @@ def run_once(ctx, **overrides):
 
 @pytest.mark.slow  # two whole runs with their judging passes and critics: 18-27 s
 @pytest.mark.parametrize("overrides", [{}, {"selection": "weighted", "weights": "realism=1,coverage=2"}])
-def test_a_run_scores_every_member_and_is_reproducible(ctx, overrides):
+def test_a_run_scores_every_member_and_is_reproducible(ctx, overrides, monkeypatch):
+    import evoart.fitness
+
+    def redraw(*args, **kwargs):
+        raise AssertionError("the judging pass drew samples its workers had drawn already")
+
+    # every individual is judged on the samples its worker drew (an AR model's take seconds)
+    monkeypatch.setattr(evoart.fitness, "generate_samples", redraw)
     a = run_once(ctx, **overrides)
     b = run_once(ctx, **overrides)
     assert [(m.id, m.metrics) for m in a.population] == [(m.id, m.metrics) for m in b.population]

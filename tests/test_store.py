@@ -14,12 +14,13 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from evoart import store as S
 from evoart.genome import Block, DiscriminatorGenes, Genome, GeneratorGenes, TrainingGenes, dcgan_genome
-from evoart.store import RunLocked, RunStore, StoreError, individual_dir, list_runs, new_run_dir, resolve_run
+from evoart.store import DamagedFile, RunLocked, RunStore, StoreError, individual_dir, list_runs, new_run_dir, resolve_run
 from evoart.train import train_briefly
 
 CONFIG = {"population": 4, "generations": 3, "seed": 7, "data": "shapes"}
@@ -271,6 +272,27 @@ def test_prune_removes_training_states_nothing_can_inherit(run):
         assert run.load_generator_state(i) is not None, i  # the pictures' weights stay
         assert (run.load_train_state(i) is None) == (i in gone), i
     assert run.prune() == (0, 0)
+
+
+def test_judged_samples_are_kept_for_the_next_pool_only(run):
+    """An individual's fixed-latent samples, as its worker drew them, come back bit for
+    bit (a resumed run judges what an uninterrupted one judged); prune drops those no
+    judging pass reads again; a damaged file is named."""
+    rng = np.random.default_rng(0)
+    drawn = {f"g000-i0{i}": rng.integers(0, 256, (12, 8, 8, 3), dtype=np.uint8) for i in range(3)}
+    run.begin_generation(0, [child(i) for i in drawn], state={})
+    for i, s in drawn.items():
+        run.commit_evaluation(i, status="ok", metrics={}, stats={}, timings={}, samples_png=None,
+                              generator_state={"w": torch.zeros(1)}, train_state=None, samples=s)
+    for i, s in drawn.items():
+        back = run.load_samples(i)
+        assert back.dtype == np.uint8 and np.array_equal(back, s), i
+    run.end_generation(0, members=[("g000-i00", 0), ("g000-i02", 1)], scores={}, judge=[], state={})
+    run.prune()
+    assert run.load_samples("g000-i01") is None and run.load_samples("g000-i00") is not None
+    (individual_dir(run.run_dir, "g000-i02") / "samples.npy").write_bytes(b"not an array")
+    with pytest.raises(DamagedFile, match="samples.npy"):
+        run.load_samples("g000-i02")
 
 
 def test_prune_keeps_the_discriminators_the_judge_panel_still_needs(run):

@@ -49,6 +49,19 @@ _HELD_HERE: set[Path] = set()
 
 #: SQLite's names for "this file is not a healthy database".
 _DAMAGED = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+#: Each evaluated individual's fixed-latent samples as drawn by its worker (a .npy of
+#: uint8 (N, R, R, 3)): what every judging pass of it judges, before and after a resume.
+FIXED_SAMPLES = "samples.npy"
+
+
+def _npy_bytes(array) -> bytes:
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array, dtype=np.uint8), allow_pickle=False)
+    return buffer.getvalue()
 
 
 def ledger_error(run_dir: Path, exc: sqlite3.DatabaseError) -> StoreError:
@@ -357,6 +370,7 @@ class RunStore:
         timings: dict,
         samples_png: bytes | None,
         generator_state: dict | None,
+        samples: "np.ndarray | None" = None,
         train_state: dict | None,
         discriminator_state: dict | None = None,
     ) -> None:
@@ -370,6 +384,8 @@ class RunStore:
         atomic_write_text(folder / "genome.json", json.dumps(json.loads(row["genome"]), indent=2, sort_keys=True) + "\n")
         if samples_png is not None:
             atomic_write_bytes(folder / "samples.png", samples_png)
+        if samples is not None:  # what the judging pass judges: never drawn twice, the same after a resume
+            atomic_write_bytes(folder / FIXED_SAMPLES, _npy_bytes(samples))
         if generator_state is not None:
             atomic_torch_save(folder / "generator.pt", generator_state)
         if train_state is not None:
@@ -675,6 +691,24 @@ class RunStore:
             state = train.get("d") if train else None
         return state
 
+    def load_samples(self, ind_id: str) -> "np.ndarray | None":
+        """The fixed-latent samples an individual's evaluation drew (uint8 (N, R, R, 3)),
+        or None when there are none (pruned, or a run written before they were kept).
+        A file that cannot be read raises ``DamagedFile`` naming it."""
+        path = individual_dir(self.run_dir, ind_id) / FIXED_SAMPLES
+        if not path.is_file():
+            return None
+        try:
+            import numpy as np
+
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise DamagedFile(_damaged_file_message(path, exc)) from None
+        if array.dtype != np.uint8 or array.ndim != 4 or array.shape[-1] != 3:
+            raise DamagedFile(f"{path} does not hold samples (uint8 (N, R, R, 3)): it holds "
+                              f"{array.dtype} {array.shape}. Delete it: evoart draws them again.")
+        return array
+
     def samples_path(self, ind_id: str) -> Path:
         return individual_dir(self.run_dir, ind_id) / "samples.png"
 
@@ -705,11 +739,14 @@ class RunStore:
         return keep
 
     def prune(self) -> tuple[int, int]:
-        """Delete training states nothing can inherit any more and discriminators no
-        judge panel can call on any more; generator weights stay. Returns (files
-        removed, bytes freed)."""
+        """Delete training states nothing can inherit any more, discriminators no
+        judge panel can call on any more and judged samples no judging pass will read
+        again (the next pool is what a child may inherit from); generator weights stay.
+        Returns (files removed, bytes freed)."""
         removed = freed = 0
-        for name, keep in (("train_state.pt", self.inheritable()), ("discriminator.pt", self.judges_needed())):
+        inheritable = self.inheritable()
+        for name, keep in (("train_state.pt", inheritable), ("discriminator.pt", self.judges_needed()),
+                           (FIXED_SAMPLES, inheritable)):
             for path in sorted(self.run_dir.glob(f"gen-*/*/{name}")):
                 if path.parent.name not in keep:
                     freed += path.stat().st_size
