@@ -26,9 +26,12 @@ import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import filelock
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from ..files import atomic_torch_save, atomic_write_bytes, atomic_write_text
 from .folders import (
@@ -370,7 +373,7 @@ class RunStore:
         timings: dict,
         samples_png: bytes | None,
         generator_state: dict | None,
-        samples: "np.ndarray | None" = None,
+        samples: np.ndarray | None = None,
         train_state: dict | None,
         discriminator_state: dict | None = None,
     ) -> None:
@@ -691,7 +694,7 @@ class RunStore:
             state = train.get("d") if train else None
         return state
 
-    def load_samples(self, ind_id: str) -> "np.ndarray | None":
+    def load_samples(self, ind_id: str) -> np.ndarray | None:
         """The fixed-latent samples an individual's evaluation drew (uint8 (N, R, R, 3)),
         or None when there are none (pruned, or a run written before they were kept).
         A file that cannot be read raises ``DamagedFile`` naming it."""
