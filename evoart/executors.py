@@ -107,7 +107,18 @@ def _worker_init(ctx: EvalContext, progress_queue, threads: int) -> None:
     _WORKER_QUEUE = progress_queue
 
 
-def _worker_evaluate(task: EvalTask) -> Evaluation:
+def task_threads(task: EvalTask, workers: int, threads: int, device: str) -> int:
+    """Torch threads for ``task`` in a pool of ``workers`` with ``threads`` each: on the
+    CPU, a generation of fewer individuals than workers (halving's last ones train one
+    or two) shares out the idle workers' threads, so a lone individual is not left on
+    one core while the other waits. Decided by the generation's size, never by what is
+    still pending, so a resumed generation trains with the threads it had."""
+    if device not in ("cpu", "auto") or task.cohort <= 0 or task.cohort >= workers:
+        return threads
+    return max(threads, min(threads * (workers // task.cohort), os.cpu_count() or 1))
+
+
+def _worker_evaluate(task: EvalTask, threads: int = 1) -> Evaluation:
     q = _WORKER_QUEUE
     if q is not None:
         q.put(("start", task.id, os.getpid()))
@@ -117,7 +128,18 @@ def _worker_evaluate(task: EvalTask) -> Evaluation:
         if q is not None:
             q.put(("step", task.id, step, total))
 
-    return evaluate(task, _WORKER_CTX, report)
+    import torch
+
+    before = torch.get_num_threads()
+    if threads != before:
+        torch.set_num_threads(threads)
+    try:
+        ev = evaluate(task, _WORKER_CTX, report)
+    finally:
+        if threads != before:
+            torch.set_num_threads(before)
+    ev.timings["threads"] = threads
+    return ev
 
 
 class ProcessExecutor:
@@ -171,7 +193,8 @@ class ProcessExecutor:
         while pending:
             pool = self._pool_or_new()
             self._started.clear()
-            futures = {pool.submit(_worker_evaluate, t): t for t in pending}
+            futures = {pool.submit(_worker_evaluate, t, task_threads(t, self.workers, self.threads, self.ctx.device)): t
+                       for t in pending}
             pending = []
             broken = False
             for fut in cf.as_completed(futures):
@@ -194,7 +217,7 @@ class ProcessExecutor:
     def _run_alone(self, task: EvalTask) -> Evaluation:
         pool = self._new_pool(1)
         try:
-            return pool.submit(_worker_evaluate, task).result()
+            return pool.submit(_worker_evaluate, task, self.threads).result()
         except cf.process.BrokenProcessPool:
             return failed(task.id, "its worker process died (out of memory or a crash) twice")
         finally:

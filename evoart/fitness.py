@@ -125,6 +125,10 @@ class EvalTask:
     parents: list[dict | None] = field(default_factory=list)   # training states, by parent slot
     inheritance: dict | None = None
     budget_seconds: float | None = None
+    # how many individuals the generation trains at once (0: not said): a pool with more
+    # workers than that gives each of them the idle workers' threads (halving's last
+    # generations train one or two individuals)
+    cohort: int = 0
 
 
 @dataclass

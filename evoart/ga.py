@@ -604,6 +604,7 @@ def evolve(
                 parents=task_parents(c),
                 inheritance=c.inheritance.to_dict() if c.inheritance is not None else None,
                 budget_seconds=cfg.budget_seconds,
+                cohort=len(children),  # the whole generation's, resumed or not: the same threads either way
             )
             for c in todo
         ]

@@ -6,11 +6,12 @@ driver's torch threads follow the number of workers."""
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 
 import pytest
 
 from evoart import executors, fitness
-from evoart.executors import ProcessExecutor, SerialExecutor, driver_threads, make_executor
+from evoart.executors import ProcessExecutor, SerialExecutor, driver_threads, make_executor, task_threads
 from evoart.faults import ENV as FAULT_ENV
 from evoart.fitness import EvalContext, EvalTask, Evaluation, evaluate, make_latents
 
@@ -108,7 +109,24 @@ def test_the_pool_yields_every_result_with_progress_and_leaves_no_worker_behind(
     # a worker scores an individual as the driver itself would (one torch thread each)
     direct = evaluate(quick[0], ctx)  # (conftest starts every test on one thread)
     assert next(ev for ev in got if ev.id == quick[0].id).metrics == pytest.approx(direct.metrics, rel=1e-6)
+    assert {ev.timings["threads"] for ev in got} == {1}  # three individuals for two workers: one thread each
     assert_no_worker_alive(workers, left)
+
+
+def test_a_generation_smaller_than_the_pool_shares_out_the_idle_workers_threads():
+    """Halving's last generations train one individual: it gets both workers' threads,
+    decided by the generation's size (a resumed generation with one individual left of
+    three keeps one thread, as it had); never on a GPU, never past the machine's cores."""
+    def t(cohort):
+        return EvalTask(id="g005-i00", genome={}, seed=0, steps=1, cohort=cohort)
+
+    cores = os.cpu_count() or 1
+    assert task_threads(t(1), 2, 1, "cpu") == min(2, cores)
+    assert task_threads(t(1), 4, 1, "cpu") == min(4, cores)
+    assert task_threads(t(2), 4, 1, "cpu") == min(2, cores)
+    assert task_threads(t(3), 2, 1, "cpu") == 1   # as many or more individuals than workers
+    assert task_threads(t(0), 2, 1, "cpu") == 1   # a task that does not say
+    assert task_threads(t(1), 2, 1, "cuda") == 1
 
 
 def test_a_dead_worker_fails_only_its_individual(ctx, monkeypatch):
