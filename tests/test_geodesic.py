@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from evoart.autoregressive.geodesic import (DEFAULT_LAMBDA, LAMBDA_RANGE, SEED_MODES, coarse_view, edge_cost,
-                                            geodesic_distance, geodesic_order, geodesic_orders,
+                                            geodesic_distance, geodesic_distances, geodesic_order, geodesic_orders,
                                             luminance_extrema, random_seed_points, region_crossings, seed_points,
                                             two_region_images)
 from evoart.autoregressive.scans import ScanError, hilbert_order, raster_order
@@ -104,6 +104,23 @@ def test_each_cell_is_filled_outwards_from_its_seed_before_the_next_cell():
     for c in np.unique(cells):
         assert np.all(np.diff(d[cells == c]) >= 0)  # each from its seed outwards
         assert order[cells == c][0] == seeds[c]  # starting at the seed itself
+
+
+@pytest.mark.parametrize("lam", [0.0, 200.0])
+def test_a_batch_relaxed_at_once_has_the_heaps_distances_and_seeds_to_the_bit(lam):
+    """The batched relaxation (how every order is computed) against the heap that
+    defines it: equal distances, and ties between seeds settled as the heap settles them
+    (flat images tie everywhere; a point listed twice belongs to its first listing)."""
+    rng = np.random.default_rng(4)
+    images = np.concatenate([two_region_images(6, 12, seed=2)[0], rng.integers(0, 256, (6, 12, 12, 3), dtype=np.uint8),
+                             np.full((2, 12, 12, 3), 90, np.uint8), load_images("shapes", 12, count=6).images])
+    seeds = [rng.choice(144, size=int(rng.integers(1, 6))) for _ in images]
+    seeds[0] = np.array([5, 77, 5, 140])
+    costs = np.stack([edge_cost(image, lam) for image in images])
+    dist, owner = geodesic_distances(costs, seeds)
+    for i, (cost, points) in enumerate(zip(costs, seeds)):
+        want_dist, want_owner = geodesic_distance(cost, points)
+        assert np.array_equal(dist[i], want_dist) and np.array_equal(owner[i], want_owner), i
 
 
 def test_the_cost_is_one_on_flat_pixels_and_grows_with_lambda_across_an_edge():

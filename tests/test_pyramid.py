@@ -144,6 +144,28 @@ def test_a_geodesic_pyramid_orders_each_scale_from_the_scale_it_drew_above():
         sample_tokens(model, noise)
 
 
+def test_geodesic_training_scans_are_made_as_batches_draw_images_and_kept_for_a_continuation():
+    """A geodesic pyramid's training scans are computed for the images a batch draws,
+    the same as scanning every image up front, and a second training on the same
+    images, palette and genes (a continuation) reuses what the first computed."""
+    from evoart.autoregressive.training import ImageOrders, scan_tokens
+
+    genes = SMALL.replace(within="geodesic")
+    images = load_images("shapes", resolution=8, count=24).images
+    palette = np.random.default_rng(1).integers(0, 256, (16, 3), dtype=np.uint8)
+    ImageOrders._kept.clear()
+    lazy = ImageOrders.of(genes, images, palette)
+    picks = np.array([5, 3, 5, 20])
+    tokens, orders = lazy.batch(picks)
+    want_tokens, want_orders = scan_tokens(images[picks], palette, genes)
+    assert torch.equal(tokens, want_tokens) and torch.equal(orders, want_orders)
+    assert lazy.ready.sum() == 3  # only the images drawn
+    assert ImageOrders.of(genes, images, palette) is lazy
+    assert ImageOrders.of(genes.replace(geo_lambda=50.0), images, palette) is not lazy
+    assert ImageOrders.of(genes, images[::-1].copy(), palette) is not lazy
+    assert len(ImageOrders._kept) == ImageOrders.KEEP
+
+
 def test_a_parallel_pyramid_draws_each_scale_in_one_pass_per_block_from_the_noise():
     model = _model(SMALL, 16)
     palette = np.random.default_rng(0).integers(0, 256, (16, 3), dtype=np.uint8)

@@ -19,7 +19,9 @@ each step, so the order may differ from image to image.
    the same for every image of that size; ``centre``: the pixel (n // 2, n // 2).
 3. **Distance** (``geodesic_distance``): multi-source Dijkstra on the 8-connected pixel
    grid, an edge costing the mean of its two pixels' costs times its length (1 or
-   sqrt 2), giving each pixel its geodesic distance and its nearest seed.
+   sqrt 2), giving each pixel its geodesic distance and its nearest seed. That heap is
+   the definition; a batch of images is computed all at once by relaxation
+   (``geodesic_distances``), to the same bits and about 1.5x faster an image.
 4. **Order** (``geodesic_order``): the geodesic cells are filled one after another (in
    the order of their seeds), each in order of distance from its seed, ties by the
    flat index. Sorting all pixels by distance alone would interleave fronts growing
@@ -113,6 +115,72 @@ def _neighbours(n: int) -> tuple[tuple[tuple[int, ...], ...], tuple[tuple[float,
     return tuple(map(tuple, nbrs)), tuple(map(tuple, lengths))
 
 
+def _shifted(a: np.ndarray, dy: int, dx: int, fill) -> np.ndarray:
+    """``a`` (N, n, n) seen from each pixel's neighbour (dy, dx): out[:, y, x] is
+    a[:, y + dy, x + dx], or ``fill`` where that is off the grid."""
+    n = a.shape[1]
+    out = np.full_like(a, fill)
+    ys, yd = (slice(0, n - dy), slice(dy, n)) if dy >= 0 else (slice(-dy, n), slice(0, n + dy))
+    xs, xd = (slice(0, n - dx), slice(dx, n)) if dx >= 0 else (slice(-dx, n), slice(0, n + dx))
+    out[:, ys, xs] = a[:, yd, xd]
+    return out
+
+
+def geodesic_distances(cost: np.ndarray, seeds: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """``geodesic_distance`` of a batch, all at once: costs (N, n, n) and each image's
+    seeds (flat positions) in; distances (N, n, n) and owners (N, n, n) out, equal to
+    the heap's to the bit.
+
+    The distances are the fixed point of d(q) = min over neighbours p of d(p) +
+    (c(p) + c(q)) / 2 * length, found by relaxing all pixels of all images towards
+    each of the 8 neighbours in turn until nothing changes; it is unique (every step
+    costs at least 1), and each candidate is the same float sum as the heap's, so the
+    distances are the heap's. The heap gives a pixel the seed of the first pixel it
+    popped (smallest distance, then smallest position) among the neighbours whose step
+    reaches the pixel's distance: that neighbour is its parent here, and each pixel's
+    seed is read at the root of its chain of parents (pointer jumping)."""
+    cost = np.asarray(cost, np.float64)
+    count, n = cost.shape[0], cost.shape[1]
+    half = 0.5 * cost
+    weights = [(half + _shifted(half, dy, dx, np.inf)) * (_SQRT2 if dy and dx else 1.0) for dy, dx in _STEPS]
+    dist = np.full((count, n * n), np.inf)
+    first_seed = np.full((count, n * n), -1, np.int64)
+    for i, points in enumerate(seeds):
+        points = np.asarray(points, np.int64)
+        unique, first = np.unique(points, return_index=True)
+        dist[i, unique] = 0.0
+        first_seed[i, unique] = first  # a point listed twice belongs to its first listing
+    # relaxed in place inside a frame of infinity, so a neighbour is a view, not a copy
+    framed = np.full((count, n + 2, n + 2), np.inf)
+    inner = framed[:, 1:-1, 1:-1]
+    inner[...] = dist.reshape(count, n, n)
+    before = np.empty_like(inner)
+    while True:
+        before[...] = inner
+        for (dy, dx), w in zip(_STEPS, weights):
+            np.minimum(inner, framed[:, 1 + dy:1 + dy + n, 1 + dx:1 + dx + n] + w, out=inner)
+        if np.array_equal(before, inner):
+            break
+    dist = inner.copy()
+    flat = np.broadcast_to(np.arange(n * n).reshape(1, n, n), dist.shape)
+    best_d = np.full(dist.shape, np.inf)
+    best_p = np.full(dist.shape, n * n, np.int64)
+    for (dy, dx), w in zip(_STEPS, weights):
+        d_p = _shifted(dist, dy, dx, np.inf)
+        p = _shifted(flat, dy, dx, n * n)
+        take = (d_p + w == dist) & ((d_p < best_d) | ((d_p == best_d) & (p < best_p)))
+        best_d = np.where(take, d_p, best_d)
+        best_p = np.where(take, p, best_p)
+    root = np.where(dist == 0.0, flat, best_p).reshape(count, n * n)
+    while True:
+        up = np.take_along_axis(root, root, axis=1)
+        if np.array_equal(up, root):
+            break
+        root = up
+    owner = np.take_along_axis(first_seed, root, axis=1)
+    return dist, owner.reshape(count, n, n)
+
+
 def geodesic_distance(cost: np.ndarray, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Multi-source Dijkstra on the 8-connected grid of ``cost`` (n, n): the geodesic
     distance of each pixel to its nearest seed (float64 (n, n)) and the index into
@@ -147,29 +215,30 @@ def geodesic_distance(cost: np.ndarray, seeds: np.ndarray) -> tuple[np.ndarray, 
     return np.array(dist, np.float64).reshape(n, n), np.array(owner, np.int64).reshape(n, n)
 
 
-def _plateaus(luma: np.ndarray, tolerance: int) -> tuple[np.ndarray, int]:
-    """Labels (n, n) of the plateaus: 8-connected components whose neighbouring pixels
-    differ in luminance by at most ``tolerance``, numbered by their first pixel in flat
-    order, and their count (a flood fill; n is small)."""
-    n = luma.shape[0]
-    flat = luma.ravel().tolist()
-    nbrs, _ = _neighbours(n)
-    labels = [-1] * (n * n)
-    count = 0
-    for start in range(n * n):
-        if labels[start] >= 0:
-            continue
-        labels[start] = count
-        stack = [start]
-        while stack:
-            p = stack.pop()
-            value = flat[p]
-            for q in nbrs[p]:
-                if labels[q] < 0 and abs(flat[q] - value) <= tolerance:
-                    labels[q] = count
-                    stack.append(q)
-        count += 1
-    return np.array(labels, np.int64).reshape(n, n), count
+def _plateaus(luma: np.ndarray, tolerance: int) -> list[tuple[np.ndarray, int]]:
+    """For each image of ``luma`` (N, n, n), the labels (n, n) of its plateaus:
+    8-connected components whose neighbouring pixels differ in luminance by at most
+    ``tolerance``, numbered by their first pixel in flat order, and their count. Every
+    pixel takes the smallest flat position among the neighbours it is joined to, until
+    nothing changes: then each holds its component's first pixel."""
+    count, n = luma.shape[0], luma.shape[1]
+    far = np.iinfo(np.int64).max // 4  # off the grid: joined to nothing
+    joined = [np.abs(_shifted(luma, dy, dx, far) - luma) <= tolerance for dy, dx in _STEPS]
+    framed = np.full((count, n + 2, n + 2), n * n, np.int64)
+    labels = framed[:, 1:-1, 1:-1]
+    labels[...] = np.arange(n * n).reshape(1, n, n)
+    before = np.empty_like(labels)
+    while True:
+        before[...] = labels
+        for (dy, dx), join in zip(_STEPS, joined):
+            np.minimum(labels, np.where(join, framed[:, 1 + dy:1 + dy + n, 1 + dx:1 + dx + n], n * n), out=labels)
+        if np.array_equal(before, labels):
+            break
+    out = []
+    for image_labels in labels:
+        first, numbered = np.unique(image_labels, return_inverse=True)
+        out.append((numbered.reshape(n, n).astype(np.int64), len(first)))
+    return out
 
 
 def luminance_extrema(image: np.ndarray, limit: int = MAX_EXTREMA) -> np.ndarray:
@@ -185,9 +254,21 @@ def luminance_extrema(image: np.ndarray, limit: int = MAX_EXTREMA) -> np.ndarray
     anti-aliasing (ties: first position). A flat image, or a smooth ramp, is one plateau,
     so one point. The point of a plateau is its deepest pixel (the one farthest inside,
     ``_depth``), of those the nearest its centroid, then the first in flat order."""
-    n = _check_image(image)
-    luma = image.astype(np.int64) @ _LUMA
-    labels, count = _plateaus(luma, PLATEAU_TOLERANCE * int(_LUMA.sum()))
+    _check_image(image)
+    return _extrema_of_batch(image[None], limit)[0]
+
+
+def _extrema_of_batch(images: np.ndarray, limit: int = MAX_EXTREMA) -> list[np.ndarray]:
+    """``luminance_extrema`` of each image of a batch (N, n, n, 3)."""
+    lumas = images.astype(np.int64) @ _LUMA
+    plateaus = _plateaus(lumas, PLATEAU_TOLERANCE * int(_LUMA.sum()))
+    depths = _depth(np.stack([labels for labels, _ in plateaus]))
+    return [_extrema(luma, labels, count, depth, limit)
+            for luma, (labels, count), depth in zip(lumas, plateaus, depths)]
+
+
+def _extrema(luma: np.ndarray, labels: np.ndarray, count: int, depth: np.ndarray, limit: int) -> np.ndarray:
+    n = luma.shape[0]
     # for each plateau, the extreme steps from a pixel inside to a neighbour outside
     big = np.iinfo(np.int64).max
     rise = np.full(count, -big)  # the largest step (outside - inside)
@@ -209,7 +290,7 @@ def luminance_extrema(image: np.ndarray, limit: int = MAX_EXTREMA) -> np.ndarray
     ids = np.flatnonzero(isolated | maximum | minimum)
     weight = prominence * sizes
     ids = ids[np.lexsort((ids, -weight[ids]))][:limit]
-    depth = _depth(labels).ravel()
+    depth = depth.ravel()
     points = []
     ys, xs = np.divmod(np.arange(n * n), n)
     for k in ids.tolist():
@@ -223,19 +304,16 @@ def luminance_extrema(image: np.ndarray, limit: int = MAX_EXTREMA) -> np.ndarray
 
 def _depth(labels: np.ndarray) -> np.ndarray:
     """How many 8-connected erosions each pixel survives inside its plateau, the image's
-    border counting as the plateau's border: the seed of a plateau is its deepest pixel,
-    away from the edges, where the cost is high (a plateau's centroid may lie on its
-    rim, or outside it)."""
-    n = labels.shape[0]
-    alive = np.ones((n, n), bool)
-    depth = np.zeros((n, n), np.int64)
-    padded_l = np.pad(labels, 1, constant_values=-1)
+    border counting as the plateau's border, for each image of ``labels`` (N, n, n):
+    the seed of a plateau is its deepest pixel, away from the edges, where the cost is
+    high (a plateau's centroid may lie on its rim, or outside it)."""
+    alive = np.ones(labels.shape, bool)
+    depth = np.zeros(labels.shape, np.int64)
+    same = [_shifted(labels, dy, dx, -1) == labels for dy, dx in _STEPS]
     while alive.any():
-        padded_a = np.pad(alive, 1, constant_values=False)
         keep = alive.copy()
-        for dy, dx in _STEPS:
-            keep &= (padded_l[1 + dy:1 + dy + n, 1 + dx:1 + dx + n] == labels) & \
-                padded_a[1 + dy:1 + dy + n, 1 + dx:1 + dx + n]
+        for (dy, dx), inside in zip(_STEPS, same):
+            keep &= inside & _shifted(alive, dy, dx, False)
         depth += keep
         alive = keep
     return depth
@@ -266,25 +344,31 @@ def geodesic_order(image: np.ndarray, lam: float = DEFAULT_LAMBDA, seeds: str = 
     size of the scale being generated: an int64 permutation of the n * n flat positions
     y * n + x. Cells of the seeds one after another, each by geodesic distance from its
     seed, ties by position; the same image, lam and seeds always give the same order."""
-    n = _check_image(image)
-    if seeds not in SEED_MODES:
-        raise ScanError(f"unknown geodesic seed mode {seeds!r}; evoart knows {', '.join(SEED_MODES)}")
-    cost = edge_cost(image, lam)
-    if n == 1:
-        return np.zeros(1, np.int64)
-    dist, owner = geodesic_distance(cost, seed_points(image, seeds))
-    position = np.arange(n * n)
-    return np.lexsort((position, dist.ravel(), owner.ravel())).astype(np.int64)
+    _check_image(image)
+    return geodesic_orders(image[None], lam, seeds)[0]
 
 
 def geodesic_orders(images: np.ndarray, lam: float = DEFAULT_LAMBDA, seeds: str = "extrema") -> np.ndarray:
-    """``geodesic_order`` of each image of a batch (N, n, n, 3): int64 (N, n * n)."""
+    """``geodesic_order`` of each image of a batch (N, n, n, 3): int64 (N, n * n),
+    computed for the whole batch at once (``geodesic_distances``)."""
     if not isinstance(images, np.ndarray) or images.ndim != 4:
         raise ScanError(f"geodesic_orders needs a batch of images (N, n, n, 3), got {getattr(images, 'shape', images)!r}")
+    if seeds not in SEED_MODES:
+        raise ScanError(f"unknown geodesic seed mode {seeds!r}; evoart knows {', '.join(SEED_MODES)}")
     n = images.shape[1]
     if len(images) == 0:
         return np.zeros((0, n * n), np.int64)
-    return np.stack([geodesic_order(image, lam, seeds) for image in images])
+    _check_image(images[0])
+    lam = _check_lambda(lam)
+    if n == 1:
+        return np.zeros((len(images), 1), np.int64)
+    values = images.astype(np.float64) / 255.0
+    gy, gx = np.gradient(values, axis=(1, 2))
+    cost = 1.0 + lam * np.sqrt((gx * gx + gy * gy).sum(axis=3))   # edge_cost, image by image
+    points = _extrema_of_batch(images) if seeds == "extrema" else [seed_points(images[0], seeds)] * len(images)
+    dist, owner = geodesic_distances(cost, points)
+    position = np.broadcast_to(np.arange(n * n), (len(images), n * n))
+    return np.lexsort((position, dist.reshape(len(images), -1), owner.reshape(len(images), -1)), axis=-1).astype(np.int64)
 
 
 def region_crossings(order: np.ndarray, regions: np.ndarray) -> int:

@@ -125,34 +125,39 @@ def pyramid_canvas(images_u8: np.ndarray, palette: np.ndarray) -> np.ndarray:
     return np.concatenate(parts, axis=1).astype(np.int64)
 
 
-def coarse_picture(lay: Layout, canvas: np.ndarray, palette: np.ndarray, s: int) -> np.ndarray:
-    """Scale s - 1 of a canvas (total,) shown at scale s's size (each cell takes its
-    parent's colour): the uint8 (n, n, 3) picture a geodesic order of scale s reads."""
-    a, e = lay.span(s)
-    n = lay.sizes[s]
-    parents = np.asarray(canvas)[lay.ancestors[a:e, s - 1]]
-    return dequantise(parents.reshape(1, n, n), palette)[0]
-
-
 def scale_order(genes: ARGenes, lay: Layout, s: int, canvas: np.ndarray | None = None,
                 palette: np.ndarray | None = None) -> np.ndarray:
     """The global positions of scale s in the order the genes generate them. A geodesic
     order reads the scale above from ``canvas`` (total,) with ``palette``."""
+    if genes.within == "geodesic" and lay.sizes[s] > 1:
+        if canvas is None or palette is None:
+            raise ValueError("a geodesic order reads the coarser scale: pass the canvas and the palette")
+        return scale_orders(genes, lay, s, np.asarray(canvas)[None], palette)[0]
     a, _ = lay.span(s)
     n = lay.sizes[s]
     within = genes.within
-    if within in ("parallel", "raster") or n == 1:
+    if within in ("parallel", "raster", "geodesic"):  # (a geodesic 1 x 1 scale has one cell)
         local = raster_order(n)
     elif within == "hilbert":
         local = hilbert_order(n)
-    elif within == "geodesic":
-        if canvas is None or palette is None:
-            raise ValueError("a geodesic order reads the coarser scale: pass the canvas and the palette")
-        from .geodesic import geodesic_order
-        local = geodesic_order(coarse_picture(lay, canvas, palette, s), genes.geo_lambda, genes.geo_seeds)
     else:
         raise ValueError(f"unknown order within a scale: {within!r}")
     return a + np.asarray(local, np.int64)
+
+
+def scale_orders(genes: ARGenes, lay: Layout, s: int, canvases: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """``scale_order`` of scale s for each canvas of a batch (N, total): (N, n * n); a
+    geodesic order is computed for the whole batch at once."""
+    canvases = np.asarray(canvases)
+    if not (genes.within == "geodesic" and lay.sizes[s] > 1):
+        return np.broadcast_to(scale_order(genes, lay, s), (len(canvases), lay.sizes[s] ** 2)).copy()
+    from .geodesic import geodesic_orders
+
+    a, e = lay.span(s)
+    n = lay.sizes[s]
+    parents = canvases[:, lay.ancestors[a:e, s - 1]]    # each cell shows its parent's colour
+    pictures = dequantise(parents.reshape(len(canvases), n, n), palette)
+    return a + geodesic_orders(pictures, genes.geo_lambda, genes.geo_seeds)
 
 
 def depends_on_image(genes: ARGenes) -> bool:
@@ -167,8 +172,7 @@ def pyramid_orders(genes: ARGenes, resolution: int, canvases: np.ndarray | None 
     if depends_on_image(genes):
         if canvases is None:
             raise ValueError("the geodesic scan depends on the image: pass its canvases")
-        return np.stack([np.concatenate([scale_order(genes, lay, s, c, palette) for s in range(len(lay.sizes))])
-                         for c in np.asarray(canvases)])
+        return np.concatenate([scale_orders(genes, lay, s, canvases, palette) for s in range(len(lay.sizes))], axis=1)
     one = np.concatenate([scale_order(genes, lay, s) for s in range(len(lay.sizes))])
     n = count if count is not None else (len(canvases) if canvases is not None else 1)
     return np.broadcast_to(one, (n, lay.total)).copy()

@@ -19,7 +19,7 @@ import torch
 
 from .model import ARModel
 from .palette import dequantise
-from .pyramid import PyramidModel, depends_on_image, finest, pyramid_orders, scale_order
+from .pyramid import PyramidModel, depends_on_image, finest, pyramid_orders, scale_orders
 from .scans import batch_orders, get_scan
 
 
@@ -140,7 +140,7 @@ def _geodesic_orders(model: ARModel, orders: torch.Tensor, palette: np.ndarray |
             return
         a, e = lay.span(s)
         here = canvas.cpu().numpy()
-        orders[:, a:e] = torch.from_numpy(np.stack([scale_order(genes, lay, s, c, palette) for c in here]))
+        orders[:, a:e] = torch.from_numpy(scale_orders(genes, lay, s, here, palette))
     return before
 
 
