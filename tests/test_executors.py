@@ -129,6 +129,7 @@ def test_a_generation_smaller_than_the_pool_shares_out_the_idle_workers_threads(
     assert task_threads(t(1), 2, 1, "cuda") == 1
 
 
+@pytest.mark.slow  # one of make test-fast's slowest (12-25 s here)
 def test_a_dead_worker_fails_only_its_individual(ctx, monkeypatch):
     # workers are spawned, so they read the fault from the environment they start with
     monkeypatch.setenv(FAULT_ENV, "crash:g000-i01")

@@ -246,6 +246,7 @@ def test_damaged_or_replaced_weights_are_named_and_a_resume_goes_on(tmp_path, mo
 # ---- a run killed in mid-generation -------------------------------------------------------
 
 
+@pytest.mark.slow  # one of make test-fast's slowest (12-25 s here)
 def test_a_run_killed_in_mid_generation_shows_interrupted_and_resume_finishes_that_generation(tmp_path):
     out = tmp_path / "site"
     proc = evoart("evolve", *ARGS, "--generations", "2", "--out", str(out),  # the last --generations counts

@@ -118,6 +118,7 @@ def test_resume_with_budget_steps_extends_a_run_to_that_total(tmp_path):
 
 # ---- halving is the default ------------------------------------------------------------------
 
+@pytest.mark.slow  # one of make test-fast's slowest (12-25 s here)
 def test_the_default_schedule_is_halving_and_breeding_runs_fall_back_to_plus():
     assert EvolveConfig().validate().schedule == "halving"
     # --children is generation 0's breadth under halving: 12 genomes, then 6, 3, 2, 1 continued

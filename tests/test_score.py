@@ -180,6 +180,7 @@ def small_classifier(monkeypatch, tmp_path_factory):
                         lambda resolution, budget=None: full(resolution, heldout.Budget(classifier_steps=100)))
 
 
+@pytest.mark.slow  # one of make test-fast's slowest (12-25 s here)
 def test_heldout_evaluation_of_a_run_prints_a_table(run_dir, small_classifier):
     before = score_rows(run_dir)
     result = invoke("score", "--heldout", run_dir, "--critic-steps", 40)

@@ -100,6 +100,7 @@ def make_genomes(seed: int, strength: float, n: int) -> list[tuple[str, Genome]]
     return out
 
 
+@pytest.mark.slow  # one of make test-fast's slowest (12-25 s here)
 def test_500_random_mutated_and_crossed_genomes_build_run_and_round_trip():
     checked: list[tuple[str, str]] = []
 
