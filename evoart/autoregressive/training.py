@@ -134,7 +134,9 @@ class ImageOrders:
         key = (genes.within, genes.geo_lambda, genes.geo_seeds, images_u8.shape,
                hashlib.blake2b(np.ascontiguousarray(images_u8).tobytes(), digest_size=16).hexdigest(),
                np.ascontiguousarray(palette).tobytes())
-        found = cls._kept.pop(key, None) or cls(genes, images_u8, palette)
+        found = cls._kept.pop(key, None)
+        if found is None:
+            found = cls(genes, images_u8, palette)
         cls._kept[key] = found  # the most recent last
         while len(cls._kept) > cls.KEEP:
             cls._kept.pop(next(iter(cls._kept)))
