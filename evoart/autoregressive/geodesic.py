@@ -93,10 +93,14 @@ def edge_cost(image: np.ndarray, lam: float) -> np.ndarray:
     lam = _check_lambda(lam)
     if n == 1:
         return np.ones((1, 1), np.float64)
-    values = image.astype(np.float64) / 255.0
-    gy, gx = np.gradient(values, axis=(0, 1))
-    grad = np.sqrt((gx * gx + gy * gy).sum(axis=2))
-    return 1.0 + lam * grad
+    return _edge_costs(image[None], lam)[0]
+
+
+def _edge_costs(images: np.ndarray, lam: float) -> np.ndarray:
+    """``edge_cost`` of each image of a checked batch (N, n, n, 3), n > 1: (N, n, n)."""
+    values = images.astype(np.float64) / 255.0
+    gy, gx = np.gradient(values, axis=(1, 2))
+    return 1.0 + lam * np.sqrt((gx * gx + gy * gy).sum(axis=3))
 
 
 @lru_cache(maxsize=16)
@@ -362,9 +366,7 @@ def geodesic_orders(images: np.ndarray, lam: float = DEFAULT_LAMBDA, seeds: str 
     lam = _check_lambda(lam)
     if n == 1:
         return np.zeros((len(images), 1), np.int64)
-    values = images.astype(np.float64) / 255.0
-    gy, gx = np.gradient(values, axis=(1, 2))
-    cost = 1.0 + lam * np.sqrt((gx * gx + gy * gy).sum(axis=3))   # edge_cost, image by image
+    cost = _edge_costs(images, lam)
     points = _extrema_of_batch(images) if seeds == "extrema" else [seed_points(images[0], seeds)] * len(images)
     dist, owner = geodesic_distances(cost, points)
     position = np.broadcast_to(np.arange(n * n), (len(images), n * n))

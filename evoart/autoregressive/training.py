@@ -142,9 +142,6 @@ class ImageOrders:
             cls._kept.pop(next(iter(cls._kept)))
         return found
 
-    def __len__(self) -> int:
-        return len(self.flat)
-
     def batch(self, picks: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         todo = np.unique(picks[~self.ready[picks]])
         if len(todo):
