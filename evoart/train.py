@@ -81,11 +81,11 @@ BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 #: The table behind ``--precision auto`` on the CPU: a whole training step's steps per second
 #: in bf16 autocast over fp32, by the CPU's best level (median of four genomes of
 #: benchmarks/throughput-genomes.json, one thread, interleaved; ``benchmarks/precision_table.py``,
-#: 2026-12-01, this project's 2-core AMD EPYC, with oneDNN held to each level by
-#: ``ONEDNN_MAX_CPU_ISA``). AMX tiles could not be measured here (this CPU has none); a CPU
-#: with them has AVX-512 BF16 too, so that row is its floor. ``auto`` picks bf16 where the
-#: figure is above 1.
-BF16_MEASURED = {"avx512_bf16": 1.15, "avx512_core": 0.58, "avx2": 0.12}
+#: with oneDNN held to each level by ``ONEDNN_MAX_CPU_ISA``). The AVX-512 rows are from
+#: 2026-12-01's 2-core AMD EPYC, whose own level is AVX-512 BF16; the AMX row is from
+#: 2026-12-02's 2-core Intel Xeon with AMX tiles (docs/precision-table-amx.json). ``auto``
+#: picks bf16 where the figure is above 1.
+BF16_MEASURED = {"amx_bf16": 1.16, "avx512_bf16": 1.15, "avx512_core": 0.58, "avx2": 0.12}
 
 
 class PrecisionError(EvoartError, ValueError):
@@ -107,8 +107,10 @@ def cpu_flags() -> set[str]:
 
 def cpu_bf16_level(flags: set[str]) -> str:
     """The row of ``BF16_MEASURED`` a CPU with ``flags`` falls in ("none" below AVX2)."""
+    if "amx_bf16" in flags:
+        return "amx_bf16"
     if flags & set(BF16_CPU_FLAGS):
-        return "avx512_bf16"  # AMX CPUs included: they have AVX-512 BF16 as well
+        return "avx512_bf16"
     if "avx512f" in flags:
         return "avx512_core"
     return "avx2" if "avx2" in flags else "none"

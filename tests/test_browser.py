@@ -43,6 +43,10 @@ def _need(reason: str):
     pytest.skip(reason)
 
 
+# a real browser and a served run: one of make test-fast's slowest (about 26 s, 2026-12-02)
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def browser():
     try:

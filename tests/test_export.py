@@ -113,7 +113,9 @@ def check(facts: dict, images: np.ndarray, G, genome, n: int, z: np.ndarray):
 
 
 @pytest.mark.parametrize("kind", [pytest.param("onnx", marks=needs_onnx), "pt2"])
-@pytest.mark.parametrize("name", ["dcgan-classic", "pixel-shuffle", "cppn-like"])
+@pytest.mark.parametrize("name", ["dcgan-classic",  # the others are slow (make test-fast's slowest, 2026-12-02)
+                                  pytest.param("pixel-shuffle", marks=pytest.mark.slow),
+                                  pytest.param("cppn-like", marks=pytest.mark.slow)])
 def test_an_exported_generator_runs_without_evoart(kind, name, tmp_path):
     genome = shipped(name)
     torch.manual_seed(0)
@@ -132,6 +134,7 @@ def test_an_exported_generator_runs_without_evoart(kind, name, tmp_path):
 
 
 @needs_onnx
+@pytest.mark.slow  # make test-fast's slowest on a slower 2-core machine (2026-12-02)
 def test_render_export_writes_both_files_for_a_preset(tmp_path, monkeypatch):
     monkeypatch.setenv("EVOART_HOME", str(tmp_path / "home"))
     run = make_run(tmp_path / "gallery", [small_genome(), dcgan_genome()])
@@ -149,6 +152,7 @@ def test_render_export_writes_both_files_for_a_preset(tmp_path, monkeypatch):
         check(got, images, G, dcgan_genome(), 3, z)
 
 
+@pytest.mark.slow  # make test-fast's slowest on a slower 2-core machine (2026-12-02)
 def test_export_torchscript_is_a_deprecated_alias_that_writes_pt2(tmp_path, monkeypatch):
     monkeypatch.setenv("EVOART_HOME", str(tmp_path / "home"))
     run = make_run(tmp_path / "gallery", [dcgan_genome()])

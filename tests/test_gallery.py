@@ -194,6 +194,7 @@ def test_index_lists_broken_runs_without_linking_them(tmp_path):
     assert "broken" in html and "broken/index.html" not in html
 
 
+@pytest.mark.slow  # make test-fast's slowest on a slower 2-core machine (2026-12-02)
 def test_a_10_by_16_run_builds_in_under_5_seconds(tmp_path):
     run = synthetic_run(tmp_path, generations=10, population=16)
     t0 = time.perf_counter()

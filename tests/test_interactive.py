@@ -139,6 +139,7 @@ def test_from_starts_from_the_individuals_weights_and_names_its_source(tmp_path,
     assert (run / "gen-000" / "g000-i00" / link).resolve().is_file()
 
 
+@pytest.mark.slow  # make test-fast's slowest on a slower 2-core machine (2026-12-02)
 def test_from_an_unknown_individual_is_refused(tmp_path, run_b):
     r = evoart("evolve", "--from", f"{run_b}:g009-i09", "--out", str(tmp_path), *TINY, env=ENV)
     assert r.returncode != 0 and "has no individual g009-i09" in r.stderr and "Traceback" not in r.stderr

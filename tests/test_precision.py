@@ -207,7 +207,13 @@ def test_auto_follows_the_measured_table_and_a_slow_cpu_is_told_its_figure(cpu_h
     cpu_has({"fpu", "sse2", "avx2"})
     with pytest.raises(train.PrecisionError, match=r"0\.12x"):
         train.resolve_precision("bf16", "cpu")
-    # AVX-512 BF16 (AMX CPUs have it too): measured faster, so auto says bf16
+    # AMX tiles and AVX-512 BF16 without them: each its own row, both measured faster,
+    # so auto says bf16
     cpu_has(BF16)
-    assert train.BF16_MEASURED[train.cpu_bf16_level(BF16)] > 1.0
+    assert train.cpu_bf16_level(BF16) == "amx_bf16"
+    assert train.BF16_MEASURED["amx_bf16"] > 1.0
+    assert train.resolve_precision("auto", "cpu") == "bf16"
+    cpu_has(NO_BF16 | {"avx512_bf16"})
+    assert train.cpu_bf16_level(NO_BF16 | {"avx512_bf16"}) == "avx512_bf16"
+    assert train.BF16_MEASURED["avx512_bf16"] > 1.0
     assert train.resolve_precision("auto", "cpu") == "bf16"

@@ -227,6 +227,7 @@ def bred():
             for seed, taste in SEEDS_AND_TASTES for choice in ("runaway", "random")}
 
 
+@pytest.mark.slow  # make test-fast's slowest on a slower 2-core machine (2026-12-02)
 @pytest.mark.parametrize("seed,taste", SEEDS_AND_TASTES)
 def test_the_ornament_runs_away_in_the_direction_of_the_mean_preference(bred, seed, taste):
     """3 seeds x 20 generations: under runaway the named ornament's mean moves monotonically

@@ -47,6 +47,7 @@ def test_evolve_never_overwrites_a_folder_evoart_did_not_write(tmp_path, theirs)
     assert snapshot(site) == before
 
 
+@pytest.mark.slow  # make test-fast's slowest on a slower 2-core machine (2026-12-02)
 def test_a_new_folder_becomes_an_evoart_gallery_and_is_used_again(tmp_path):
     site = tmp_path / "new"
     assert invoke("evolve", *TINY, "--out", site).exit_code == 0

@@ -75,6 +75,7 @@ def copy_of(run: Path, where: Path) -> Path:
 # ---- a full disk ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # make test-fast's slowest on a slower 2-core machine (2026-12-02)
 def test_a_full_disk_stops_plainly_and_resume_ends_where_an_uninterrupted_run_does(tmp_path, monkeypatch, straight):
     site = tmp_path / "site"
     earlier = copy_of(straight, tmp_path)  # the user's earlier run in the same --out
@@ -132,6 +133,7 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(disk)], capture_output=True, timeout=30)
 
 
+@pytest.mark.slow  # make test-fast's slowest on a slower 2-core machine (2026-12-02)
 def test_a_real_3_mb_disk_fills_up_and_the_run_resumes_once_there_is_room(small_disk, straight):
     site = small_disk / "site"
     text = clean(invoke("evolve", *ARGS, "--out", site), 2)
@@ -209,6 +211,7 @@ class _Runs:
         return (os.system, ("touch pwned",))
 
 
+@pytest.mark.slow  # make test-fast's slowest on a slower 2-core machine (2026-12-02)
 def test_damaged_or_replaced_weights_are_named_and_a_resume_goes_on(tmp_path, monkeypatch, straight):
     monkeypatch.setenv("EVOART_HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)

@@ -191,6 +191,7 @@ def test_heldout_evaluation_of_a_run_prints_a_table(run_dir, small_classifier):
     assert score_rows(run_dir) == before  # reads the run, writes nothing
 
 
+@pytest.mark.slow  # make test-fast's slowest on a slower 2-core machine (2026-12-02)
 def test_heldout_json_has_every_contender_on_the_recorded_evaluation_split(run_dir, small_classifier):
     out = json.loads(invoke("score", "--heldout", run_dir, "--critic-steps", 40, "--json",
                             "--generation", 1).output)
@@ -202,6 +203,7 @@ def test_heldout_json_has_every_contender_on_the_recorded_evaluation_split(run_d
         assert 0.0 <= c["critic"] <= 1.0 and 0.0 <= c["recognisable"] <= 1.0
 
 
+@pytest.mark.slow  # make test-fast's slowest on a slower 2-core machine (2026-12-02)
 def test_heldout_on_a_run_recorded_before_evaluation_splits_says_what_to_do(run_dir, tmp_path):
     import shutil
 
