@@ -11,7 +11,8 @@ import os
 import pytest
 
 from evoart import executors, fitness
-from evoart.executors import ProcessExecutor, SerialExecutor, driver_threads, make_executor, task_threads
+from evoart.executors import (ProcessExecutor, SerialExecutor, costliest_first, driver_threads, make_executor,
+                              task_threads)
 from evoart.faults import ENV as FAULT_ENV
 from evoart.fitness import EvalContext, EvalTask, Evaluation, evaluate, make_latents
 
@@ -127,6 +128,46 @@ def test_a_generation_smaller_than_the_pool_shares_out_the_idle_workers_threads(
     assert task_threads(t(3), 2, 1, "cpu") == 1   # as many or more individuals than workers
     assert task_threads(t(0), 2, 1, "cpu") == 1   # a task that does not say
     assert task_threads(t(1), 2, 1, "cuda") == 1
+
+
+def test_the_pool_starts_the_costliest_individuals_first(ctx, monkeypatch):
+    """A generation's longest evaluations go to the workers first, so that none starts
+    last and keeps the rest waiting: more steps cost more, an AR individual pays for its
+    samples too, and a genome that cannot be read goes last (it fails at once)."""
+    from evoart.presets import load_preset
+
+    ar = load_preset("ar-geodesic").genome.to_dict()
+    gan = tiny_genome().to_dict()
+    tasks = [EvalTask(id="short", genome=gan, seed=0, steps=10),
+             EvalTask(id="broken", genome={"nonsense": 1}, seed=0, steps=1000),
+             EvalTask(id="long", genome=gan, seed=0, steps=100),
+             EvalTask(id="ar", genome=ar, seed=0, steps=100),
+             EvalTask(id="short-too", genome=gan, seed=0, steps=10)]
+    assert [t.id for t in costliest_first(tasks, ctx)] == ["ar", "long", "short", "short-too", "broken"]
+    # the pool submits in that order (the workers take the queue's head first)
+    submitted = []
+    monkeypatch.setattr(ProcessExecutor, "_pool_or_new", lambda self: _Recorder(submitted))
+    pool = ProcessExecutor(ctx, 2)
+    try:
+        got = list(pool.map(tasks))
+    finally:
+        pool.close()
+    assert submitted == ["ar", "long", "short", "short-too", "broken"] and len(got) == 5
+
+
+class _Recorder:
+    """A stand-in pool that records what is submitted, in order, and answers at once."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def submit(self, fn, task, threads):
+        import concurrent.futures as cf
+
+        self.log.append(task.id)
+        fut = cf.Future()
+        fut.set_result(Evaluation(id=task.id, status="ok"))
+        return fut
 
 
 @pytest.mark.slow  # one of make test-fast's slowest (12-25 s here)
