@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Iterator
 
 from .ar_genes import estimate_ar_sample_cost
 from .faults import fault_point
-from .genome import Genome, estimate_step_macs
+from .genome import Genome, GenomeError, estimate_step_macs
 from .fitness import EvalContext, EvalTask, Evaluation, evaluate, failed
 
 # progress(individual id, step, total steps)
@@ -59,9 +59,9 @@ def estimated_seconds(task: EvalTask, ctx: EvalContext) -> float:
     genome that cannot be read costs 0 (its evaluation fails fast anyway)."""
     try:
         genome = Genome.from_dict(task.genome)
-        macs = task.steps * estimate_step_macs(genome, ctx.resolution)
-    except Exception:
+    except GenomeError:
         return 0.0
+    macs = task.steps * estimate_step_macs(genome, ctx.resolution)
     if genome.family != "ar":
         return macs / GAN_MACS_PER_S
     return macs / AR_MACS_PER_S + ctx.samples * estimate_ar_sample_cost(genome.ar, ctx.resolution) / AR_SAMPLE_COST_PER_S
