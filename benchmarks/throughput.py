@@ -20,6 +20,19 @@ peak RSS (the driver and, for pools, the largest worker). Writes JSON.
     python benchmarks/throughput.py [--steps 100] [--repeats 2] [--out throughput.json]
     python benchmarks/throughput.py --quick          # a couple of minutes: a smoke check
     python benchmarks/throughput.py --draw-genomes   # rewrite the genome set (don't, casually)
+
+The population mode ([gpu] item 6) trains a population of ``--population`` individuals
+(32 by default) for ``--steps`` steps each (300 by default) in this process on
+``--device``, twice over: a realistic mix (``random_genome`` draws at 32 px, seeded) and
+one signature (every individual the mix's first batchable genome, each with its own
+seed). Each is trained ``naive`` (one eager individual after another, ``train_briefly``)
+and ``batched`` (the individuals of one ``batched.signature`` in groups of up to
+``--max-group``, ``batched.train_group``; the rest alone). One-time start-up (a short
+training of every signature, kernels and allocator warmed) is timed apart and left out.
+JSON is rewritten after every measurement, so a run cut short still leaves data:
+
+    python benchmarks/throughput.py --population 32 --device cuda --out gpu.json
+    python benchmarks/throughput.py --population 4 --steps 5 --device cpu   # a smoke check
 """
 
 from __future__ import annotations
@@ -134,6 +147,87 @@ def run_pool(genomes, steps: int, precision: str, workers: int, cache: str) -> d
                                            "largest_worker": _peak_rss_mib(resource.RUSAGE_CHILDREN)}}
 
 
+def _sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def population_mode(args) -> None:
+    """[gpu]'s benchmark: naive against batched on one device (see the module's doc)."""
+    import torch
+
+    from evoart.batched import groups as batched_groups, signature, train_group
+    from evoart.genome import describe, estimate_step_macs
+    from evoart.imaging import to_float_tensor
+    from evoart.train import resolve_precision, train_briefly
+    from evoart.variation import random_genome
+
+    if args.device == "cpu":
+        torch.set_num_threads(args.threads)
+    res = 32
+    rng = random.Random(SEED)
+    mix = [random_genome(rng, res) for _ in range(args.population)]
+    batchable = next((g for g in mix if signature(g, res) is not None), None)
+    populations = {"mix": mix}
+    if batchable is not None:
+        populations["one-signature"] = [batchable] * args.population
+    data = to_float_tensor(_images(res, 512)).to(args.device)
+    precision = resolve_precision(args.precision, args.device)
+    report = {"device": args.device, "device_name": (torch.cuda.get_device_name(0) if args.device.startswith("cuda")
+                                                     else platform.processor() or platform.machine()),
+              "torch": torch.__version__, "precision": precision, "population": args.population,
+              "steps": args.steps, "max_group": args.max_group, "results": {}, "startup_s": {}}
+
+    def save() -> None:
+        args.out.write_text(json.dumps(report, indent=1) + "\n")
+
+    for name, genomes in populations.items():
+        groups = batched_groups([signature(g, res) for g in genomes], args.max_group)
+        macs = sum(estimate_step_macs(g, res) for g in genomes) * args.steps
+        t0 = time.perf_counter()  # start-up: every architecture once, alone and batched
+        seen = set()
+        for grp in groups:
+            key = describe(genomes[grp[0]])
+            if key in seen:
+                continue
+            seen.add(key)
+            train_briefly(genomes[grp[0]], data, steps=2, seed=0, device=args.device, precision=precision)
+            if len(grp) > 1:
+                train_group([genomes[i] for i in grp], data, steps=2, seeds=list(grp), device=args.device,
+                            precision=precision)
+        _sync(args.device)
+        report["startup_s"][name] = round(time.perf_counter() - t0, 2)
+        entry = report["results"].setdefault(name, {"signatures": len({signature(g, res) for g in genomes}),
+                                                    "groups": [len(g) for g in groups]})
+        for mode in ("naive", "batched"):
+            t0 = time.perf_counter()
+            steps = 0
+            if mode == "naive":
+                for i, g in enumerate(genomes):
+                    steps += train_briefly(g, data, steps=args.steps, seed=i, device=args.device,
+                                           precision=precision).stats.steps
+            else:
+                for grp in groups:
+                    if len(grp) == 1:  # an architecture of its own trains alone, as in a run
+                        steps += train_briefly(genomes[grp[0]], data, steps=args.steps, seed=grp[0], device=args.device,
+                                               precision=precision).stats.steps
+                        continue
+                    trained = train_group([genomes[i] for i in grp], data, steps=args.steps, seeds=list(grp),
+                                          device=args.device, precision=precision)
+                    steps += sum(t.stats.steps for t in trained)
+            _sync(args.device)
+            wall = time.perf_counter() - t0
+            entry[mode] = {"wall_s": round(wall, 2), "steps": steps, "steps_per_s": round(steps / wall, 1),
+                           "tflops": round(2 * macs / wall / 1e12, 3)}  # estimate_step_macs counts the backward; 2 flops a MAC
+            if mode == "batched":
+                entry["ratio"] = round(entry["batched"]["steps_per_s"] / entry["naive"]["steps_per_s"], 2)
+            print(f"{name:<14} {mode:<8} {steps / wall:8.1f} steps/s  wall {wall:6.1f} s", flush=True)
+            save()
+    print(f"wrote {args.out}")
+
+
 def child(args) -> None:
     genomes = load_set(args.quick)
     if args.mode == "prepare":  # the metric floors, once, outside every measurement
@@ -191,7 +285,17 @@ def main() -> None:
     ap.add_argument("--cache", default=None, help="metric floors cache (default: evoart's)")
     ap.add_argument("--draw-genomes", action="store_true", help=f"rewrite {GENOMES.name}")
     ap.add_argument("--mode", help=argparse.SUPPRESS)  # one mode, in a child process
+    ap.add_argument("--population", type=int, help="the population mode: this many individuals on --device")
+    ap.add_argument("--device", default="cpu", help="the population mode's device (cuda, cpu)")
+    ap.add_argument("--precision", default="auto", help="the population mode's precision (auto, fp32, bf16)")
+    ap.add_argument("--threads", type=int, default=1, help="the population mode's torch threads on the CPU")
+    ap.add_argument("--max-group", type=int, default=32, help="the population mode's largest batched group")
     args = ap.parse_args()
+    if args.population:
+        if "--steps" not in sys.argv:
+            args.steps = 300
+        population_mode(args)
+        return
     if args.quick:
         args.steps, args.repeats = min(args.steps, 10), 1
     if args.draw_genomes:

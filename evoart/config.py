@@ -42,6 +42,7 @@ class EvolveConfig:
     device: str = "auto"
     precision: str = "auto"         # auto | fp32 | bf16: bf16 autocast where the device has bf16 units; a run records what auto resolved to
     workers: int = 2                # parallel evaluations (processes); 1 = in this process
+    batched: str = "auto"           # auto | on | off: GANs of one architecture trained together (evoart.batched); auto = on a GPU
     seed: int = 0
     inherit: bool = True            # children start from their parents' trained tensors
     mutation_strength: float = 1.0
@@ -125,6 +126,7 @@ class EvolveConfig:
              f"device must be auto, cpu, cuda, cuda:N (a GPU's index) or mps, got {self.device!r}")
         need(self.precision in PRECISIONS,
              f"precision must be {', '.join(PRECISIONS[:-1])} or {PRECISIONS[-1]}, got {self.precision!r}")
+        need(self.batched in BATCHED, f"batched must be {', '.join(BATCHED[:-1])} or {BATCHED[-1]}, got {self.batched!r}")
         need(isinstance(self.inherit, bool), "inherit must be true or false")
         need(_is_number(self.mutation_strength) and 0 < self.mutation_strength <= 5,
              "mutation_strength must be in (0, 5]")
@@ -188,6 +190,7 @@ def recorded_evolve(record: dict) -> dict:
         cfg.setdefault("eval_holdout", 0)
     cfg.setdefault("precision", "fp32")  # recorded before precisions: it trained in fp32
     cfg.setdefault("schedule", "plus")   # recorded before schedules: mu + lambda
+    cfg.setdefault("batched", "off")     # recorded before batched groups: each individual trained alone
     return cfg
 
 
@@ -231,6 +234,17 @@ MAX_SEED = 2**32 - 1
 #: Training precisions: ``auto`` resolves (``train.resolve_precision``) to bf16 where the
 #: device has bf16 units, else fp32.
 PRECISIONS = ("auto", "fp32", "bf16")
+#: Batched training of same-architecture GANs (``evoart.batched``): ``auto`` resolves
+#: (``resolve_batched``) to on for a GPU and off on the CPU, where a batched group of four
+#: trained 1.7x slower than the four alone (docs/PERFORMANCE.md).
+BATCHED = ("auto", "on", "off")
+
+
+def resolve_batched(name: str, device: str) -> str:
+    """``auto`` is ``on`` where the device is a GPU (CUDA), ``off`` elsewhere."""
+    if name != "auto":
+        return name
+    return "on" if str(device).startswith("cuda") else "off"
 #: The smallest evaluation holdout: the held-out evaluation's critic trains on one half
 #: of it and is tested on the other, and coverage needs neighbours.
 EVAL_HOLDOUT_MIN = 32

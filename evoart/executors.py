@@ -21,7 +21,7 @@ from typing import Callable, Iterable, Iterator
 from .ar_genes import estimate_ar_sample_cost
 from .faults import fault_point
 from .genome import Genome, GenomeError, estimate_step_macs
-from .fitness import EvalContext, EvalTask, Evaluation, evaluate, failed
+from .fitness import EvalContext, EvalTask, Evaluation, evaluate, evaluate_group, failed, group_tasks
 
 # progress(individual id, step, total steps)
 StepProgress = Callable[[str, int, int], None]
@@ -75,6 +75,13 @@ def costliest_first(tasks: list[EvalTask], ctx: EvalContext) -> list[EvalTask]:
     return sorted(tasks, key=lambda t: -estimated_seconds(t, ctx))
 
 
+def work_units(tasks: list[EvalTask], ctx: EvalContext) -> list[list[EvalTask]]:
+    """What the executor hands out: the generation's tasks in groups (``fitness.group_tasks``:
+    one individual each, or a batched group of one architecture), costliest first."""
+    groups = group_tasks(costliest_first(list(tasks), ctx), ctx)
+    return sorted(groups, key=lambda g: -sum(estimated_seconds(t, ctx) for t in g))
+
+
 def driver_threads(workers: int) -> int:
     """Torch threads for the driver process: one when it trains itself (one worker), else
     up to two, for the judging pass it runs between generations while workers wait."""
@@ -90,9 +97,14 @@ class SerialExecutor:
         self.progress = progress
 
     def map(self, tasks: Iterable[EvalTask]) -> Iterator[Evaluation]:
-        for task in tasks:
-            cb = (lambda s, t, _id=task.id: self.progress(_id, s, t)) if self.progress else None
-            yield evaluate(task, self.ctx, cb)
+        tasks = list(tasks)
+        if not self.ctx.batched:  # in the order given
+            for task in tasks:
+                cb = (lambda s, t, _id=task.id: self.progress(_id, s, t)) if self.progress else None
+                yield evaluate(task, self.ctx, cb)
+            return
+        for group in work_units(tasks, self.ctx):
+            yield from evaluate_group(group, self.ctx, self.progress)
 
     def close(self) -> None:
         pass
@@ -151,15 +163,17 @@ def task_threads(task: EvalTask, workers: int, threads: int, device: str) -> int
     return max(threads, min(threads * (workers // task.cohort), os.cpu_count() or 1))
 
 
-def _worker_evaluate(task: EvalTask, threads: int = 1) -> Evaluation:
+def _worker_evaluate(tasks: list[EvalTask], threads: int = 1) -> list[Evaluation]:
+    """Evaluate one work unit (an individual, or a batched group) in a worker."""
     q = _WORKER_QUEUE
-    if q is not None:
-        q.put(("start", task.id, os.getpid()))
-    fault_point("evaluate", individual=task.id)
-
-    def report(step: int, total: int) -> None:
+    for task in tasks:
         if q is not None:
-            q.put(("step", task.id, step, total))
+            q.put(("start", task.id, os.getpid()))
+        fault_point("evaluate", individual=task.id)
+
+    def report(task_id: str, step: int, total: int) -> None:
+        if q is not None:
+            q.put(("step", task_id, step, total))
 
     import torch
 
@@ -167,12 +181,15 @@ def _worker_evaluate(task: EvalTask, threads: int = 1) -> Evaluation:
     if threads != before:
         torch.set_num_threads(threads)
     try:
-        ev = evaluate(task, _WORKER_CTX, report)
+        evs = evaluate_group(tasks, _WORKER_CTX, report)
     finally:
         if threads != before:
             torch.set_num_threads(before)
-    ev.timings["threads"] = threads
-    return ev
+    for ev in evs:
+        ev.timings["threads"] = threads
+        if len(tasks) > 1:
+            ev.timings["group"] = len(tasks)
+    return evs
 
 
 class ProcessExecutor:
@@ -220,27 +237,29 @@ class ProcessExecutor:
         """Yield results as they complete. When a worker dies, the individuals that were
         running are retried one at a time in a fresh pool; one that kills its worker again
         is marked failed (so an innocent neighbour is never blamed)."""
-        pending = costliest_first(list(tasks), self.ctx)
+        pending = work_units(list(tasks), self.ctx)
         suspects: list[EvalTask] = []
         breaks: dict[str, int] = {}
         while pending:
             pool = self._pool_or_new()
             self._started.clear()
-            futures = {pool.submit(_worker_evaluate, t, task_threads(t, self.workers, self.threads, self.ctx.device)): t
-                       for t in pending}
+            futures = {pool.submit(_worker_evaluate, g, task_threads(g[0], self.workers, self.threads, self.ctx.device)): g
+                       for g in pending}
             pending = []
             broken = False
             for fut in cf.as_completed(futures):
-                task = futures[fut]
+                group = futures[fut]
                 try:
-                    yield fut.result()
+                    yield from fut.result()
                 except cf.process.BrokenProcessPool:
                     broken = True
-                    breaks[task.id] = breaks.get(task.id, 0) + 1
-                    if task.id in self._started or breaks[task.id] >= 2:
-                        suspects.append(task)
-                    else:
-                        pending.append(task)
+                    # a group that died is retried one individual at a time
+                    for task in group:
+                        breaks[task.id] = breaks.get(task.id, 0) + 1
+                        if task.id in self._started or breaks[task.id] >= 2:
+                            suspects.append(task)
+                        else:
+                            pending.append([task])
             if broken:
                 self._shutdown_pool()
                 for task in suspects:
@@ -250,7 +269,7 @@ class ProcessExecutor:
     def _run_alone(self, task: EvalTask) -> Evaluation:
         pool = self._new_pool(1)
         try:
-            return pool.submit(_worker_evaluate, task, self.threads).result()
+            return pool.submit(_worker_evaluate, [task], self.threads).result()[0]
         except cf.process.BrokenProcessPool:
             return failed(task.id, "its worker process died (out of memory or a crash) twice")
         finally:

@@ -15,6 +15,7 @@ import json
 import os
 import time
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -22,13 +23,14 @@ import numpy as np
 import torch
 
 from . import metrics, ornaments
+from .config import resolve_batched
 from .files import atomic_write_text
-from .genome import Genome
+from .genome import Genome, GenomeError
 from .imaging import image_grid, png_bytes, to_uint8
 from .nets import build_discriminator
 from .objectives import WORST
 from .seeds import json_digest
-from . import families
+from . import batched, families
 from .train import Init, resolve_precision
 from .variation import Inheritance
 
@@ -53,6 +55,8 @@ class EvalContext:
     precision: str = "fp32"         # training precision, resolved: "fp32" or "bf16" (metrics stay fp32)
     floors: dict | None = None      # metric -> Floor.to_dict(): real-vs-real at len(latents) samples
     features: str | None = None     # a feature extractor file (.pt2; .pt deprecated) replacing the random CNN
+    batched: bool = False           # train GANs of one architecture together (evoart.batched, ``group_tasks``)
+    max_group: int = 32             # the most individuals one batched group holds
     _scorers: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __getstate__(self):
@@ -103,6 +107,7 @@ def make_context(cfg, train_u8: np.ndarray, holdout_u8: np.ndarray, device: str,
         device=device,
         precision=cfg.precision if cfg.precision != "auto" else resolve_precision("auto", device),
         features=cfg.features,
+        batched=resolve_batched(getattr(cfg, "batched", "off"), device) == "on",
     )
     if protocol and protocol.get("floors"):
         ctx.floors = protocol["floors"]
@@ -153,6 +158,17 @@ def failed(task_id: str, reason: str) -> Evaluation:
     return Evaluation(id=task_id, status="failed", reason=reason, metrics=dict(WORST))
 
 
+def _init_of(task: EvalTask) -> Init | None:
+    if task.inheritance is not None and any(p is not None for p in task.parents):
+        return Init(task.parents, Inheritance.from_dict(task.inheritance))
+    return None
+
+
+def _failure(task: EvalTask, exc: Exception) -> Evaluation:
+    last = traceback.extract_tb(exc.__traceback__)[-1]
+    return failed(task.id, f"{type(exc).__name__}: {exc} ({last.filename.rsplit('/', 1)[-1]}:{last.lineno})")
+
+
 def evaluate(task: EvalTask, ctx: EvalContext, progress: Callable[[int, int], None] | None = None) -> Evaluation:
     """Train one individual and score it on its own (the judging pass comes later).
 
@@ -161,44 +177,94 @@ def evaluate(task: EvalTask, ctx: EvalContext, progress: Callable[[int, int], No
     t0 = time.perf_counter()
     try:
         genome = Genome.from_dict(task.genome)
-        init = None
-        if task.inheritance is not None and any(p is not None for p in task.parents):
-            init = Init(task.parents, Inheritance.from_dict(task.inheritance))
         family = families.of(genome)
         trained = family.train(
             genome, ctx.train_images, steps=task.steps, device=ctx.device, seed=task.seed,
-            init=init, progress=progress, budget_seconds=task.budget_seconds, precision=ctx.precision,
+            init=_init_of(task), progress=progress, budget_seconds=task.budget_seconds, precision=ctx.precision,
         )
-        t1 = time.perf_counter()
-        gen_state = {k: v.detach().cpu() for k, v in trained.generator.state_dict().items()}
-        fake = family.sample_trained(trained, ctx.latents, noise_seed=ctx.noise_seed)
-        finite = bool(torch.isfinite(fake).all())
-        status, reason = trained.stats.status, trained.stats.reason
-        if not finite and status == "ok":
-            status, reason = "diverged", "generated images contain NaN or infinity"
-        if status == "ok":
-            scores = {k: v for k, v in ctx.scorer("perceptual").score_all(fake).items() if k not in _UNSTORED}
-            scores["diversity"] = ctx.scorer("diversity").score(fake)["diversity"]
-            # the family's own measures (a VAE's ELBO on the held-out images): recorded, never selected on
-            scores.update(family.family_metrics(genome, trained, ctx.holdout_images, seed=ctx.metric_seed))
-        else:
-            scores = {k: v for k, v in WORST.items() if k != "realism"}
-            fake = torch.nan_to_num(fake, nan=0.0, posinf=1.0, neginf=-1.0)
-        samples = to_uint8(fake)
-        if status == "ok":  # what mate choice looks at (evoart.ornaments), once per individual
-            scores.update(ornaments.compute(samples))
-        t2 = time.perf_counter()
-        return Evaluation(
-            id=task.id, status=status, reason=reason, metrics=scores,
-            stats=trained.stats.to_dict(),
-            timings={"train_s": round(t1 - t0, 3), "score_s": round(t2 - t1, 3), "total_s": round(t2 - t0, 3)},
-            samples=samples,
-            generator_state=gen_state,
-            train_state=trained.state,
-        )
+        return _scored(task, genome, family, trained, ctx, t0, time.perf_counter())
     except Exception as exc:  # an individual's failure must not stop the run
-        last = traceback.extract_tb(exc.__traceback__)[-1]
-        return failed(task.id, f"{type(exc).__name__}: {exc} ({last.filename.rsplit('/', 1)[-1]}:{last.lineno})")
+        return _failure(task, exc)
+
+
+def group_tasks(tasks: list[EvalTask], ctx: EvalContext) -> list[list[EvalTask]]:
+    """A generation's tasks as the executor runs them: with ``ctx.batched``, GAN
+    individuals of one architecture (``batched.signature``) and the same steps and time
+    limit form groups of up to ``ctx.max_group``, trained in one batched pass
+    (``evaluate_group``); everything else, and everything without ``ctx.batched``, is a
+    group of one. Groups keep their tasks' order, in order of their first task."""
+    if not ctx.batched:
+        return [[t] for t in tasks]
+    keys = []
+    for task in tasks:
+        try:
+            sig = batched.signature(Genome.from_dict(task.genome), ctx.resolution)
+        except GenomeError:
+            sig = None
+        keys.append(None if sig is None else (sig, task.steps, task.budget_seconds))
+    return [[tasks[i] for i in group] for group in batched.groups(keys, ctx.max_group)]
+
+
+def evaluate_group(tasks: list[EvalTask], ctx: EvalContext,
+                   progress: Callable[[str, int, int], None] | None = None) -> list[Evaluation]:
+    """Evaluate a group from ``group_tasks``: one batched training of its members
+    (``batched.train_group``), then each scored on its own, as ``evaluate`` scores it.
+    ``progress(id, step, total)`` reports every member. If the batched training itself
+    fails, each member is evaluated alone, so one bad member cannot fail its group."""
+    if len(tasks) == 1:
+        task = tasks[0]
+        return [evaluate(task, ctx, (lambda s, n: progress(task.id, s, n)) if progress else None)]
+    t0 = time.perf_counter()
+    try:
+        genomes = [Genome.from_dict(t.genome) for t in tasks]
+        report = (lambda s, n: [progress(t.id, s, n) for t in tasks]) if progress else None
+        trained = batched.train_group(
+            genomes, ctx.train_images, steps=tasks[0].steps, seeds=[t.seed for t in tasks],
+            inits=[_init_of(t) for t in tasks], device=ctx.device, precision=ctx.precision,
+            progress=report, budget_seconds=tasks[0].budget_seconds)
+    except Exception as exc:
+        warnings.warn(f"batched training of {len(tasks)} individuals failed ({type(exc).__name__}: {exc}); "
+                      "training each alone", RuntimeWarning, stacklevel=2)
+        return [evaluate(t, ctx, (lambda s, n, _id=t.id: progress(_id, s, n)) if progress else None) for t in tasks]
+    t1 = time.perf_counter()
+    out = []
+    for task, genome, tr in zip(tasks, genomes, trained):
+        try:
+            # each member's share of the batched training time
+            out.append(_scored(task, genome, families.of(genome), tr, ctx, t1 - (t1 - t0) / len(tasks), t1))
+        except Exception as exc:
+            out.append(_failure(task, exc))
+    return out
+
+
+def _scored(task: EvalTask, genome: Genome, family, trained, ctx: EvalContext, t0: float, t1: float) -> Evaluation:
+    """Score a trained individual on its own fixed-latent samples (``evaluate``'s second half)."""
+    gen_state = {k: v.detach().cpu() for k, v in trained.generator.state_dict().items()}
+    fake = family.sample_trained(trained, ctx.latents, noise_seed=ctx.noise_seed)
+    finite = bool(torch.isfinite(fake).all())
+    status, reason = trained.stats.status, trained.stats.reason
+    if not finite and status == "ok":
+        status, reason = "diverged", "generated images contain NaN or infinity"
+    if status == "ok":
+        scores = {k: v for k, v in ctx.scorer("perceptual").score_all(fake).items() if k not in _UNSTORED}
+        scores["diversity"] = ctx.scorer("diversity").score(fake)["diversity"]
+        # the family's own measures (a VAE's ELBO on the held-out images): recorded, never selected on
+        scores.update(family.family_metrics(genome, trained, ctx.holdout_images, seed=ctx.metric_seed))
+    else:
+        scores = {k: v for k, v in WORST.items() if k != "realism"}
+        fake = torch.nan_to_num(fake, nan=0.0, posinf=1.0, neginf=-1.0)
+    samples = to_uint8(fake)
+    if status == "ok":  # what mate choice looks at (evoart.ornaments), once per individual
+        scores.update(ornaments.compute(samples))
+    t2 = time.perf_counter()
+    return Evaluation(
+        id=task.id, status=status, reason=reason, metrics=scores,
+        stats=trained.stats.to_dict(),
+        timings={"train_s": round(t1 - t0, 3), "score_s": round(t2 - t1, 3), "total_s": round(t2 - t0, 3)},
+        samples=samples,
+        generator_state=gen_state,
+        train_state=trained.state,
+    )
 
 
 # ---- the judging pass --------------------------------------------------------------------

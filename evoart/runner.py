@@ -18,7 +18,7 @@ import numpy as np
 from . import __version__, data, ga, ornaments
 from .ar_genes import scan_label
 from .data import load_run_split, recorded_split
-from .config import ConfigError, EvolveConfig, recorded_evolve
+from .config import ConfigError, EvolveConfig, recorded_evolve, resolve_batched
 from .family_names import a_family
 from .executors import make_executor
 from .faults import fault_point
@@ -323,6 +323,7 @@ def start_run(cfg: EvolveConfig, out_root: Path, *, progress=None, step_progress
     device = resolve_device(cfg.device)
     asked = cfg.precision
     cfg.precision = resolve_precision(asked, device)  # once: the record keeps it, a resume reuses it
+    cfg.batched = resolve_batched(cfg.batched, device)  # the same: groups train in another order of sums
     seed_states = None
     preset_record = []
     branch_record = None

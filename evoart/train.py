@@ -39,6 +39,9 @@ from .variation import Inheritance
 EXPLODING_LOSS = 1e3
 R1_INTERVAL = 4  # lazy R1 (StyleGAN2): every 4th D step, scaled up by 4
 CURVE_POINTS = 50
+# On an accelerator, losses are read on the host (and checked for divergence) this often:
+# each read waits for the device to finish the queued work.
+DIVERGENCE_CHECK_EVERY = 25
 
 
 class DeviceError(EvoartError, ValueError):
@@ -191,6 +194,7 @@ class TrainStats:
     seconds: float = 0.0
     steps_per_second: float = 0.0
     precision: str = "fp32"       # what the forward passes ran in: "fp32" or "bf16"
+    group: int = 1                # individuals trained together in one batched pass (evoart.batched)
     curves: dict[str, list[float]] = field(default_factory=dict)
     inherited: dict[str, list[int]] = field(default_factory=dict)  # part -> [inherited, total]
 
@@ -448,7 +452,44 @@ def train_briefly(
                       progress=progress, budget_seconds=budget_seconds, precision=precision)
 
 
-def _train(genome, data, *, steps, device, seed, init, progress, budget_seconds, precision) -> Trained:
+@dataclass
+class GanRun:
+    """One GAN individual set up to train (``setup_gan``): its nets, optimisers (with
+    inherited state loaded), EMA copy, batch generator and loss genes. The
+    per-individual loop (``_train``) and the batched one (``evoart.batched``) both start
+    from it and end in ``finish_gan``, so an individual starts and ends the same either way."""
+
+    genome: Genome
+    resolution: int
+    G: Generator
+    D: Discriminator
+    G_ema: Generator | None
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    stats: TrainStats
+    ema_steps: int
+    data: torch.Tensor            # on the device, in the training layout
+    gen: torch.Generator          # draws this individual's batch indices and latents
+    batch: int
+    joint_d: bool                 # D scores real and fake in one call (no batch norm in D)
+
+    def batch_indices(self) -> torch.Tensor:
+        return torch.randint(self.data.shape[0], (self.batch,), generator=self.gen)
+
+    def batch_real(self) -> torch.Tensor:
+        idx = self.batch_indices()
+        return self.data[idx.to(self.data.device)] if self.data.device.type != "cpu" else self.data[idx]
+
+    def latents(self) -> torch.Tensor:
+        return torch.randn(self.batch, self.G.latent, generator=self.gen).to(self.data.device)
+
+
+def setup_gan(genome: Genome, data: torch.Tensor, *, device: str, seed: int, init: Init | None,
+              precision: str, data_on_device: torch.Tensor | None = None) -> GanRun:
+    """Build, initialise and place a GAN individual as ``train_briefly`` trains it. Uses
+    (and reseeds) torch's global RNG: call it inside ``torch.random.fork_rng``.
+    ``data_on_device``: ``data`` already moved to the device in the training layout, for
+    callers that set up several individuals on the same data."""
     resolution = data.shape[-1]
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -462,7 +503,6 @@ def _train(genome, data, *, steps, device, seed, init, progress, budget_seconds,
     if init is not None:
         dsd = [p["d"] if p else None for p in init.parents]
         stats.inherited["d"] = list(inherit_tensors(D, dsd, d_source))
-    ema_steps = start.ema_steps
 
     layout_ = torch.channels_last if channels_last(device, precision) else torch.contiguous_format
     G.to(device, memory_format=layout_).train()
@@ -475,27 +515,81 @@ def _train(genome, data, *, steps, device, seed, init, progress, budget_seconds,
         _load_adam_state(opt_g, G, init.parents, start.adam_source, "opt_g")
         _load_adam_state(opt_d, D, init.parents, d_source, "opt_d")
 
-    data = data.to(device, memory_format=layout_)
-    amp = lambda: autocast(device, precision)  # noqa: E731
+    if data_on_device is None:
+        data_on_device = data.to(device, memory_format=layout_)
     # D scores real and fake images in one batch unless batch norm would mix their
     # statistics: half the calls and, with spectral norm, half the power iterations
     # (SNGAN's one per D step); measured 1.03-1.18x a step with spectral norm, no change without
     joint_d = genome.discriminator.norm != "batch"
-    n = data.shape[0]
-    b = min(t.batch_size, n)
+    return GanRun(genome, resolution, G, D, G_ema, opt_g, opt_d, stats, start.ema_steps, data_on_device, gen,
+                  min(t.batch_size, data.shape[0]), joint_d)
+
+
+def finish_gan(run: GanRun, step: int, steps: int, started: float, d_curve: list[float],
+               g_curve: list[float]) -> Trained:
+    """Close a GAN individual's training (``finish_stats``) and gather its state."""
+    stats = run.stats
+    finish_stats(stats, step, steps, started, {"d_loss": d_curve, "g_loss": g_curve}, (run.G, run.D, run.G_ema))
+    state = {
+        "g": _state_copy(run.G),
+        "d": _state_copy(run.D),
+        "g_ema": _state_copy(run.G_ema) if run.G_ema is not None else None,
+        "opt_g": _adam_state_by_name(run.opt_g, run.G),
+        "opt_d": _adam_state_by_name(run.opt_d, run.D),
+        # the genome and resolution let a child rewrite these tensors into its own layout (morph)
+        "meta": {"lineage_steps": stats.lineage_steps, "ema_steps": run.ema_steps,
+                 "genome": run.genome.to_dict(), "resolution": run.resolution},
+    }
+    return Trained(run.G_ema if run.G_ema is not None else run.G, run.D, state, stats)
+
+
+def divergence_check_every(device: str) -> int:
+    """How many steps' losses are gathered before they are read on the host and checked
+    for divergence: every step on the CPU, where reading a loss costs nothing, and
+    ``DIVERGENCE_CHECK_EVERY`` on an accelerator, where each read waits for the device."""
+    return 1 if torch.device(device).type == "cpu" else DIVERGENCE_CHECK_EVERY
+
+
+class LossLog:
+    """A lone individual's losses, kept where they were computed and read on the host
+    ``every`` steps (one transfer for the whole chunk).
+
+    ``add(step, values)`` takes one step's losses (0-d tensors by name) and returns, at
+    a check, the reason (``divergence``) of the first bad step since the last check, or
+    None. ``curves`` holds every step's values as host floats, up to the bad step."""
+
+    def __init__(self, names: tuple[str, ...], every: int):
+        self.names, self.every = names, max(1, int(every))
+        self.curves: dict[str, list[float]] = {n: [] for n in names}
+        self._pending: list[tuple[int, dict]] = []
+
+    def add(self, step: int, values: dict[str, torch.Tensor], force: bool = False) -> str | None:
+        self._pending.append((step, {k: v.detach() for k, v in values.items()}))
+        if len(self._pending) < self.every and not force:
+            return None
+        pending, self._pending = self._pending, []
+        host = torch.stack([torch.stack([v[n].float() for _, v in pending]) for n in self.names]).cpu().tolist()
+        for j, (step_j, _) in enumerate(pending):
+            vals = {n: host[i][j] for i, n in enumerate(self.names)}
+            for n in self.names:
+                self.curves[n].append(vals[n])
+            reason = divergence(step_j, vals)
+            if reason is not None:
+                return reason
+        return None
+
+
+def _train(genome, data, *, steps, device, seed, init, progress, budget_seconds, precision) -> Trained:
+    run = setup_gan(genome, data, device=device, seed=seed, init=init, precision=precision)
+    G, D, G_ema, opt_g, opt_d, stats = run.G, run.D, run.G_ema, run.opt_g, run.opt_d, run.stats
+    t = genome.training
+    amp = lambda: autocast(device, precision)  # noqa: E731
+    b, joint_d, batch_real, latents = run.batch, run.joint_d, run.batch_real, run.latents
     lg = genome.loss
-    d_curve: list[float] = []
-    g_curve: list[float] = []
+    log = LossLog(("D", "G"), divergence_check_every(device))
     d_step_count = 0
     report_every = max(1, steps // 50)
     t_start = time.perf_counter()
-
-    def batch_real():
-        idx = torch.randint(n, (b,), generator=gen)
-        return data[idx.to(data.device)] if data.device.type != "cpu" else data[idx]
-
-    def latents():
-        return torch.randn(b, G.latent, generator=gen).to(device)
 
     step = 0
     for step in range(1, steps + 1):
@@ -538,32 +632,19 @@ def _train(genome, data, *, steps, device, seed, init, progress, budget_seconds,
         opt_g.step()
 
         if G_ema is not None:
-            ema_steps = ema_update(G_ema, G, t.ema, ema_steps)
+            run.ema_steps = ema_update(G_ema, G, t.ema, run.ema_steps)
 
-        dl, gl = float(d_loss.detach()), float(g_loss.detach())
-        d_curve.append(dl)
-        g_curve.append(gl)
-        reason = divergence(step, {"D": dl, "G": gl})
-        if reason is not None:
-            stats.status, stats.reason = "diverged", reason
+        out_of_time = budget_seconds is not None and time.perf_counter() - t_start > budget_seconds
+        bad = log.add(step, {"D": d_loss, "G": g_loss}, force=step == steps or out_of_time)
+        if bad is not None:
+            stats.status, stats.reason = "diverged", bad
             break
         if progress is not None and (step % report_every == 0 or step == steps):
             progress(step, steps)
-        if budget_seconds is not None and time.perf_counter() - t_start > budget_seconds:
+        if out_of_time:
             break
 
-    finish_stats(stats, step, steps, t_start, {"d_loss": d_curve, "g_loss": g_curve}, (G, D, G_ema))
-    state = {
-        "g": _state_copy(G),
-        "d": _state_copy(D),
-        "g_ema": _state_copy(G_ema) if G_ema is not None else None,
-        "opt_g": _adam_state_by_name(opt_g, G),
-        "opt_d": _adam_state_by_name(opt_d, D),
-        # the genome and resolution let a child rewrite these tensors into its own layout (morph)
-        "meta": {"lineage_steps": stats.lineage_steps, "ema_steps": ema_steps,
-                 "genome": genome.to_dict(), "resolution": resolution},
-    }
-    return Trained(G_ema if G_ema is not None else G, D, state, stats)
+    return finish_gan(run, step, steps, t_start, log.curves["D"], log.curves["G"])
 
 
 @torch.no_grad()

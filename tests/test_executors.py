@@ -161,12 +161,12 @@ class _Recorder:
     def __init__(self, log):
         self.log = log
 
-    def submit(self, fn, task, threads):
+    def submit(self, fn, unit, threads):  # unit: a work unit, the tasks of one group
         import concurrent.futures as cf
 
-        self.log.append(task.id)
+        self.log.extend(t.id for t in unit)
         fut = cf.Future()
-        fut.set_result(Evaluation(id=task.id, status="ok"))
+        fut.set_result([Evaluation(id=t.id, status="ok") for t in unit])
         return fut
 
 

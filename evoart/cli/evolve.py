@@ -83,6 +83,10 @@ def _explicit(ctx: click.Context, name: str) -> bool:
                    "bf16 where the CPU has AVX-512 BF16 or AMX (or the GPU supports bf16). A run records "
                    "what it used and a resume reuses it.  [default: auto]")
 @click.option("--workers", type=int, help="Parallel evaluations (processes).  [default: 2]")
+@click.option("--batched", type=click.Choice(["auto", "on", "off"]),
+              help="Train GAN individuals of one architecture together, in one batched pass (torch.func.vmap): "
+                   "pays on a GPU; on a small CPU it was slower than one at a time. auto: on for a GPU. A run "
+                   "records what it used and a resume reuses it.  [default: auto]")
 @click.option("--seed", type=int, help=f"Makes a run reproducible on the CPU: 0 to {MAX_SEED}.  [default: 0]")
 @click.option("--budget-seconds", type=float,
               help="Stop each individual's training after this many seconds (not reproducible).")

@@ -1,0 +1,115 @@
+"""One short GPU session's checks and measurements ([gpu]), JSON written as it goes.
+
+Meant for the lent GPU machine, whose time is scarce: run it once with a timeout that
+leaves room for a rerun, then read the JSON (a run cut short still leaves what it had).
+
+  1. correctness on the device: a batched group of three trains as its members do alone
+     (first-step losses equal within 1e-4, ten steps within 5e-2), in fp32;
+  2. the divergence check: a NaN put into one member is caught within the check interval
+     and the others finish;
+  3. the population benchmark (``throughput.py --population``): naive against batched,
+     32 individuals x 300 steps, a realistic mix and one signature.
+
+    python benchmarks/gpu_check.py --out gpu-check.json [--device cuda] [--steps 300]
+
+On a machine without CUDA it runs the same on the CPU at a smoke size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+
+def main() -> None:
+    import torch
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=Path("gpu-check.json"))
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--population", type=int, default=None)
+    args = ap.parse_args()
+    cpu = args.device == "cpu"
+    report: dict = {"device": args.device, "torch": torch.__version__, "checks": {}, "started": time.time()}
+
+    def save() -> None:
+        args.out.write_text(json.dumps(report, indent=1) + "\n")
+
+    def check(name, fn) -> None:
+        t0 = time.perf_counter()
+        try:
+            report["checks"][name] = {"ok": True, **fn()}
+        except Exception as exc:
+            report["checks"][name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}",
+                                      "trace": traceback.format_exc()[-2000:]}
+        report["checks"][name]["seconds"] = round(time.perf_counter() - t0, 2)
+        print(name, report["checks"][name].get("ok"), flush=True)
+        save()
+
+    from evoart.batched import train_group
+    from evoart.genome import Block, DiscriminatorGenes, Genome, GeneratorGenes, LossGenes, TrainingGenes, validate
+    from evoart.train import train_briefly
+
+    g = validate(Genome(
+        generator=GeneratorGenes(latent=32, stem_channels=32,
+                                 blocks=(Block(16, "transposed", 3, "batch", "relu"),
+                                         Block(8, "pixelshuffle", 3, "group", "lrelu", residual=True),
+                                         Block(8, "nearest", 3, "instance", "silu"))),
+        discriminator=DiscriminatorGenes("resnet", 8, "spectral"),
+        loss=LossGenes(nonsaturating=0.7, hinge=0.3, r1=1.0, feature_matching=0.5),
+        training=TrainingGenes(lr_g=1e-3, lr_d=1e-3, beta1=0.5, beta2=0.99, d_steps=1, batch_size=32, ema=0.99)))
+    import dataclasses
+
+    members = [g, dataclasses.replace(g, training=dataclasses.replace(g.training, lr_g=3e-4)),
+               dataclasses.replace(g, loss=LossGenes(leastsquares=1.0))]
+    data = torch.rand(256, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+    def same_losses():
+        alone = [train_briefly(m, data, steps=10, seed=i, device=args.device) for i, m in enumerate(members)]
+        group = train_group(members, data, steps=10, seeds=[0, 1, 2], device=args.device, check_every=5)
+        diffs = []
+        for a, b in zip(alone, group):
+            ca = torch.tensor([a.stats.curves["d_loss"], a.stats.curves["g_loss"]])
+            cb = torch.tensor([b.stats.curves["d_loss"], b.stats.curves["g_loss"]])
+            diffs.append({"first": float((ca[:, 0] - cb[:, 0]).abs().max()), "all": float((ca - cb).abs().max())})
+        if any(d["first"] > 1e-4 or d["all"] > 5e-2 for d in diffs):
+            raise AssertionError(f"batched losses differ from the lone runs': {diffs}")
+        return {"diffs": diffs}
+
+    def nan_caught():
+        poisoned = [dataclasses.replace(members[1], training=dataclasses.replace(members[1].training, lr_d=1e30))]
+        got = train_group(members[:1] + poisoned + members[2:], data, steps=12, seeds=[0, 1, 2],
+                          device=args.device, check_every=4)
+        status = [t.stats.status for t in got]
+        if status[1] != "diverged" or status[0] != "ok" or status[2] != "ok":
+            raise AssertionError(f"statuses {status}")
+        return {"status": status, "reason": got[1].stats.reason, "curve_length": len(got[1].stats.curves["d_loss"])}
+
+    check("batched_equals_alone", same_losses)
+    check("divergence_caught", nan_caught)
+    save()
+
+    import throughput
+
+    bench = argparse.Namespace(population=args.population or (4 if cpu else 32), steps=args.steps or (5 if cpu else 300),
+                               device=args.device, precision="auto", threads=1, max_group=32,
+                               out=args.out.with_name(args.out.stem + "-population.json"))
+    report["population_json"] = str(bench.out)
+    save()
+    throughput.population_mode(bench)
+    report["population"] = json.loads(bench.out.read_text())
+    report["seconds"] = round(time.time() - report["started"], 1)
+    save()
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
