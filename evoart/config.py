@@ -42,6 +42,10 @@ class EvolveConfig:
     device: str = "auto"
     precision: str = "auto"         # auto | fp32 | bf16: bf16 autocast where the device has bf16 units; a run records what auto resolved to
     workers: int = 2                # parallel evaluations (processes); 1 = in this process
+    executor: str = "local"         # local (this machine: in process or a process pool) | ray (evoart.ray_executor)
+    ray_address: str | None = None  # with executor ray: auto, ray://HOST:PORT or HOST:PORT; None starts a local instance
+    cpus_per_individual: int = 1    # with executor ray: CPUs (torch threads) each evaluation asks Ray for
+    gpus_per_individual: float = 0.0  # with executor ray: GPUs each evaluation asks for (0.25 packs four on a GPU)
     batched: str = "auto"           # auto | on | off: GANs of one architecture trained together (evoart.batched); auto = on a GPU
     seed: int = 0
     inherit: bool = True            # children start from their parents' trained tensors
@@ -126,6 +130,16 @@ class EvolveConfig:
              f"device must be auto, cpu, cuda, cuda:N (a GPU's index) or mps, got {self.device!r}")
         need(self.precision in PRECISIONS,
              f"precision must be {', '.join(PRECISIONS[:-1])} or {PRECISIONS[-1]}, got {self.precision!r}")
+        need(self.executor in EXECUTORS, f"executor must be {' or '.join(EXECUTORS)}, got {self.executor!r}")
+        need(self.ray_address is None or (isinstance(self.ray_address, str) and self.ray_address.strip() != ""),
+             "ray_address must be auto, ray://HOST:PORT or HOST:PORT")
+        need(self.executor == "ray" or (self.ray_address is None and self.gpus_per_individual == 0
+                                        and self.cpus_per_individual == 1),
+             "ray_address, cpus_per_individual and gpus_per_individual go with executor ray (--executor ray)")
+        need(_is_int(self.cpus_per_individual) and 1 <= self.cpus_per_individual <= 256,
+             "cpus_per_individual must be a whole number from 1 to 256")
+        need(_is_number(self.gpus_per_individual) and 0 <= self.gpus_per_individual <= 8,
+             "gpus_per_individual must be a number from 0 to 8 (0.25 packs four individuals on a GPU)")
         need(self.batched in BATCHED, f"batched must be {', '.join(BATCHED[:-1])} or {BATCHED[-1]}, got {self.batched!r}")
         need(isinstance(self.inherit, bool), "inherit must be true or false")
         need(_is_number(self.mutation_strength) and 0 < self.mutation_strength <= 5,
@@ -238,6 +252,9 @@ PRECISIONS = ("auto", "fp32", "bf16")
 #: (``resolve_batched``) to on for a GPU and off on the CPU, where a batched group of four
 #: trained 1.7x slower than the four alone (docs/PERFORMANCE.md).
 BATCHED = ("auto", "on", "off")
+#: Where evaluations run: ``local`` (in this process, or a pool of ``workers`` processes)
+#: or ``ray`` (a Ray cluster, ``evoart.ray_executor``).
+EXECUTORS = ("local", "ray")
 
 
 def resolve_batched(name: str, device: str) -> str:

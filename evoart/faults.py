@@ -8,6 +8,13 @@ Set ``EVOART_FAULT`` to one or more comma-separated faults before starting ``evo
 ``crash:IND``
     The worker process that starts evaluating individual IND (``g001-i02``) SIGKILLs
     itself (a worker dying of out-of-memory or a segfault).
+``crash-once:IND@MARKER``
+    As ``crash``, but only while the file MARKER does not exist: the worker creates it,
+    then dies, so a retry of IND finds it and goes on (a worker lost once, as to a
+    preempted machine).
+``started:DIR``
+    A worker that starts evaluating IND creates the empty file DIR/IND (no crash): a test
+    sees which machine of a cluster is busy with what.
 ``leak:MIB``
     The driver keeps MIB MiB of memory alive for good after each commit (a leak that
     grows with the run, for the memory test to catch).
@@ -59,6 +66,15 @@ def fault_point(point: str, *, commits: int | None = None, individual: str | Non
             _leaked.append(bytearray(b"\x01") * (int(float(arg) * 2**20)))  # touched: resident, not just reserved
         if point == "evaluate" and kind == "crash" and individual is not None and arg == individual:
             _die()
+        if point == "evaluate" and kind == "started" and individual is not None and arg:
+            with open(os.path.join(arg, individual), "w"):
+                pass
+        if point == "evaluate" and kind == "crash-once" and individual is not None:
+            target, _, marker = arg.partition("@")
+            if target == individual and marker and not os.path.exists(marker):
+                with open(marker, "w"):
+                    pass
+                _die()
 
 
 def disk_space(path: os.PathLike | str, size: int) -> int | None:

@@ -244,10 +244,33 @@ def preset_seeds(cfg: EvolveConfig) -> tuple[list[tuple[str, Genome]], dict[str,
     return seeds, states, record
 
 
+def _executor(cfg: EvolveConfig, ctx: EvalContext, step_progress):
+    """The run's executor: this machine's (``executors.make_executor``) or Ray's."""
+    if cfg.executor == "ray":
+        from .ray_executor import RayExecutor, RayExecutorError
+
+        try:
+            return RayExecutor(ctx, address=cfg.ray_address, cpus_per_individual=cfg.cpus_per_individual,
+                               gpus_per_individual=cfg.gpus_per_individual, progress=step_progress)
+        except RayExecutorError as exc:
+            raise ConfigError(str(exc)) from None
+    return make_executor(ctx, cfg.workers, step_progress)
+
+
+def _check_executor(cfg: EvolveConfig) -> None:
+    """Refuse ``--executor ray`` without Ray before anything is loaded or written."""
+    if cfg.executor == "ray":
+        from .ray_executor import ray_available
+
+        if not ray_available():
+            raise ConfigError("--executor ray needs Ray, which is not installed here: pip install 'evoart[ray]' "
+                              "(or use --executor local)")
+
+
 def _evolve_into(store: RunStore, cfg: EvolveConfig, ctx: EvalContext, *, progress, step_progress,
                  seed_genomes=(), seed_states=None, interactive=None) -> RunOutcome:
     t0 = time.perf_counter()
-    executor = make_executor(ctx, cfg.workers, step_progress)
+    executor = _executor(cfg, ctx, step_progress)
     ledger = RunLedger(store, cfg, progress)
     quit = False
     try:
@@ -320,6 +343,7 @@ def start_run(cfg: EvolveConfig, out_root: Path, *, progress=None, step_progress
     ``branch_from``: "RUN:INDIVIDUAL", an individual of any run that generation 0 starts
     from, with its weights (``--from``)."""
     cfg.validate()
+    _check_executor(cfg)
     device = resolve_device(cfg.device)
     asked = cfg.precision
     cfg.precision = resolve_precision(asked, device)  # once: the record keeps it, a resume reuses it
@@ -386,7 +410,8 @@ def start_run(cfg: EvolveConfig, out_root: Path, *, progress=None, step_progress
         store.close()
 
 
-RESUME_OVERRIDABLE = ("generations", "workers", "device")  # and budget_steps, which sets the generations
+RESUME_OVERRIDABLE = ("generations", "workers", "device", "executor", "ray_address", "cpus_per_individual",
+                      "gpus_per_individual")  # and budget_steps, which sets the generations
 
 
 def resume_run(ref: str | Path, out_root: Path | None = None, *, overrides: dict | None = None,
@@ -413,7 +438,11 @@ def resume_run(ref: str | Path, out_root: Path | None = None, *, overrides: dict
                 cfg_dict[key] = value
         if cfg_dict.get("budget_steps") is not None:  # extended or not: the budget is what it will train
             cfg_dict["budget_steps"] = _steps_per_generation(cfg_dict) * cfg_dict["generations"]
+        if cfg_dict.get("executor", "local") != "ray":  # back to this machine: the cluster settings go too
+            for key in ("ray_address", "cpus_per_individual", "gpus_per_individual"):
+                cfg_dict.pop(key, None)
         cfg = EvolveConfig.from_dict(cfg_dict, source=f"run {run_dir.name}")
+        _check_executor(cfg)
         last = store.last_finished_generation()
         begun = len(store.generations())  # generations begun, the last one maybe half done
         note = None

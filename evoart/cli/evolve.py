@@ -83,6 +83,16 @@ def _explicit(ctx: click.Context, name: str) -> bool:
                    "bf16 where the CPU has AVX-512 BF16 or AMX (or the GPU supports bf16). A run records "
                    "what it used and a resume reuses it.  [default: auto]")
 @click.option("--workers", type=int, help="Parallel evaluations (processes).  [default: 2]")
+@click.option("--executor", type=click.Choice(["local", "ray"]),
+              help="Where individuals are evaluated: this machine (--workers processes) or a Ray cluster "
+                   "(pip install 'evoart[ray]'; README: Running on a cluster).  [default: local]")
+@click.option("--ray-address", metavar="auto|ray://HOST:PORT",
+              help="With --executor ray: the cluster to join (auto: the one `ray start` runs here). Without "
+                   "it, a local Ray instance is started for the run.")
+@click.option("--cpus-per-individual", type=int,
+              help="With --executor ray: CPUs (torch threads) each evaluation asks Ray for.  [default: 1]")
+@click.option("--gpus-per-individual", type=float,
+              help="With --executor ray: GPUs each evaluation asks for; 0.25 packs four on a GPU.  [default: 0]")
 @click.option("--batched", type=click.Choice(["auto", "on", "off"]),
               help="Train GAN individuals of one architecture together, in one batched pass (torch.func.vmap): "
                    "pays on a GPU; on a small CPU it was slower than one at a time. auto: on for a GPU. A run "
