@@ -21,7 +21,6 @@ power iteration per member (``_vmap_spectral_norm``).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import time

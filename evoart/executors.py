@@ -1,6 +1,13 @@
 """``map`` implementations for evaluating a generation: in this process, or in a pool of
 worker processes (one torch thread each on the CPU).
 
+What an executor hands out is a *work unit* (``work_units``): one individual, or, with
+``--batched on``, a group of GAN individuals of one architecture that train together in
+one batched pass (``fitness.group_tasks``, ``evoart.batched``). A unit is the smallest
+thing that runs in one worker; each of its individuals still yields its own
+``Evaluation``, scored on its own. ``evoart.ray_executor`` hands out the same units as
+Ray tasks.
+
 An executor's ``map(tasks)`` yields ``Evaluation`` results as they finish, so the driver
 can commit each individual the moment it is done. A worker that dies (out of memory, a
 segfault) marks its individual failed; the pool is rebuilt and the rest go on. Workers

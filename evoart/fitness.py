@@ -223,10 +223,15 @@ def evaluate_group(tasks: list[EvalTask], ctx: EvalContext,
             inits=[_init_of(t) for t in tasks], device=ctx.device, precision=ctx.precision,
             progress=report, budget_seconds=tasks[0].budget_seconds)
     except Exception as exc:
+        # out of memory, most likely on a GPU: smaller, one at a time
         warnings.warn(f"batched training of {len(tasks)} individuals failed ({type(exc).__name__}: {exc}); "
                       "training each alone", RuntimeWarning, stacklevel=2)
+        if str(ctx.device).startswith("cuda"):
+            torch.cuda.empty_cache()
         return [evaluate(t, ctx, (lambda s, n, _id=t.id: progress(_id, s, n)) if progress else None) for t in tasks]
     t1 = time.perf_counter()
+    if str(ctx.device).startswith("cuda"):
+        torch.cuda.empty_cache()  # the batched buffers go; the next unit may be another architecture
     out = []
     for task, genome, tr in zip(tasks, genomes, trained):
         try:

@@ -13,7 +13,9 @@ tasks, on as many machines and GPUs as the cluster has.
   its worker every time is marked failed after the retries (a group's members are then
   tried once more one at a time, so one bad member cannot fail the others), and the
   generation goes on. An evaluation that raises is failed by ``fitness.evaluate`` itself.
-- Training progress reaches the driver's callback through a Ray queue.
+- Training progress reaches the driver's callback through a small Ray actor.
+- No task waits on Ray inside (no ``ray.get``): a blocked task gives its CPU back and
+  Ray would start another on the same core.
 - At start every node is asked for its evoart and torch versions; a node that differs
   from the driver is refused with both versions named.
 
@@ -62,17 +64,15 @@ def ray_available() -> bool:
 _CONTEXTS: dict[tuple[str, str], EvalContext] = {}
 
 
-def _context(box: list, device: str) -> EvalContext:
-    """The run's context, fetched from the object store once per worker process."""
-    ray = import_ray()
-    ref = box[0]
-    key = (ref.hex(), device)
-    if key not in _CONTEXTS:
-        ctx = ray.get(ref)
+def _context(ctx: EvalContext, key: str, device: str) -> EvalContext:
+    """The run's context as this worker process first received it, so the scorers it
+    built (lazily, on the first individual) serve every later task of the run."""
+    cached = _CONTEXTS.get((key, device))
+    if cached is None:
         if device != ctx.device:
             ctx.device = device
-        _CONTEXTS[key] = ctx
-    return _CONTEXTS[key]
+        cached = _CONTEXTS[(key, device)] = ctx
+    return cached
 
 
 def _worker_device(ctx_device: str, gpus: float) -> str:
@@ -88,22 +88,27 @@ def _worker_device(ctx_device: str, gpus: float) -> str:
     return ctx_device
 
 
-def _evaluate_unit(tasks: list[EvalTask], box: list, queue, threads: int, gpus: float,
+def _evaluate_unit(tasks: list[EvalTask], ctx: EvalContext, key: str, sink, threads: int, gpus: float,
                    ctx_device: str) -> list[Evaluation]:
-    """A Ray task: evaluate one work unit in this worker (``fitness.evaluate_group``)."""
+    """A Ray task: evaluate one work unit in this worker (``fitness.evaluate_group``).
+
+    Nothing here waits on Ray (no ``ray.get``): a task blocked in ``ray.get`` hands its
+    CPU back, Ray starts another task on it, and two trainings then share one core
+    (measured: a default run 35% slower). The context comes as a resolved argument;
+    progress goes out fire-and-forget."""
     import torch
 
     device = _worker_device(ctx_device, gpus)
     set_torch_threads(device if device == "cpu" else "cuda", threads)
-    ctx = _context(box, device)
+    ctx = _context(ctx, key, device)
     for task in tasks:
         fault_point("evaluate", individual=task.id)
 
     def report(task_id: str, step: int, total: int) -> None:
         try:
-            queue.put_nowait(("step", task_id, step, total))
+            sink.put.remote(task_id, step, total)
         except Exception:
-            pass  # a full or lost queue must never stop training
+            pass  # a lost progress actor must never stop training
 
     evs = evaluate_group(tasks, ctx, report)
     for ev in evs:
@@ -114,6 +119,20 @@ def _evaluate_unit(tasks: list[EvalTask], box: list, queue, threads: int, gpus: 
     if device.startswith("cuda"):
         torch.cuda.empty_cache()  # the next task may be another architecture
     return evs
+
+
+class _ProgressSink:
+    """A Ray actor that collects workers' progress reports for the driver to drain."""
+
+    def __init__(self):
+        self.items: list[tuple[str, int, int]] = []
+
+    def put(self, task_id: str, step: int, total: int) -> None:
+        self.items.append((task_id, step, total))
+
+    def drain(self) -> list[tuple[str, int, int]]:
+        items, self.items = self.items, []
+        return items
 
 
 def _versions() -> dict:
@@ -156,10 +175,10 @@ class RayExecutor:
         if not ray.is_initialized():
             try:
                 if address:
-                    ray.init(address=address, log_to_driver=False, logging_level="warning")
+                    ray.init(address=address, log_to_driver=False, logging_level="error")
                 else:
                     ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
-                             logging_level="warning")
+                             logging_level="error")
                     self._owns = True
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise RayExecutorError(f"could not connect to the Ray cluster at {address or 'a new local instance'}: "
@@ -174,10 +193,8 @@ class RayExecutor:
             # max_calls goes with the function (Ray refuses it in .options())
             self._remote = ray.remote(**options)(_evaluate_unit)
             self._probe_remote = ray.remote(**options)(_probe)
-            self._box = [ray.put(ctx)]  # once: every task gets the reference, not the tensors
-            from ray.util.queue import Queue
-
-            self._queue = Queue(actor_options={"num_cpus": 0})
+            self._ctx_ref = ray.put(ctx)  # once: every task gets the reference, not the tensors
+            self._sink = ray.remote(num_cpus=0)(_ProgressSink).remote()
         except BaseException:
             self._shutdown()
             raise
@@ -187,27 +204,37 @@ class RayExecutor:
         self._reader.start()
 
     def _read_progress(self) -> None:
-        from ray.util.queue import Empty
-
-        while not self._stop.is_set():
+        while not self._stop.wait(0.25):
             try:
-                msgs = [self._queue.get(block=True, timeout=0.2)]
-                msgs += self._queue.get_nowait_batch(self._queue.qsize())
-            except Empty:
-                continue
+                items = self._ray.get(self._sink.drain.remote(), timeout=10)
             except Exception:
-                if self._stop.is_set():
-                    return
                 continue
-            for msg in msgs:
-                if msg[0] == "step" and self.progress is not None:
+            for task_id, step, total in items:
+                if self.progress is not None:
                     try:
-                        self.progress(msg[1], msg[2], msg[3])
+                        self.progress(task_id, step, total)
                     except Exception:
                         pass  # a display problem must never stop evaluation
 
+    def unit_cpus(self, unit: list[EvalTask]) -> int:
+        """CPUs (and torch threads) for ``unit``: ``cpus_per_individual``, or on the CPU,
+        for a generation of fewer individuals than the cluster has CPUs for (halving's
+        last ones train one or two), a share of the idle ones, as the process pool gives
+        (``executors.task_threads``), never more than the largest node has. Decided by
+        the generation's size and the cluster, not by what is still pending."""
+        cohort = unit[0].cohort
+        if self.gpus > 0 or cohort <= 0 or str(self.ctx.device).startswith("cuda"):
+            return self.cpus
+        alive = [n["Resources"].get("CPU", 0) for n in self._ray.nodes() if n.get("Alive")]
+        if not alive:
+            return self.cpus
+        share = int(sum(alive) // cohort)
+        return max(self.cpus, min(share, int(max(alive))))
+
     def _submit(self, unit: list[EvalTask]):
-        return self._remote.remote(unit, self._box, self._queue, self.cpus, self.gpus, self.ctx.device)
+        cpus = self.unit_cpus(unit)
+        remote = self._remote if cpus == self.cpus else self._remote.options(num_cpus=cpus)
+        return remote.remote(unit, self._ctx_ref, self._ctx_ref.hex(), self._sink, cpus, self.gpus, self.ctx.device)
 
     def map(self, tasks: Iterable[EvalTask]) -> Iterator[Evaluation]:
         """Yield results as they complete, in completion order."""
@@ -254,7 +281,7 @@ class RayExecutor:
         self._stop.set()
         self._reader.join(timeout=2)
         try:
-            self._queue.shutdown()
+            self._ray.kill(self._sink)
         except Exception:
             pass
         self._shutdown()

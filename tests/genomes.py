@@ -46,3 +46,15 @@ def assert_selection_ignores_family_metrics(genome, metrics: dict) -> None:
     before = (m.objectives(), ga.display_score(m.metrics, None))
     m.metrics.update({k: metrics.get(k, 0.0) * 3 - 1e4 for k in families.FAMILY_METRICS})
     assert (m.objectives(), ga.display_score(m.metrics, None)) == before
+
+
+def tiny_context(cache_dir) -> "EvalContext":
+    """An evaluation context of 16 px squares with quickly measured floors (cached in
+    ``cache_dir``): what the executor tests evaluate tiny genomes in."""
+    from evoart import fitness
+    from evoart.fitness import EvalContext, make_latents
+
+    c = EvalContext(train_images=squares(64, 1), holdout_images=squares(32, 2),
+                    latents=make_latents(16, seed=3), noise_seed=4, metric_seed=5)
+    c.floors = fitness.protocol_floors(c, repeats=2, cache_dir=str(cache_dir))
+    return c

@@ -14,12 +14,12 @@ import torch
 from evoart import batched, fitness
 from evoart.batched import signature, train_group
 from evoart.executors import SerialExecutor
-from evoart.fitness import EvalContext, EvalTask, make_latents
+from evoart.fitness import EvalContext, EvalTask
 from evoart.genome import Block, DiscriminatorGenes, Genome, GeneratorGenes, GenomeError, LossGenes, TrainingGenes, validate
 from evoart.train import Init, train_briefly
 from evoart.variation import Inheritance
 
-from genomes import squares, tiny_genome
+from genomes import squares, tiny_context, tiny_genome
 
 RES = 16
 STEPS = 10
@@ -85,6 +85,7 @@ def test_a_batched_member_trains_as_it_would_alone(data, norm, family):
                               b.state["opt_g"]["stem.weight"]["exp_avg_sq"], atol=1e-4, rtol=0.05)
 
 
+@pytest.mark.slow
 def test_a_batched_child_continues_its_parent_as_it_would_alone(data):
     """A child of a trained parent carries on its parent's Adam state and step counts,
     next to a member that starts fresh (so one group holds different step counts)."""
@@ -102,6 +103,7 @@ def test_a_batched_child_continues_its_parent_as_it_would_alone(data):
     assert group[1].state["opt_d"]["head.parametrizations.weight.original"]["step"] == 2 * STEPS
 
 
+@pytest.mark.slow  # one of make test-fast's slowest (2026-12-02, a slow hour: the suite at 3:18)
 def test_a_nan_in_one_member_is_caught_within_the_check_interval(data, monkeypatch):
     genomes = members("spectral", "resnet")
     clean = train_group(genomes, data, steps=STEPS, seeds=[3, 4, 5], check_every=4)
@@ -142,11 +144,14 @@ def test_only_one_architecture_trains_as_a_group(data):
         train_group([g, wider], data, steps=1, seeds=[0, 1])
 
 
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory) -> EvalContext:
+    return tiny_context(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.mark.slow  # scores every individual twice
-def test_the_executor_batches_same_architecture_individuals_and_returns_every_one(tmp_path):
-    ctx = EvalContext(train_images=squares(64, 1), holdout_images=squares(32, 2),
-                      latents=make_latents(16, seed=3), noise_seed=4, metric_seed=5)
-    ctx.floors = fitness.protocol_floors(ctx, repeats=2, cache_dir=str(tmp_path))
+def test_the_executor_batches_same_architecture_individuals_and_returns_every_one(ctx):
+    ctx.batched = False
     same = tiny_genome()
     other = dataclasses.replace(same, discriminator=dataclasses.replace(same.discriminator, width=16))
     tasks = [EvalTask(id=f"g000-i{i:02d}", genome=g.to_dict(), seed=i, steps=3)
@@ -161,3 +166,16 @@ def test_the_executor_batches_same_architecture_individuals_and_returns_every_on
         assert ev.status == "ok" and ev.samples is not None and ev.train_state is not None
         assert ev.stats["group"] == (1 if i == "g000-i01" else 3)
         assert ev.metrics["perceptual"] == pytest.approx(alone[i].metrics["perceptual"], rel=0.05)
+
+
+@pytest.mark.slow
+def test_a_group_whose_batched_training_fails_is_trained_one_at_a_time(ctx, monkeypatch):
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(batched, "train_group", out_of_memory)
+    tasks = [EvalTask(id=f"g000-i{i:02d}", genome=tiny_genome().to_dict(), seed=i, steps=3) for i in range(2)]
+    with pytest.warns(RuntimeWarning, match="training each alone"):
+        got = fitness.evaluate_group(tasks, ctx)
+    assert [ev.id for ev in got] == ["g000-i00", "g000-i01"]
+    assert all(ev.status == "ok" and ev.stats["group"] == 1 for ev in got)

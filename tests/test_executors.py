@@ -14,9 +14,9 @@ from evoart import executors, fitness
 from evoart.executors import (ProcessExecutor, SerialExecutor, costliest_first, driver_threads, make_executor,
                               task_threads)
 from evoart.faults import ENV as FAULT_ENV
-from evoart.fitness import EvalContext, EvalTask, Evaluation, evaluate, make_latents
+from evoart.fitness import EvalContext, EvalTask, Evaluation, evaluate
 
-from genomes import squares, tiny_genome
+from genomes import tiny_context, tiny_genome
 
 RES = 16
 STEPS = 3
@@ -26,10 +26,7 @@ STEPS = 3
 
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory) -> EvalContext:
-    c = EvalContext(train_images=squares(64, 1), holdout_images=squares(32, 2),
-                    latents=make_latents(16, seed=3), noise_seed=4, metric_seed=5)
-    c.floors = fitness.protocol_floors(c, repeats=2, cache_dir=str(tmp_path_factory.mktemp("cache")))
-    return c
+    return tiny_context(tmp_path_factory.mktemp("cache"))
 
 
 def task(i: int, steps: int = STEPS) -> EvalTask:
@@ -96,6 +93,7 @@ def test_one_worker_means_this_process_and_more_mean_a_pool(ctx):
 # ---- the process pool --------------------------------------------------------------------
 
 
+@pytest.mark.slow  # one of make test-fast's slowest (2026-12-02, a slow hour: the suite at 3:18)
 def test_the_pool_yields_every_result_with_progress_and_leaves_no_worker_behind(ctx):
     # (which comes back first is up to the scheduler: not asserted, a loaded machine decides)
     slow, quick = task(0, steps=60), [task(1), task(2)]

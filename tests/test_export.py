@@ -112,7 +112,7 @@ def check(facts: dict, images: np.ndarray, G, genome, n: int, z: np.ndarray):
         assert np.abs(images - want).max() < 1e-4
 
 
-@pytest.mark.parametrize("kind", [pytest.param("onnx", marks=needs_onnx), "pt2"])
+@pytest.mark.parametrize("kind", [pytest.param("onnx", marks=needs_onnx), pytest.param("pt2", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("name", ["dcgan-classic",  # the others are slow (make test-fast's slowest, 2026-12-02)
                                   pytest.param("pixel-shuffle", marks=pytest.mark.slow),
                                   pytest.param("cppn-like", marks=pytest.mark.slow)])

@@ -295,6 +295,7 @@ def test_fitness_scores_a_vae_like_a_gan_and_records_its_elbo_apart(data):
 
 
 
+@pytest.mark.slow  # one of make test-fast's slowest (2026-12-02, a slow hour: the suite at 3:18)
 def test_the_vae_preset_learns_at_32_px():
     from evoart.data.builtin import _generate_builtin
     from evoart.imaging import to_float_tensor

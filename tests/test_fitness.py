@@ -24,8 +24,6 @@ from genomes import squares, tiny_genome
 RES = 16
 
 
-
-
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory) -> EvalContext:
     c = EvalContext(train_images=squares(256, 1), holdout_images=squares(96, 2),
@@ -186,6 +184,7 @@ def test_the_judge_matrix_leaves_out_self_judging_and_gives_shares(ctx, judged_p
         assert j.realism[g] == pytest.approx(float(np.median(mine)))  # no critic: the Ds' median
 
 
+@pytest.mark.slow  # one of make test-fast's slowest (2026-12-02, a slow hour: the suite at 3:18)
 def test_realism_rises_as_a_generator_trains(ctx, judged_population):
     judges = list(judged_population[:4])
     realism = []

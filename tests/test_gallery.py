@@ -27,6 +27,10 @@ from evoart.cli import main
 from evoart.store import RunStore, StoreError
 
 
+# one xdist worker for the whole module (make test runs --dist loadgroup): the module's run fixture (an evoart evolve, 14 s) is built once, not once per xdist worker
+pytestmark = pytest.mark.xdist_group("test_gallery")
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     """A private copy of the tiny real run (these tests star individuals and rebuild)."""

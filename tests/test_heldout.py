@@ -46,6 +46,7 @@ def test_degenerate_samples_are_clearly_separated(shapes, kind):
     assert value > 0.6 and value > floor + 0.5, (kind, value, floor)
 
 
+@pytest.mark.slow  # one of make test-fast's slowest (2026-12-02, a slow hour: the suite at 3:18)
 def test_the_same_contender_and_seed_give_the_same_number(shapes):
     evaluation, other = shapes
     fake = other[:64].flip(-2)  # upside-down shapes: a contender between the extremes
@@ -53,6 +54,7 @@ def test_the_same_contender_and_seed_give_the_same_number(shapes):
     assert critic_divergence(evaluation, fake, seed=4, budget=BUDGET) == first
 
 
+@pytest.mark.slow  # one of make test-fast's slowest (2026-12-02, a slow hour: the suite at 3:18)
 def test_evaluate_samples_reports_the_critic_beside_the_registry_metrics(shapes):
     evaluation, other = shapes
     out = evaluate_samples(other[:64], evaluation, seed=0, budget=BUDGET)

@@ -10,6 +10,7 @@ once and shut down at the end, on one xdist worker (``xdist_group``, ``--dist lo
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -20,16 +21,18 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="the Ray extra is not installed (pip install 'evoart[ray]')")
 
-from evoart import fitness, ray_executor  # noqa: E402
+from evoart import ray_executor  # noqa: E402
 from evoart.config import ConfigError, EvolveConfig  # noqa: E402
 from evoart.executors import SerialExecutor  # noqa: E402
-from evoart.fitness import EvalContext, EvalTask, make_latents  # noqa: E402
+from evoart.fitness import EvalContext, EvalTask  # noqa: E402
 from evoart.ray_executor import RayExecutor, RayExecutorError  # noqa: E402
 
-from e2e import TINY, evoart, json, ledger, only_run, snapshot, start_evoart, wait_until, committed  # noqa: E402
-from genomes import squares, tiny_genome  # noqa: E402
+from e2e import TINY, evoart, ledger, only_run, snapshot, start_evoart, wait_until  # noqa: E402
+from genomes import tiny_context, tiny_genome  # noqa: E402
 
-pytestmark = [pytest.mark.xdist_group("ray")]
+# Every Ray test is in make test, none in make test-fast: a Ray instance and its workers
+# take the machine's two cores for a while, which make test-fast cannot spare.
+pytestmark = [pytest.mark.xdist_group("ray"), pytest.mark.slow]
 HERE = Path(__file__).resolve().parent
 
 
@@ -45,10 +48,7 @@ def local_ray(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory) -> EvalContext:
-    c = EvalContext(train_images=squares(64, 1), holdout_images=squares(32, 2),
-                    latents=make_latents(16, seed=3), noise_seed=4, metric_seed=5)
-    c.floors = fitness.protocol_floors(c, repeats=2, cache_dir=str(tmp_path_factory.mktemp("cache")))
-    return c
+    return tiny_context(tmp_path_factory.mktemp("cache"))
 
 
 def tasks(n: int = 3) -> list[EvalTask]:
@@ -76,7 +76,6 @@ def test_ray_gives_the_serial_executors_results_and_reports_progress(local_ray, 
     assert ("g000-i00", 3, 3) in seen
 
 
-@pytest.mark.slow  # make test-fast keeps one Ray test: the serial executor's results
 def test_an_evaluation_that_raises_fails_only_its_individual(local_ray, ctx):
     ts = tasks(2) + [EvalTask(id="g000-i02", genome={"generator": "not a generator"}, seed=2, steps=3)]
     got = through(RayExecutor(ctx), ts)
@@ -84,7 +83,6 @@ def test_an_evaluation_that_raises_fails_only_its_individual(local_ray, ctx):
     assert got["g000-i00"].status == got["g000-i01"].status == "ok"
 
 
-@pytest.mark.slow  # make test-fast keeps one Ray test: the serial executor's results
 def test_a_worker_killed_once_is_retried_and_every_result_comes_back(local_ray, ctx, tmp_path):
     marker = tmp_path / "crashed"
     env = {"env_vars": {"EVOART_FAULT": f"crash-once:g000-i01@{marker}"}}
@@ -93,7 +91,6 @@ def test_a_worker_killed_once_is_retried_and_every_result_comes_back(local_ray, 
     assert {ev.status for ev in got.values()} == {"ok"}, {i: ev.reason for i, ev in got.items()}
 
 
-@pytest.mark.slow  # make test-fast keeps one Ray test: the serial executor's results
 def test_a_worker_killed_every_time_is_failed_after_the_retries(local_ray, ctx):
     env = {"env_vars": {"EVOART_FAULT": "crash:g000-i01"}}
     t0 = time.monotonic()
@@ -103,7 +100,6 @@ def test_a_worker_killed_every_time_is_failed_after_the_retries(local_ray, ctx):
     assert got["g000-i00"].status == got["g000-i02"].status == "ok"
 
 
-@pytest.mark.slow  # make test-fast keeps one Ray test: the serial executor's results
 def test_a_fractional_gpu_request_reaches_the_task(local_ray, ctx):
     ex = RayExecutor(ctx, gpus_per_individual=0.5, cpus_per_individual=2)
     try:
@@ -113,7 +109,6 @@ def test_a_fractional_gpu_request_reaches_the_task(local_ray, ctx):
     assert seen["CUDA_VISIBLE_DEVICES"] == "0" and seen["threads"] == 2
 
 
-@pytest.mark.slow  # make test-fast keeps one Ray test: the serial executor's results
 def test_a_node_with_another_evoart_is_refused_with_both_versions(local_ray, ctx, monkeypatch):
     real = ray_executor._versions()
     monkeypatch.setattr(ray_executor, "_versions", lambda: {**real, "evoart": "9.9.9"})  # the driver's only
@@ -132,7 +127,6 @@ def test_ray_asked_for_without_ray_is_a_clear_error(monkeypatch, tmp_path):
         EvolveConfig(gpus_per_individual=0.5).validate()
 
 
-@pytest.mark.slow
 def test_a_run_that_loses_a_node_mid_generation_ends_with_the_serial_runs_ledger(tmp_path):
     args = ["shapes", *TINY, "--generations", "2", "--seed", "5"]
     serial = evoart("evolve", *args, "--workers", "1", "--out", str(tmp_path / "serial"))
@@ -166,3 +160,13 @@ def test_a_run_that_loses_a_node_mid_generation_ends_with_the_serial_runs_ledger
         nodes = {r[0]: json.loads(r[1]).get("node") for r in c.execute("SELECT id, timings FROM individual")}
     assert lost.startswith("g000-") and nodes[lost] != worker_node  # its task was rescheduled on the head
     assert set(nodes.values()) == {nodes[lost]}  # the second node finished nothing: it was lost at its first
+
+
+def test_a_lone_individual_gets_the_idle_cpus_but_never_more_than_a_node_has(local_ray, ctx):
+    ex = RayExecutor(ctx)
+    try:
+        lone, pair = EvalTask(id="a", genome={}, seed=0, steps=1, cohort=1), EvalTask(id="b", genome={}, seed=0, steps=1, cohort=2)
+        assert ex.unit_cpus([lone]) == 2 and ex.unit_cpus([pair]) == 1
+        assert ex.unit_cpus([EvalTask(id="c", genome={}, seed=0, steps=1)]) == 1  # cohort unknown
+    finally:
+        ex.close()

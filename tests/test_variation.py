@@ -363,6 +363,7 @@ def test_mutation_maps_each_block_to_the_parent_block_it_came_from():
     assert shifted > 10
 
 
+@pytest.mark.slow  # one of make test-fast's slowest (2026-12-02, a slow hour: the suite at 3:18)
 def test_crossover_maps_blocks_to_both_parents():
     rng = random.Random(8)
     from_a = from_b = 0

@@ -342,7 +342,12 @@ class EvolveView:
         self.cfg = info["config"]
         c = self.cfg
         verb = "Resuming" if info.get("resumed") else "Run"
-        self.print(f"{verb}: {info['run_dir']}  (device {info['device']}, precision {c.precision}, {c.workers} workers, "
+        where = (f"Ray at {c.ray_address or 'a local instance'}, {c.cpus_per_individual} CPU"
+                 + (f" and {c.gpus_per_individual:g} GPU" if c.gpus_per_individual else "") + " per individual"
+                 if c.executor == "ray" else f"{c.workers} workers")
+        if c.batched == "on":
+            where += ", same-architecture GANs batched"
+        self.print(f"{verb}: {info['run_dir']}  (device {info['device']}, precision {c.precision}, {where}, "
                    f"population {c.population}, {c.generations} generations, {c.steps} steps, "
                    f"{c.resolution} px, schedule {c.schedule}: {planned_steps(c):,} training steps)", highlight=False)
         if c.mate_choice == "runaway" or c.runaway_strength:
