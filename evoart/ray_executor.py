@@ -104,9 +104,11 @@ def _evaluate_unit(tasks: list[EvalTask], ctx: EvalContext, key: str, sink, thre
     for task in tasks:
         fault_point("evaluate", individual=task.id)
 
+    sent = []
+
     def report(task_id: str, step: int, total: int) -> None:
         try:
-            sink.put.remote(task_id, step, total)
+            sent[:] = [sink.put.remote(task_id, step, total)]
         except Exception:
             pass  # a lost progress actor must never stop training
 
@@ -118,6 +120,11 @@ def _evaluate_unit(tasks: list[EvalTask], ctx: EvalContext, key: str, sink, thre
             ev.timings["group"] = len(tasks)
     if device.startswith("cuda"):
         torch.cuda.empty_cache()  # the next task may be another architecture
+    if sent:  # done training: waiting now costs nothing, and the driver sees the last step before the result
+        try:
+            import_ray().get(sent[0], timeout=5)
+        except Exception:
+            pass
     return evs
 
 
@@ -203,18 +210,21 @@ class RayExecutor:
         self._reader = threading.Thread(target=self._read_progress, daemon=True)
         self._reader.start()
 
+    def _drain(self) -> None:
+        try:
+            items = self._ray.get(self._sink.drain.remote(), timeout=10)
+        except Exception:
+            return
+        for task_id, step, total in items:
+            if self.progress is not None:
+                try:
+                    self.progress(task_id, step, total)
+                except Exception:
+                    pass  # a display problem must never stop evaluation
+
     def _read_progress(self) -> None:
         while not self._stop.wait(0.25):
-            try:
-                items = self._ray.get(self._sink.drain.remote(), timeout=10)
-            except Exception:
-                continue
-            for task_id, step, total in items:
-                if self.progress is not None:
-                    try:
-                        self.progress(task_id, step, total)
-                    except Exception:
-                        pass  # a display problem must never stop evaluation
+            self._drain()
 
     def unit_cpus(self, unit: list[EvalTask]) -> int:
         """CPUs (and torch threads) for ``unit``: ``cpus_per_individual``, or on the CPU,
@@ -280,6 +290,7 @@ class RayExecutor:
     def close(self) -> None:
         self._stop.set()
         self._reader.join(timeout=2)
+        self._drain()  # the last reports, sent before the tasks' results came back
         try:
             self._ray.kill(self._sink)
         except Exception:
