@@ -104,11 +104,9 @@ def _evaluate_unit(tasks: list[EvalTask], ctx: EvalContext, key: str, sink, thre
     for task in tasks:
         fault_point("evaluate", individual=task.id)
 
-    sent = []
-
     def report(task_id: str, step: int, total: int) -> None:
         try:
-            sent[:] = [sink.put.remote(task_id, step, total)]
+            sink.put.remote(task_id, step, total)
         except Exception:
             pass  # a lost progress actor must never stop training
 
@@ -120,12 +118,7 @@ def _evaluate_unit(tasks: list[EvalTask], ctx: EvalContext, key: str, sink, thre
             ev.timings["group"] = len(tasks)
     if device.startswith("cuda"):
         torch.cuda.empty_cache()  # the next task may be another architecture
-    if sent:  # done training: waiting now costs nothing, and the driver sees the last step before the result
-        try:
-            import_ray().get(sent[0], timeout=5)
-        except Exception:
-            pass
-    return evs
+    return evs  # the driver reports each result's last step itself (RayExecutor._report_done)
 
 
 class _ProgressSink:
@@ -206,6 +199,8 @@ class RayExecutor:
             self._shutdown()
             raise
         self._outstanding: set = set()
+        self._reported: dict[str, tuple[int, int]] = {}  # id -> the last (step, total) passed on
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._reader = threading.Thread(target=self._read_progress, daemon=True)
         self._reader.start()
@@ -216,11 +211,33 @@ class RayExecutor:
         except Exception:
             return
         for task_id, step, total in items:
-            if self.progress is not None:
-                try:
-                    self.progress(task_id, step, total)
-                except Exception:
-                    pass  # a display problem must never stop evaluation
+            self._report(task_id, step, total)
+
+    def _report(self, task_id: str, step: int, total: int) -> None:
+        """Pass one report on, unless a later step of that individual already went: the
+        reader thread's reports and the one made when a result arrives may cross."""
+        if self.progress is None:
+            return
+        with self._lock:
+            if step <= self._reported.get(task_id, (0, 0))[0]:
+                return
+            self._reported[task_id] = (step, total)
+            try:
+                self.progress(task_id, step, total)
+            except Exception:
+                pass  # a display problem must never stop evaluation
+
+    def _report_done(self, unit: list[EvalTask], evs: list[Evaluation]) -> None:
+        """A result's last step, reported when the result arrives. The workers' reports
+        are fire-and-forget, and on a busy machine the last of them can still be on its
+        way to the progress actor (or lost with it) when the result is here; the display
+        must not be left short of a finished individual."""
+        steps = {t.id: t.steps for t in unit}
+        for ev in evs:
+            done = int((ev.stats or {}).get("steps") or 0)
+            if done > 0 and ev.id in steps:
+                total = self._reported.get(ev.id, (0, steps[ev.id]))[1]
+                self._report(ev.id, done, max(total, done))
 
     def _read_progress(self) -> None:
         while not self._stop.wait(0.25):
@@ -249,6 +266,8 @@ class RayExecutor:
     def map(self, tasks: Iterable[EvalTask]) -> Iterator[Evaluation]:
         """Yield results as they complete, in completion order."""
         ray = self._ray
+        with self._lock:
+            self._reported = {}  # a later call may train an id again (a resumed rung), from step 1
         refs = {self._submit(unit): unit for unit in work_units(list(tasks), self.ctx)}
         self._outstanding = set(refs)
         while refs:
@@ -267,6 +286,7 @@ class RayExecutor:
                         continue
                     evs = [failed(unit[0].id, f"its Ray worker died {1 + MAX_RETRIES} times "
                                               f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")]
+                self._report_done(unit, evs)
                 yield from evs
 
     def probe(self) -> dict:

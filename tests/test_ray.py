@@ -76,6 +76,16 @@ def test_ray_gives_the_serial_executors_results_and_reports_progress(local_ray, 
     assert ("g000-i00", 3, 3) in seen
 
 
+def test_progress_ends_at_each_individuals_last_step_even_when_the_reports_are_lost(local_ray, ctx):
+    # the workers' reports are fire-and-forget: here the actor they go to is gone
+    seen = []
+    executor = RayExecutor(ctx, progress=lambda i, s, t: seen.append((i, s, t)))
+    ray.kill(executor._sink)
+    got = through(executor, tasks())
+    assert {ev.status for ev in got.values()} == {"ok"}
+    assert sorted(seen) == [(f"g000-i{i:02d}", 3, 3) for i in range(3)]
+
+
 def test_an_evaluation_that_raises_fails_only_its_individual(local_ray, ctx):
     ts = tasks(2) + [EvalTask(id="g000-i02", genome={"generator": "not a generator"}, seed=2, steps=3)]
     got = through(RayExecutor(ctx), ts)
