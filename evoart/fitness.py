@@ -184,7 +184,12 @@ def evaluate(task: EvalTask, ctx: EvalContext, progress: Callable[[int, int], No
         )
         return _scored(task, genome, family, trained, ctx, t0, time.perf_counter())
     except Exception as exc:  # an individual's failure must not stop the run
-        return _failure(task, exc)
+        out = _failure(task, exc)
+    # out here, the failed training's tensors (held by the traceback) are gone: give a
+    # GPU's cached blocks back before the next task, which may be another architecture
+    if str(ctx.device).startswith("cuda"):
+        torch.cuda.empty_cache()
+    return out
 
 
 def group_tasks(tasks: list[EvalTask], ctx: EvalContext) -> list[list[EvalTask]]:
