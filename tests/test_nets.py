@@ -261,3 +261,38 @@ def test_a_child_block_inherits_from_the_parent_block_its_map_names():
     assert nets.generator_source_name("stem.weight", inh) == (0, "stem.weight")
     assert nets.generator_source_name("to_rgb.bias", inh) == (0, "to_rgb.bias")
     assert nets.generator_source_name("stem.weight", Inheritance([None, None], stem=None, discriminator=0)) is None
+
+
+def test_group_norm_on_bf16_channels_last_input_matches_torchs_and_keeps_the_layout(monkeypatch):
+    # the fast path (plain rows and back) must be the same normalisation, values and
+    # gradients, and hand the next layer the channels_last layout it was given
+    from evoart.nets import GroupNorm
+
+    seen = []
+    real_group_norm = nets.F.group_norm
+
+    def spy(x, *args, **kwargs):
+        seen.append(x.is_contiguous())
+        return real_group_norm(x, *args, **kwargs)
+    monkeypatch.setattr(nets.F, "group_norm", spy)
+
+    torch.manual_seed(0)
+    ours, theirs = GroupNorm(4, 24), torch.nn.GroupNorm(4, 24)
+    with torch.no_grad():
+        for p in (ours.weight, ours.bias):
+            p.normal_()
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(4, 24, 8, 8).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ya, yb = ours(xa), theirs(xb)
+    assert seen[0] is True  # ours normalised plain rows (torch's own took the slow layout)
+    assert ya.dtype == torch.bfloat16 and ya.is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(ya.float(), yb.float(), atol=0.05)
+    up = torch.randn_like(ya.float()).to(torch.bfloat16)
+    ya.backward(up)
+    yb.backward(up)
+    assert torch.allclose(xa.grad.float(), xb.grad.float(), atol=0.05)
+    assert torch.allclose(ours.weight.grad, theirs.weight.grad, rtol=0.05, atol=0.05)
+    # fp32 and plain rows: torch's own module, bit for bit
+    z = torch.randn(4, 24, 8, 8)
+    assert torch.equal(ours(z), theirs(z))
