@@ -192,8 +192,6 @@ def _worker_evaluate(tasks: list[EvalTask], threads: int = 1) -> list[Evaluation
     finally:
         if threads != before:
             torch.set_num_threads(before)
-    if str(_WORKER_CTX.device).startswith("cuda"):
-        torch.cuda.empty_cache()  # memory is given back between tasks: the next may be another architecture
     for ev in evs:
         ev.timings["threads"] = threads
         if len(tasks) > 1:

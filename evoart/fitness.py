@@ -182,14 +182,20 @@ def evaluate(task: EvalTask, ctx: EvalContext, progress: Callable[[int, int], No
             genome, ctx.train_images, steps=task.steps, device=ctx.device, seed=task.seed,
             init=_init_of(task), progress=progress, budget_seconds=task.budget_seconds, precision=ctx.precision,
         )
-        return _scored(task, genome, family, trained, ctx, t0, time.perf_counter())
+        out = _scored(task, genome, family, trained, ctx, t0, time.perf_counter())
     except Exception as exc:  # an individual's failure must not stop the run
         out = _failure(task, exc)
-    # out here, the failed training's tensors (held by the traceback) are gone: give a
-    # GPU's cached blocks back before the next task, which may be another architecture
-    if str(ctx.device).startswith("cuda"):
-        torch.cuda.empty_cache()
+    # out here, a failed training's tensors (held by the traceback) are gone too
+    release_device_memory(ctx.device)
     return out
+
+
+def release_device_memory(device: str) -> None:
+    """Give a GPU's cached blocks back between evaluations, whatever the executor: the
+    next may be another architecture, and an out-of-memory failure must not leave the
+    card full for it. Nothing to do on the CPU."""
+    if str(device).startswith("cuda"):
+        torch.cuda.empty_cache()
 
 
 def group_tasks(tasks: list[EvalTask], ctx: EvalContext) -> list[list[EvalTask]]:
@@ -231,12 +237,10 @@ def evaluate_group(tasks: list[EvalTask], ctx: EvalContext,
         # out of memory, most likely on a GPU: smaller, one at a time
         warnings.warn(f"batched training of {len(tasks)} individuals failed ({type(exc).__name__}: {exc}); "
                       "training each alone", RuntimeWarning, stacklevel=2)
-        if str(ctx.device).startswith("cuda"):
-            torch.cuda.empty_cache()
+        release_device_memory(ctx.device)
         return [evaluate(t, ctx, (lambda s, n, _id=t.id: progress(_id, s, n)) if progress else None) for t in tasks]
     t1 = time.perf_counter()
-    if str(ctx.device).startswith("cuda"):
-        torch.cuda.empty_cache()  # the batched buffers go; the next unit may be another architecture
+    release_device_memory(ctx.device)  # the batched buffers go before the members are scored
     out = []
     for task, genome, tr in zip(tasks, genomes, trained):
         try:
@@ -244,6 +248,8 @@ def evaluate_group(tasks: list[EvalTask], ctx: EvalContext,
             out.append(_scored(task, genome, families.of(genome), tr, ctx, t1 - (t1 - t0) / len(tasks), t1))
         except Exception as exc:
             out.append(_failure(task, exc))
+    del trained  # the members' nets; what the ledger keeps of them is in out
+    release_device_memory(ctx.device)
     return out
 
 

@@ -116,8 +116,6 @@ def _evaluate_unit(tasks: list[EvalTask], ctx: EvalContext, key: str, sink, thre
         ev.timings["node"] = import_ray().get_runtime_context().get_node_id()[:12]  # which Ray node
         if len(tasks) > 1:
             ev.timings["group"] = len(tasks)
-    if device.startswith("cuda"):
-        torch.cuda.empty_cache()  # the next task may be another architecture
     return evs  # the driver reports each result's last step itself (RayExecutor._report_done)
 
 
@@ -199,7 +197,7 @@ class RayExecutor:
             self._shutdown()
             raise
         self._outstanding: set = set()
-        self._reported: dict[str, tuple[int, int]] = {}  # id -> the last (step, total) passed on
+        self._reported: dict[str, int] = {}  # id -> the last step passed on
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._reader = threading.Thread(target=self._read_progress, daemon=True)
@@ -219,9 +217,9 @@ class RayExecutor:
         if self.progress is None:
             return
         with self._lock:
-            if step <= self._reported.get(task_id, (0, 0))[0]:
+            if step <= self._reported.get(task_id, 0):
                 return
-            self._reported[task_id] = (step, total)
+            self._reported[task_id] = step
             try:
                 self.progress(task_id, step, total)
             except Exception:
@@ -232,12 +230,11 @@ class RayExecutor:
         are fire-and-forget, and on a busy machine the last of them can still be on its
         way to the progress actor (or lost with it) when the result is here; the display
         must not be left short of a finished individual."""
-        steps = {t.id: t.steps for t in unit}
+        steps = {t.id: t.steps for t in unit}  # every family reports (step, the task's steps)
         for ev in evs:
             done = int((ev.stats or {}).get("steps") or 0)
             if done > 0 and ev.id in steps:
-                total = self._reported.get(ev.id, (0, steps[ev.id]))[1]
-                self._report(ev.id, done, max(total, done))
+                self._report(ev.id, done, steps[ev.id])
 
     def _read_progress(self) -> None:
         while not self._stop.wait(0.25):
