@@ -2,8 +2,10 @@
 go in docs/PERFORMANCE.md with the machine named.
 
 Runs one real evolution (by default the default ``evoart evolve``: 8 x 6 x 120 steps,
-32 px, 2 workers) in this process with the driver under cProfile, and splits its wall time
-into:
+32 px, 2 workers) in this process, the driver's functions below wrapped in wall-clock
+timers (``--profile``: under cProfile instead, as before 2026-12-02; cProfile's per-call
+cost slowed the driver's own torch code, the fresh critic's 150 steps 2.6 s a generation
+against 1.3 s unprofiled, and overstated its share), and splits its wall time into:
 
 - ``setup``: data, splits, metric floors, until the run reports its folder;
 - ``workers``: the evaluation phases, the driver waiting on its worker processes while
@@ -16,16 +18,19 @@ into:
 - ``images``: contact sheets and the gallery's pages;
 - ``other``: the rest (process start-up of the pool, progress callbacks, Python).
 
-"Outside training" is everything but ``training``. The profile is the driver's only: the
-workers run unprofiled, so their figures are those of a normal run.
+"Outside training" is everything but ``training``. Only the driver is timed: the workers
+run untouched, so their figures are those of a normal run.
 
-    python benchmarks/overhead.py [--out overhead.json] [--population 8 ...]
+    python benchmarks/overhead.py [--out overhead.json] [--profile] [--population 8 ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
+import functools
+import importlib
 import json
 import platform
 import pstats
@@ -57,10 +62,68 @@ def cumulative(stats: pstats.Stats, suffix: str, name: str) -> float:
                if fn == name and f.replace("\\", "/").endswith(suffix))
 
 
+class Timers:
+    """Wall-clock time spent in named functions, by (file suffix, name) as ``cumulative``
+    reads them from a profile: each function is wrapped where it is defined and where
+    evoart's modules imported it, and only its outermost call counts (a recursive or
+    nested call is not counted twice)."""
+
+    def __init__(self, wanted: list[tuple[str, str]]):
+        self.seconds = {w: 0.0 for w in wanted}
+        self._undo: list[tuple[object, str, object]] = []
+        import evoart.runner  # noqa: F401  (every module that calls them, imported before they are wrapped)
+
+        for suffix, name in wanted:
+            if not suffix.startswith("evoart/") and not suffix.startswith("deap/"):
+                continue
+            module = importlib.import_module(suffix[:-3].replace("/", "."))
+            attr = name if hasattr(module, name) else None
+            if attr is None:  # deap's HallOfFame.update: a method
+                for cls in vars(module).values():
+                    if isinstance(cls, type) and name in vars(cls) and cls.__module__ == module.__name__:
+                        self._wrap(cls, name, (suffix, name))
+                continue
+            original = getattr(module, name)
+            wrapped = self._timed(original, (suffix, name))
+            for mod in [m for k, m in list(sys.modules.items()) if k.startswith("evoart") and m is not None]:
+                for k, v in list(vars(mod).items()):
+                    if v is original:
+                        self._undo.append((mod, k, v))
+                        setattr(mod, k, wrapped)
+
+    def _wrap(self, owner, attr: str, key) -> None:
+        original = vars(owner)[attr]
+        self._undo.append((owner, attr, original))
+        setattr(owner, attr, self._timed(original, key))
+
+    def _timed(self, fn, key):
+        depth = [0]
+
+        @functools.wraps(fn)
+        def timed(*a, **kw):
+            depth[0] += 1
+            t = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                depth[0] -= 1
+                if depth[0] == 0:
+                    self.seconds[key] += time.perf_counter() - t
+        return timed
+
+    def get(self, suffix: str, name: str) -> float:
+        return self.seconds.get((suffix, name), 0.0)
+
+    def undo(self) -> None:
+        for owner, attr, original in reversed(self._undo):
+            setattr(owner, attr, original)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path("overhead.json"))
     ap.add_argument("--runs", type=Path, default=None, help="where the run folder goes (default: a temporary one)")
+    ap.add_argument("--profile", action="store_true", help="time the driver under cProfile (slower, overstates it)")
     for name, kind in (("population", int), ("generations", int), ("steps", int), ("workers", int),
                        ("resolution", int), ("seed", int), ("precision", str), ("data", str)):
         ap.add_argument(f"--{name}", type=kind, default=None)
@@ -68,13 +131,14 @@ def main() -> None:
 
     import torch
 
-    torch.set_num_threads(1)  # the driver, as `evoart evolve` sets it
     from evoart.config import EvolveConfig
+    from evoart.executors import driver_threads, set_torch_threads
     from evoart.runner import start_run
 
     overrides = {k: v for k, v in vars(args).items()
-                 if k not in ("out", "runs") and v is not None}
+                 if k not in ("out", "runs", "profile") and v is not None}
     cfg = EvolveConfig(**overrides)
+    set_torch_threads("cpu", driver_threads(cfg.workers))  # the driver's, as `evoart evolve` sets them
     root = args.runs or Path(tempfile.mkdtemp(prefix="evoart-overhead-"))
     events: list[tuple[float, str, int | None]] = []
 
@@ -84,23 +148,32 @@ def main() -> None:
             s = info["summary"]
             print(f"generation {s['generation']}: {s['seconds']:.1f} s", file=sys.stderr)
 
-    prof = cProfile.Profile()
+    wanted = [fn for fns in FUNCTIONS.values() for fn in fns] + [("evoart/runner.py", "commit")]
+    if args.profile:
+        prof = cProfile.Profile()
+        timers = None
+    else:
+        prof, timers = contextlib.nullcontext(), Timers(wanted)
     t0 = time.perf_counter()
-    prof.enable()
-    outcome = start_run(cfg, root, progress=progress)
-    prof.disable()
+    with prof:
+        outcome = start_run(cfg, root, progress=progress)
     wall = time.perf_counter() - t0
-    stats = pstats.Stats(prof)
+    if timers is None:
+        stats = pstats.Stats(prof)
+        spent = lambda suffix, name: cumulative(stats, suffix, name)  # noqa: E731
+    else:
+        timers.undo()
+        spent = timers.get
 
     setup = next(t for t, k, _ in events if k == "run") - t0
     # evaluation phases: "evaluating" to "judging" of each generation
     starts = {g: t for t, k, g in events if k == "evaluating"}
     ends = {g: t for t, k, g in events if k == "judging"}
     eval_wall = sum(ends[g] - starts[g] for g in starts)
-    parts = {cat: sum(cumulative(stats, f, n) for f, n in fns) for cat, fns in FUNCTIONS.items()}
+    parts = {cat: sum(spent(f, n) for f, n in fns) for cat, fns in FUNCTIONS.items()}
     # the driver's commits (ledger rows, tensor files, the samples' PNG) happen inside the
     # evaluation phases; the rest of those phases is waiting on the workers
-    workers_wait = eval_wall - cumulative(stats, "evoart/runner.py", "commit")
+    workers_wait = eval_wall - spent("evoart/runner.py", "commit")
 
     import sqlite3  # read-only, after the run: the benchmark is no part of the library
 
@@ -121,6 +194,7 @@ def main() -> None:
     out = {
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "torch": torch.__version__, "config": cfg.to_dict(), "wall_s": round(wall, 1),
+        "timed_by": "cProfile" if timers is None else "wall-clock timers",
         "steps": steps, "steps_per_s": round(steps / wall, 2),
         "seconds": {k: round(v, 2) for k, v in split.items()},
         "share": {k: round(v / wall, 4) for k, v in split.items()},

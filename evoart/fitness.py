@@ -359,20 +359,26 @@ def train_critic(real: torch.Tensor, fakes: list[torch.Tensor], *, steps: int, s
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
         k = len(fakes)
-        net = _CriticNet(real.shape[-1], k).to(device).train()
+        # channels_last: oneDNN's layout on the CPU (a critic step 1.1x faster); fp32 always,
+        # since the critic is a measure
+        layout = torch.channels_last if torch.device(device).type == "cpu" else torch.contiguous_format
+        net = _CriticNet(real.shape[-1], k).to(device).to(memory_format=layout).train()
         opt = torch.optim.Adam(net.parameters(), lr=CRITIC_LR, betas=(0.5, 0.999))
         real = real.to(device)
         fakes = [f.to(device) for f in fakes]
         per = max(2, -(-CRITIC_BATCH // k))           # fakes of each generator per step
         b = min(CRITIC_BATCH, real.shape[0])
         softplus = torch.nn.functional.softplus
+        owner = torch.arange(k, device=device).repeat_interleave(per)
         with torch.enable_grad():
             for _ in range(steps):
                 r = real[torch.randint(real.shape[0], (b,), generator=gen).to(device)]
                 f = torch.cat([x[torch.randint(x.shape[0], (per,), generator=gen).to(device)] for x in fakes])
-                owner = torch.arange(k, device=device).repeat_interleave(per)
-                fake_logits = net(f).gather(1, owner[:, None]).squeeze(1)
-                loss = softplus(-net(r)).mean() + softplus(fake_logits).mean()
+                # real and fake in one call: the net has no batch statistics, so each image's
+                # logits are what two calls would give, for half the calls
+                logits = net(torch.cat([r, f]).contiguous(memory_format=layout))
+                fake_logits = logits[b:].gather(1, owner[:, None]).squeeze(1)
+                loss = softplus(-logits[:b]).mean() + softplus(fake_logits).mean()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
