@@ -302,6 +302,34 @@ def test_swd_is_deterministic_and_leaves_inputs_alone(real, held_out):
     assert torch.equal(reals, reals_before) and torch.equal(fakes, fakes_before)
 
 
+def test_swd_of_any_fake_count_matches_a_fresh_scorer_in_any_order(real, held_out):
+    """A run's scorer faces fake sets a whole number of times smaller than its real set
+    (compared block by block, with the real side stored as blocks) and others (compared
+    row by row): whatever came before, each score is a fresh scorer's, to rounding."""
+    reals = real[:64]
+    used = make_swd(reals, seed=3, nhoods_per_image=16)
+    for count in (16, 32, 24, 16, 64, 96, 32):   # blocks of 4, 2; rows; 4; 1; more fakes; 2
+        fakes = held_out[:count]
+        fresh = make_swd(reals, seed=3, nhoods_per_image=16).score(fakes)
+        got = used.score(fakes)
+        assert got.keys() == fresh.keys()
+        for key in fresh:
+            assert got[key] == pytest.approx(fresh[key], rel=1e-5), (count, key)
+
+
+def test_w1_by_blocks_equals_the_row_formula():
+    from evoart.metrics.swd import _merge_plan, _w1_blocks
+
+    g = torch.Generator().manual_seed(0)
+    for k in (1, 2, 4, 7):
+        m = 33
+        a = torch.sort(torch.randn(9, k * m, generator=g), dim=1).values
+        b = torch.sort(torch.randn(9, m, generator=g) * 1.5 + 0.2, dim=1).values
+        blocks = a.reshape(9, m, k).transpose(1, 2).contiguous()
+        rows = wasserstein_1d_sorted(a, b, _plan=_merge_plan(k * m, m, a.device))
+        torch.testing.assert_close(_w1_blocks(blocks, b), rows, rtol=1e-5, atol=1e-7)
+
+
 @pytest.mark.parametrize(
     "size, levels", [(16, ["swd_16"]), (32, ["swd_32", "swd_16"]), (64, ["swd_64", "swd_32", "swd_16"])]
 )
