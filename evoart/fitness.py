@@ -31,7 +31,7 @@ from .nets import build_discriminator
 from .objectives import WORST
 from .seeds import json_digest
 from . import batched, families
-from .train import Init, resolve_precision
+from .train import Init, _adam, resolve_precision
 from .variation import Inheritance
 
 LATENT_MAX = 256
@@ -331,7 +331,7 @@ class _CriticNet(torch.nn.Module):
         super().__init__()
         layers, c, r = [], 3, resolution
         for w in (width, 2 * width, 4 * width):
-            layers += [torch.nn.Conv2d(c, w, 4, stride=2, padding=1), torch.nn.LeakyReLU(0.2)]
+            layers += [torch.nn.Conv2d(c, w, 4, stride=2, padding=1), torch.nn.LeakyReLU(0.2, inplace=True)]
             c, r = w, r // 2
             if r <= 4:
                 break
@@ -364,19 +364,23 @@ def train_critic(real: torch.Tensor, fakes: list[torch.Tensor], *, steps: int, s
         layout = torch.channels_last if torch.device(device).type == "cpu" else torch.contiguous_format
         net = _CriticNet(real.shape[-1], k).to(device).to(memory_format=layout).train()
         opt = torch.optim.Adam(net.parameters(), lr=CRITIC_LR, betas=(0.5, 0.999))
-        real = real.to(device)
-        fakes = [f.to(device) for f in fakes]
+        # every image a step may draw, real ones first, in the layout the net reads: a
+        # step gathers its batch with one indexing call
+        pool = torch.cat([real] + list(fakes)).to(device).contiguous(memory_format=layout)
+        starts = torch.tensor([0] + [x.shape[0] for x in [real] + list(fakes)]).cumsum(0)
         per = max(2, -(-CRITIC_BATCH // k))           # fakes of each generator per step
         b = min(CRITIC_BATCH, real.shape[0])
         softplus = torch.nn.functional.softplus
         owner = torch.arange(k, device=device).repeat_interleave(per)
         with torch.enable_grad():
             for _ in range(steps):
-                r = real[torch.randint(real.shape[0], (b,), generator=gen).to(device)]
-                f = torch.cat([x[torch.randint(x.shape[0], (per,), generator=gen).to(device)] for x in fakes])
+                # the same draws, in the same order, as indexing each set apart
+                picks = [torch.randint(real.shape[0], (b,), generator=gen)]
+                picks += [torch.randint(x.shape[0], (per,), generator=gen) + starts[i + 1]
+                          for i, x in enumerate(fakes)]
                 # real and fake in one call: the net has no batch statistics, so each image's
                 # logits are what two calls would give, for half the calls
-                logits = net(torch.cat([r, f]).contiguous(memory_format=layout))
+                logits = net(pool[torch.cat(picks).to(device)].contiguous(memory_format=layout))
                 fake_logits = logits[b:].gather(1, owner[:, None]).squeeze(1)
                 loss = softplus(-logits[:b]).mean() + softplus(fake_logits).mean()
                 opt.zero_grad(set_to_none=True)
