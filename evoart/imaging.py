@@ -213,10 +213,14 @@ def png_bytes(img: Image.Image) -> bytes:
     (ICC profiles, text chunks, dpi, timestamps) which PIL would otherwise
     carry into the file, and which would make run artefacts differ between
     otherwise identical runs.
+
+    zlib level 3, not PIL's 6: an individual's 521 x 521 sample grid took 14 ms to encode
+    against 53 ms, for a file 9% larger (a run encodes two PNGs per individual, in the
+    driver, while it is not training).
     """
     mode = img.mode if img.mode in ("RGB", "RGBA", "L", "LA") else "RGB"
     source = img if img.mode == mode else img.convert(mode)
     clean = Image.frombytes(mode, source.size, source.tobytes())
     buffer = io.BytesIO()
-    clean.save(buffer, format="PNG", optimize=False, compress_level=6)
+    clean.save(buffer, format="PNG", optimize=False, compress_level=3)
     return buffer.getvalue()
