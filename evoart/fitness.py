@@ -363,7 +363,9 @@ def train_critic(real: torch.Tensor, fakes: list[torch.Tensor], *, steps: int, s
         # since the critic is a measure
         layout = torch.channels_last if torch.device(device).type == "cpu" else torch.contiguous_format
         net = _CriticNet(real.shape[-1], k).to(device).to(memory_format=layout).train()
-        opt = torch.optim.Adam(net.parameters(), lr=CRITIC_LR, betas=(0.5, 0.999))
+        # fused Adam, as the individuals train: 7% of the critic's time; its logits move by
+        # rounding (0.3% after 150 steps), far inside the spread between critic seeds
+        opt = _adam(net.parameters(), device, lr=CRITIC_LR, betas=(0.5, 0.999))
         # every image a step may draw, real ones first, in the layout the net reads: a
         # step gathers its batch with one indexing call
         pool = torch.cat([real] + list(fakes)).to(device).contiguous(memory_format=layout)
