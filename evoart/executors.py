@@ -318,6 +318,7 @@ def warm_driver_imports() -> None:
     global _WARMING
     if _WARMING is not None or "torch._dynamo" in sys.modules:
         return
+
     def warm() -> None:
         try:
             import torch._dynamo  # noqa: F401

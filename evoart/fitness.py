@@ -11,6 +11,7 @@ recorded with the run.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
@@ -368,8 +369,9 @@ def train_critic(real: torch.Tensor, fakes: list[torch.Tensor], *, steps: int, s
         opt = _adam(net.parameters(), device, lr=CRITIC_LR, betas=(0.5, 0.999))
         # every image a step may draw, real ones first, in the layout the net reads: a
         # step gathers its batch with one indexing call
-        pool = torch.cat([real] + list(fakes)).to(device).contiguous(memory_format=layout)
-        starts = torch.tensor([0] + [x.shape[0] for x in [real] + list(fakes)]).cumsum(0)
+        sets = [real, *fakes]
+        pool = torch.cat(sets).to(device).contiguous(memory_format=layout)
+        starts = list(itertools.accumulate((x.shape[0] for x in sets), initial=0))
         per = max(2, -(-CRITIC_BATCH // k))           # fakes of each generator per step
         b = min(CRITIC_BATCH, real.shape[0])
         softplus = torch.nn.functional.softplus

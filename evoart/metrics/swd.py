@@ -163,13 +163,14 @@ class SWDScorer:
     dirs_per_repeat: int
     device: torch.device
     directions: list[Tensor] = field(repr=False)  # per level, (D, C*k*k), unit rows
-    real_sorted: list[Tensor] = field(repr=False)  # per level, (D, n_real_desc), ascending
+    # per level, the real projections sorted ascending: rows (D, n_real_desc); or, while
+    # ``_blocked_by`` is k > 1, the same values as blocks (D, k, n_real_desc / k) with
+    # [:, t, j] the row's element j*k + t, so that comparing them with a fake set k times
+    # smaller runs along contiguous memory (``_w1_blocks``). Kept once, in one layout:
+    # 128 MiB a level for 512 real images.
+    real_sorted: list[Tensor] = field(repr=False)
     _plans: dict[int, _MergePlan] = field(default_factory=dict, repr=False)
-    # the real projections as blocks, for fake sets a whole number of times smaller: per
-    # level (D, k, n_real_desc / k), where [:, t, j] is row element j*k + t, each
-    # comparison then runs along contiguous memory. Built from ``real_sorted`` on the
-    # first such call, which it replaces (kept once, not twice: 128 MiB a level).
-    _blocks: tuple[int, list[Tensor]] | None = field(default=None, repr=False)
+    _blocked_by: int = field(default=1, repr=False)
 
     @property
     def name(self) -> str:
@@ -192,21 +193,15 @@ class SWDScorer:
     def _project_sorted(self, desc: Tensor, level: int) -> Tensor:
         return sort_rows_(self.directions[level] @ desc.T)
 
-    def _real_rows(self, level: int) -> Tensor:
-        """The real projections of ``level`` as sorted rows, (D, n_real_desc)."""
-        if self._blocks is not None:  # back to rows: a fake set of another size came
-            k, blocks = self._blocks
-            self.real_sorted = [b.transpose(1, 2).reshape(b.shape[0], -1) for b in blocks]
-            self._blocks = None
-        return self.real_sorted[level]
-
-    def _real_blocks(self, k: int) -> list[Tensor]:
-        """Every level's real projections as blocks of ``k`` (see ``_blocks``)."""
-        if self._blocks is None or self._blocks[0] != k:
-            rows = [self._real_rows(lvl) for lvl in range(len(self.resolutions))]
-            self._blocks = (k, [r.reshape(r.shape[0], -1, k).transpose(1, 2).contiguous() for r in rows])
-            self.real_sorted = []
-        return self._blocks[1]
+    def _real_as(self, k: int) -> list[Tensor]:
+        """``real_sorted`` laid out for fake sets ``k`` times smaller (1: rows), re-laid
+        only when the fake count changes (never, in a run)."""
+        if k != self._blocked_by:
+            rows = [r.transpose(1, 2).reshape(r.shape[0], -1) if r.ndim == 3 else r for r in self.real_sorted]
+            self.real_sorted = [r.reshape(r.shape[0], -1, k).transpose(1, 2).contiguous() if k > 1 else r
+                                for r in rows]
+            self._blocked_by = k
+        return self.real_sorted
 
     def score(self, fake: Tensor) -> dict[str, float]:
         """SWD x 1e3 per pyramid level (``swd_<res>``) and their mean (``swd``).
@@ -220,19 +215,20 @@ class SWDScorer:
             images = fake.detach().to(device=self.device, dtype=torch.float32)
             descs = self._level_descriptors(images, seeded_generator(self.seed, "swd/fake-patches"))
             m = descs[0].shape[0]
-            n = self._blocks[1][0][0].numel() if self._blocks is not None else self.real_sorted[0].shape[1]
+            n = self.real_sorted[0][0].numel()  # row 0 holds every real descriptor, in either layout
             if m not in self._plans:
                 self._plans[m] = _merge_plan(n, m, self.device)
             result: dict[str, float] = {}
             per_level = []
             plan = self._plans[m]
-            blocks = self._real_blocks(plan.block[1]) if plan.block is not None and plan.block[0] == "a" else None
+            k = plan.block[1] if plan.block is not None and plan.block[0] == "a" else None
+            reals = self._real_as(k or 1)
             for lvl, (res, desc) in enumerate(zip(self.resolutions, descs)):
                 fake_sorted = self._project_sorted(desc, lvl)
-                if blocks is not None:
-                    dists = _w1_blocks(blocks[lvl], fake_sorted)
-                else:
-                    dists = wasserstein_1d_sorted(self._real_rows(lvl), fake_sorted, _plan=plan)
+                if k is None:
+                    dists = wasserstein_1d_sorted(reals[lvl], fake_sorted, _plan=plan)
+                else:  # k == 1: rows are blocks of one
+                    dists = _w1_blocks(reals[lvl] if k > 1 else reals[lvl][:, None, :], fake_sorted)
                 # Reference: mean over directions within a repeat, then over
                 # repeats -- the same as the mean over all directions.
                 value = float(dists.mean()) * 1e3
