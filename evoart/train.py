@@ -21,7 +21,7 @@ import torch
 
 from .config import PRECISIONS
 from .errors import EvoartError
-from . import losses
+from . import graphs, losses
 from .genome import Genome, GenomeError
 from .morph import morph_generator
 from .nets import (
@@ -168,12 +168,13 @@ def channels_last(device: str, precision: str) -> bool:
     return torch.device(device).type == "cpu" or precision == "bf16"
 
 
-def autocast(device: str, precision: str):
+def autocast(device: str, precision: str, cache: bool = True):
     """The forward passes' context: bf16 autocast for ``precision == "bf16"``, else
-    nothing. Parameters, gradients and optimiser state stay fp32 either way."""
+    nothing. Parameters, gradients and optimiser state stay fp32 either way. ``cache``
+    off for a step captured in a CUDA graph (autocast's cached casts would be stale)."""
     if precision != "bf16":
         return contextlib.nullcontext()
-    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, cache_enabled=cache)
 
 
 @dataclass
@@ -195,6 +196,7 @@ class TrainStats:
     steps_per_second: float = 0.0
     precision: str = "fp32"       # what the forward passes ran in: "fp32" or "bf16"
     group: int = 1                # individuals trained together in one batched pass (evoart.batched)
+    graphs: str = ""              # CUDA graphs (evoart.graphs): "" not tried, else what was captured or why not
     curves: dict[str, list[float]] = field(default_factory=dict)
     inherited: dict[str, list[int]] = field(default_factory=dict)  # part -> [inherited, total]
 
@@ -579,57 +581,101 @@ class LossLog:
         return None
 
 
+def step_draws(run: GanRun) -> list[torch.Tensor]:
+    """One generator step's draws from the individual's own generator, in the order the
+    step uses them: each D step's batch indices and latents, then G's latents, then (with
+    feature matching) the real batch its features are matched against."""
+    out = []
+    for _ in range(run.genome.training.d_steps):
+        out += [run.batch_indices(), torch.randn(run.batch, run.G.latent, generator=run.gen)]
+    out.append(torch.randn(run.batch, run.G.latent, generator=run.gen))
+    if run.genome.loss.feature_matching > 0:
+        out.append(run.batch_indices())
+    return out
+
+
+def r1_pattern(run: GanRun, d_steps_before: int) -> tuple[bool, ...]:
+    """Which of a generator step's D steps carry the lazy R1 penalty, given the D steps
+    taken before it: a step's *pattern*, what a captured graph is keyed by."""
+    r1 = run.genome.loss.r1 > 0
+    return tuple(r1 and (d_steps_before + i + 1) % R1_INTERVAL == 0 for i in range(run.genome.training.d_steps))
+
+
+def gan_step(run: GanRun, inputs, pattern: tuple[bool, ...], amp) -> tuple[torch.Tensor, torch.Tensor]:
+    """One generator step of ``run`` (its D steps first) on ``inputs`` (``step_draws``,
+    on the device) and R1 ``pattern``; returns the last D loss and the G loss as 0-d
+    tensors, never read on the host here, so that the step can be captured in a graph."""
+    G, D, opt_g, opt_d, lg = run.G, run.D, run.opt_g, run.opt_d, run.genome.loss
+    b, data = run.batch, run.data
+    it = iter(inputs)
+    d_loss = None
+    for r1 in pattern:
+        # (1) Update D: maximise realism of real images, minimise it for generated ones
+        real, zd = data[next(it)], next(it)
+        with amp():
+            with torch.no_grad():
+                fake = G(zd)
+            if run.joint_d:
+                real_logits, fake_logits = D(torch.cat([real, fake])).split(b)
+            else:
+                real_logits, fake_logits = D(real), D(fake)
+        d_loss = losses.d_adversarial(lg, real_logits.float(), fake_logits.float())
+        if r1:
+            # in fp32: a squared gradient norm is where bf16's 8-bit mantissa would show
+            d_loss = d_loss + (lg.r1 / 2) * R1_INTERVAL * losses.r1_penalty(D, real)
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+
+    # (2) Update G: make D score generated images as real
+    z = next(it)
+    with amp():
+        fake = G(z)
+        if lg.feature_matching > 0:
+            fake_logits, fake_feat = D(fake, return_features=True)
+            with torch.no_grad():
+                _, real_feat = D(data[next(it)], return_features=True)
+        else:
+            fake_logits = D(fake)
+    g_loss = losses.g_adversarial(lg, fake_logits.float())
+    if lg.feature_matching > 0:
+        g_loss = g_loss + lg.feature_matching * losses.feature_matching(real_feat.float(), fake_feat.float())
+    if lg.mode_seeking > 0:
+        g_loss = g_loss + lg.mode_seeking * losses.mode_seeking(z, fake.float())
+    opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    opt_g.step()
+    return d_loss, g_loss
+
+
 def _train(genome, data, *, steps, device, seed, init, progress, budget_seconds, precision) -> Trained:
     run = setup_gan(genome, data, device=device, seed=seed, init=init, precision=precision)
-    G, D, G_ema, opt_g, opt_d, stats = run.G, run.D, run.G_ema, run.opt_g, run.opt_d, run.stats
+    G, G_ema, stats = run.G, run.G_ema, run.stats
     t = genome.training
-    amp = lambda: autocast(device, precision)  # noqa: E731
-    b, joint_d, batch_real, latents = run.batch, run.joint_d, run.batch_real, run.latents
-    lg = genome.loss
+    on = torch.device(device)
+    captured = graphs.graphs_wanted(device)
+    # a graph replays the casts it captured: autocast's weight cache must not outlive a step
+    amp = lambda: autocast(device, precision, cache=not captured)  # noqa: E731
+    step_fn = lambda inputs, pattern: gan_step(run, inputs, pattern, amp)  # noqa: E731
+    stepper = None
+    if captured:
+        graphs.make_capturable(run.opt_g, run.opt_d)
+        stepper = graphs.StepGraphs(step_fn, on, before_capture=lambda: (run.opt_g.zero_grad(set_to_none=True),
+                                                                           run.opt_d.zero_grad(set_to_none=True)))
     log = LossLog(("D", "G"), divergence_check_every(device))
-    d_step_count = 0
+    d_steps_before = 0
     report_every = max(1, steps // 50)
     t_start = time.perf_counter()
 
     step = 0
     for step in range(1, steps + 1):
-        # (1) Update D: maximise realism of real images, minimise it for generated ones
-        for _ in range(t.d_steps):
-            real = batch_real()
-            with amp():
-                with torch.no_grad():
-                    fake = G(latents())
-                if joint_d:
-                    real_logits, fake_logits = D(torch.cat([real, fake])).split(b)
-                else:
-                    real_logits, fake_logits = D(real), D(fake)
-            d_loss = losses.d_adversarial(lg, real_logits.float(), fake_logits.float())
-            d_step_count += 1
-            if lg.r1 > 0 and d_step_count % R1_INTERVAL == 0:
-                # in fp32: a squared gradient norm is where bf16's 8-bit mantissa would show
-                d_loss = d_loss + (lg.r1 / 2) * R1_INTERVAL * losses.r1_penalty(D, real)
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
-
-        # (2) Update G: make D score generated images as real
-        z = latents()
-        with amp():
-            fake = G(z)
-            if lg.feature_matching > 0:
-                fake_logits, fake_feat = D(fake, return_features=True)
-                with torch.no_grad():
-                    _, real_feat = D(batch_real(), return_features=True)
-            else:
-                fake_logits = D(fake)
-        g_loss = losses.g_adversarial(lg, fake_logits.float())
-        if lg.feature_matching > 0:
-            g_loss = g_loss + lg.feature_matching * losses.feature_matching(real_feat.float(), fake_feat.float())
-        if lg.mode_seeking > 0:
-            g_loss = g_loss + lg.mode_seeking * losses.mode_seeking(z, fake.float())
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
+        pattern = r1_pattern(run, d_steps_before)
+        d_steps_before += t.d_steps
+        inputs = step_draws(run)
+        if stepper is not None:
+            d_loss, g_loss = stepper(inputs, pattern)
+        else:
+            d_loss, g_loss = step_fn([x.to(on) for x in inputs], pattern)
 
         if G_ema is not None:
             run.ema_steps = ema_update(G_ema, G, t.ema, run.ema_steps)
@@ -644,6 +690,8 @@ def _train(genome, data, *, steps, device, seed, init, progress, budget_seconds,
         if out_of_time:
             break
 
+    if stepper is not None:
+        stats.graphs = stepper.summary()
     return finish_gan(run, step, steps, t_start, log.curves["D"], log.curves["G"])
 
 

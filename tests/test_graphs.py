@@ -1,0 +1,180 @@
+"""Captured training steps (evoart.graphs) as the GPU's per-individual path uses them.
+
+On the CPU the capture is a stand-in that behaves as a CUDA graph does where it
+matters: capturing runs nothing, and each replay runs the step on the static buffers and
+writes into the outputs the capture returned. Through it, an individual trained on the
+captured path takes the same steps as the eager loop: the buffers carry each step's new
+batch and latents, every R1 pattern gets its own capture, the losses a caller keeps are
+its own (not the graph's outputs, overwritten by the next replay), and a capture that
+fails leaves that pattern eager without changing the training. The real CUDA graphs are
+checked where CUDA is present."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from evoart import graphs
+from evoart.genome import LossGenes, validate
+from evoart.graphs import StepGraphs
+from evoart.train import train_briefly
+
+from genomes import squares
+from test_batched import busy
+
+STEPS = 14
+
+
+class ReplayByCalling:
+    """A CUDA graph's semantics on the CPU: ``capture`` runs nothing and returns outputs
+    that only a replay fills; ``replay`` runs the step again (on whatever the static
+    buffers hold then) and writes its results into those same outputs."""
+
+    def __init__(self, device=None, fail_when=lambda pattern: False, outputs: int = 2):
+        self.fail_when, self.outputs = fail_when, outputs
+        self.captures, self.eager_calls = [], 0
+
+    def eager(self, fn):
+        self.eager_calls += 1
+        return fn()
+
+    def capture(self, fn, pattern=None):
+        outputs = tuple(torch.zeros(()) for _ in range(self.outputs))
+
+        def replay():
+            for out, value in zip(outputs, fn()):
+                out.copy_(value.detach())
+
+        return replay, outputs
+
+    def recover(self):
+        pass
+
+
+@pytest.fixture
+def on_graph_path(monkeypatch):
+    """Train through ``StepGraphs`` on the CPU with the stand-in backend; yields the
+    backends made, so a test can look at what was captured."""
+    made = []
+
+    def backend(device, **kw):
+        b = ReplayByCalling(device, **kw)
+        made.append(b)
+        return b
+
+    monkeypatch.setattr(graphs, "graphs_wanted", lambda device: True)
+    monkeypatch.setattr(graphs, "CudaGraphBackend", backend)
+    return made
+
+
+def curves(trained) -> list[list[float]]:
+    return [trained.stats.curves["d_loss"], trained.stats.curves["g_loss"]]
+
+
+def weights(trained) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in trained.generator.parameters()])
+
+
+@pytest.fixture(scope="module")
+def data() -> torch.Tensor:
+    return squares(64, 1)
+
+
+def test_a_captured_individual_trains_as_the_eager_loop_does(data, on_graph_path):
+    g = busy()  # EMA, two D steps, lazy R1 (two patterns), feature matching, mode seeking
+    eager_run = None
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(graphs, "graphs_wanted", lambda device: False)
+        eager_run = train_briefly(g, data, steps=STEPS, seed=3)
+    captured = train_briefly(g, data, steps=STEPS, seed=3)
+    assert captured.stats.curves["d_loss"] == eager_run.stats.curves["d_loss"]
+    assert captured.stats.curves["g_loss"] == eager_run.stats.curves["g_loss"]
+    assert torch.equal(weights(captured), weights(eager_run))
+    assert eager_run.stats.graphs == ""
+    # two D steps a G step, R1 every 4th D step: patterns (F, F) and (F, T) alternate
+    assert captured.stats.graphs == f"2 captured, {STEPS - graphs.GRAPH_WARMUP} replays"
+    assert on_graph_path[0].eager_calls == graphs.GRAPH_WARMUP
+
+
+def test_a_failed_capture_runs_that_pattern_eagerly_and_says_why(data, on_graph_path, monkeypatch):
+    def backend(device):
+        b = ReplayByCalling(device)
+        real_capture = b.capture
+
+        def capture(fn):
+            if b.captures:  # the second pattern (R1's) will not capture
+                raise RuntimeError("operation not permitted when stream is capturing")
+            b.captures.append(True)
+            return real_capture(fn)
+
+        b.capture = capture
+        return b
+
+    monkeypatch.setattr(graphs, "CudaGraphBackend", backend)
+    g = busy()
+    captured = train_briefly(g, data, steps=STEPS, seed=1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(graphs, "graphs_wanted", lambda device: False)
+        eager_run = train_briefly(g, data, steps=STEPS, seed=1)
+    assert curves(captured) == curves(eager_run)
+    assert captured.stats.status == "ok"
+    assert captured.stats.graphs.startswith("1 captured, ")
+    assert "eager: RuntimeError: operation not permitted when stream is capturing" in captured.stats.graphs
+
+
+def test_the_losses_a_caller_keeps_are_not_overwritten_by_the_next_replay():
+    w = torch.zeros(())
+    steps = StepGraphs(lambda inputs, pattern: (inputs[0].sum() + w,), "cpu",
+                       backend=ReplayByCalling(outputs=1), warmup=1)
+    kept = [steps([torch.full((3,), float(i))])[0] for i in range(5)]
+    assert [float(k) for k in kept] == [0.0, 3.0, 6.0, 9.0, 12.0]
+    assert steps.summary() == "1 captured, 4 replays"
+
+
+def test_a_step_whose_inputs_change_in_number_is_refused():
+    steps = StepGraphs(lambda inputs, pattern: (inputs[0].sum(),), "cpu", backend=ReplayByCalling(outputs=1))
+    steps([torch.ones(2)])
+    with pytest.raises(ValueError, match="from 1 tensors to 2"):
+        steps([torch.ones(2), torch.ones(2)])
+
+
+def test_too_short_a_training_to_capture_says_so():
+    steps = StepGraphs(lambda inputs, pattern: (inputs[0].sum(),), "cpu", backend=ReplayByCalling(outputs=1))
+    steps([torch.ones(2)])
+    assert steps.summary() == "eager: too few steps to capture"
+
+
+def test_graphs_are_for_cuda_and_can_be_switched_off(monkeypatch):
+    assert not graphs.graphs_wanted("cpu")
+    monkeypatch.setenv(graphs.ENV_SWITCH, "0")
+    assert not graphs.graphs_wanted("cuda")
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+
+
+@needs_cuda
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_real_cuda_graphs_train_as_the_eager_loop_does(data, precision, monkeypatch):
+    g = busy()
+    captured = train_briefly(g, data, steps=40, seed=0, device="cuda", precision=precision)
+    monkeypatch.setenv(graphs.ENV_SWITCH, "0")
+    eager_run = train_briefly(g, data, steps=40, seed=0, device="cuda", precision=precision)
+    assert captured.stats.graphs.startswith("2 captured"), captured.stats.graphs
+    assert captured.stats.status == eager_run.stats.status == "ok"
+    a, b = torch.tensor(curves(captured)), torch.tensor(curves(eager_run))
+    # the same steps: equal before noise and kernel choice drift apart
+    assert torch.allclose(a[:, :graphs.GRAPH_WARMUP], b[:, :graphs.GRAPH_WARMUP], atol=1e-3, rtol=1e-3)
+    assert len(set(a[0].tolist())) > 10  # each step's own loss, not one replay's output repeated
+    assert (a - b).abs().mean() < 0.1
+
+
+@needs_cuda
+def test_a_nan_in_a_captured_individual_is_caught(data, monkeypatch):
+    g = validate(dataclasses.replace(busy(), loss=LossGenes(hinge=1.0),
+                                     training=dataclasses.replace(busy().training, lr_d=1e9, lr_g=1e9)))
+    trained = train_briefly(g, data, steps=200, seed=0, device="cuda")
+    assert trained.stats.status == "diverged"
+    assert trained.stats.steps < 200
