@@ -17,6 +17,7 @@ die with the driver: nothing is left running after a kill.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import multiprocessing as mp
 import os
 import queue
@@ -150,10 +151,41 @@ def _die_with_parent() -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _worker_init(ctx: EvalContext, progress_queue, threads: int) -> None:
+def worker_device(device: str, slot: int, gpus: int) -> str:
+    """The device a pool's ``slot``-th worker trains on: with ``cuda`` (no index) and
+    several GPUs, worker i takes ``cuda:{i mod gpus}``, so a pool of one worker per GPU
+    uses every card and more workers share them evenly; any other device (``cuda:N``
+    included, which pins the run to one card) is every worker's."""
+    if device == "cuda" and gpus > 1:
+        return f"cuda:{slot % gpus}"
+    return device
+
+
+def default_workers(device: str) -> int | None:
+    """Workers for a run that did not choose: one per GPU where ``device`` is ``cuda``
+    (or ``auto`` resolving to it) and torch sees several, else None (the configuration's
+    own default)."""
+    import torch
+
+    if device not in ("cuda", "auto") or not torch.cuda.is_available():
+        return None
+    gpus = torch.cuda.device_count()
+    return gpus if gpus > 1 else None
+
+
+def _worker_init(ctx: EvalContext, progress_queue, threads: int, slots=None) -> None:
     global _WORKER_CTX, _WORKER_QUEUE
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
     _die_with_parent()
+    if slots is not None and ctx.device == "cuda":
+        import torch
+
+        with slots.get_lock():
+            slot, slots.value = slots.value, slots.value + 1
+        device = worker_device(ctx.device, slot, torch.cuda.device_count())
+        if device != ctx.device:
+            torch.cuda.set_device(device)
+            ctx = dataclasses.replace(ctx, device=device)
     set_torch_threads(ctx.device, threads)
     _WORKER_CTX = ctx
     _WORKER_QUEUE = progress_queue
@@ -209,6 +241,7 @@ class ProcessExecutor:
         self.progress = progress
         self._mp = mp.get_context("spawn")
         self._queue = self._mp.Queue()
+        self._slots = self._mp.Value("i", 0)  # workers started, each takes the next GPU (worker_device)
         self._started: dict[str, int] = {}
         self._pool: cf.ProcessPoolExecutor | None = None
         self._stop = threading.Event()
@@ -232,7 +265,7 @@ class ProcessExecutor:
     def _new_pool(self, workers: int) -> cf.ProcessPoolExecutor:
         return cf.ProcessPoolExecutor(
             max_workers=workers, mp_context=self._mp,
-            initializer=_worker_init, initargs=(self.ctx, self._queue, self.threads),
+            initializer=_worker_init, initargs=(self.ctx, self._queue, self.threads, self._slots),
         )
 
     def _pool_or_new(self) -> cf.ProcessPoolExecutor:

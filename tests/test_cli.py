@@ -156,6 +156,19 @@ def test_dry_run_prints_the_resolved_configuration_and_writes_nothing(tmp_path):
     assert not (tmp_path / "g").exists()
 
 
+def test_a_run_on_several_gpus_gets_a_worker_for_each_unless_it_chose(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    out = str(tmp_path / "g")
+    chosen = json.loads(run_cli("evolve", "shapes", "--device", "cuda", "--dry-run", "--out", out).output)
+    assert chosen["workers"] == 3
+    assert json.loads(run_cli("evolve", "shapes", "--device", "cuda", "--workers", "1", "--dry-run",
+                              "--out", out).output)["workers"] == 1
+    assert json.loads(run_cli("evolve", "shapes", "--device", "cpu", "--dry-run", "--out", out).output)["workers"] == 2
+
+
 def test_datasets_list_names_the_builtins():
     result = run_cli("datasets", "list")
     assert result.exit_code == 0

@@ -5,6 +5,7 @@ driver's torch threads follow the number of workers."""
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing as mp
 import os
 
@@ -197,3 +198,46 @@ def test_a_dead_worker_fails_only_its_individual(ctx, monkeypatch):
 def test_driver_threads(monkeypatch, cores, workers, threads):
     monkeypatch.setattr(executors.os, "cpu_count", lambda: cores)
     assert driver_threads(workers) == threads
+
+
+def test_a_pool_on_several_gpus_gives_each_worker_its_own_card(ctx, monkeypatch):
+    """With --device cuda and several GPUs, the pool's workers take the cards in turn
+    (one per GPU, more workers sharing them evenly, a rebuilt pool going on round the
+    cards); cuda:N pins every worker to that card, and one GPU is every worker's."""
+    import torch
+
+    from evoart.executors import _worker_init, worker_device
+
+    assert [worker_device("cuda", i, 3) for i in range(5)] == ["cuda:0", "cuda:1", "cuda:2", "cuda:0", "cuda:1"]
+    assert worker_device("cuda:1", 0, 3) == worker_device("cuda:1", 2, 3) == "cuda:1"
+    assert worker_device("cuda", 1, 1) == "cuda"
+    assert worker_device("cpu", 1, 4) == "cpu"
+
+    picked = []
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", picked.append)
+    monkeypatch.setattr(executors.signal, "signal", lambda *a: None)  # not this test process's Ctrl-C
+    monkeypatch.setattr(executors, "_die_with_parent", lambda: None)
+    monkeypatch.setattr(executors, "_WORKER_CTX", None)
+    slots = mp.get_context("spawn").Value("i", 0)
+    on_gpu = dataclasses.replace(ctx, device="cuda")
+    devices = []
+    for _ in range(3):  # three workers started, as a pool and its rebuild would
+        _worker_init(on_gpu, None, 1, slots)
+        devices.append(executors._WORKER_CTX.device)
+    assert devices == ["cuda:0", "cuda:1", "cuda:0"] == picked
+    assert on_gpu.device == "cuda"  # the driver's own context is untouched
+
+
+def test_a_run_on_several_gpus_defaults_to_one_worker_each(monkeypatch):
+    import torch
+
+    from evoart.executors import default_workers
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert default_workers("cuda") == default_workers("auto") == 4
+    assert default_workers("cuda:2") is None  # one card asked for: the configuration's default
+    assert default_workers("cpu") is None
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert default_workers("cuda") is None

@@ -82,7 +82,8 @@ def _explicit(ctx: click.Context, name: str) -> bool:
               help="Training precision: bf16 autocast (parameters and losses stay fp32) or fp32; auto picks "
                    "bf16 where the CPU has AVX-512 BF16 or AMX (or the GPU supports bf16). A run records "
                    "what it used and a resume reuses it.  [default: auto]")
-@click.option("--workers", type=int, help="Parallel evaluations (processes).  [default: 2]")
+@click.option("--workers", type=int, help="Parallel evaluations (processes); on several GPUs, spread over "
+              "them (--device cuda).  [default: 2, or one per GPU when there are several]")
 @click.option("--executor", type=click.Choice(["local", "ray"]),
               help="Where individuals are evaluated: this machine (--workers processes) or a Ray cluster "
                    "(pip install 'evoart[ray]'; README: Running on a cluster).  [default: local]")
@@ -196,6 +197,12 @@ def evolve(ctx, data, config_file, resume, dry_run, out, no_inherit, from_preset
 
     settings = load_toml(config_file) if config_file else {}
     settings.update(given)
+    if "workers" not in settings:  # one worker per GPU where there are several
+        from ..executors import default_workers
+
+        gpus = default_workers(str(settings.get("device", "auto")))
+        if gpus is not None:
+            settings["workers"] = gpus
     named = "schedule" in {k.replace("-", "_") for k in settings}
     if interactive and not named:
         settings["schedule"] = "plus"  # halving, the default, breeds nothing to pick from
