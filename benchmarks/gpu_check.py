@@ -7,8 +7,15 @@ leaves room for a rerun, then read the JSON (a run cut short still leaves what i
      (first-step losses equal within 1e-4, ten steps within 5e-2), in fp32;
   2. the divergence check: a NaN put into one member is caught within the check interval
      and the others finish;
-  3. the population benchmark (``throughput.py --population``): naive against batched,
-     32 individuals x 300 steps, a realistic mix and one signature.
+  3. CUDA graphs (``evoart.graphs``): a captured individual trains as the eager loop does
+     (both patterns captured, the warm-up steps equal within 1e-3), and the speed of one
+     32x32 ``dcgan-classic`` individual at batch 64, eager against graphed (the anchor:
+     107 against 714 steps/s on an H100);
+  4. the population benchmark (``throughput.py --population``): naive against graphed
+     and batched, 32 individuals x 300 steps, a realistic mix and one signature;
+  5. several processes on one card, each training graphed individuals (1, 2 and 4), with
+     a time limit: aggregate steps/s, or which count hung (the unexplained multi-process
+     CUDA-graph hang in ANCHORS).
 
     python benchmarks/gpu_check.py --out gpu-check.json [--device cuda] [--steps 300]
 
@@ -19,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
+import os
 import sys
 import time
 import traceback
@@ -93,22 +102,131 @@ def main() -> None:
             raise AssertionError(f"statuses {status}")
         return {"status": status, "reason": got[1].stats.reason, "curve_length": len(got[1].stats.curves["d_loss"])}
 
+    from evoart import graphs
+
+    def graphs_equal_eager():
+        runs = {}
+        for label, switch in (("graphed", "1"), ("eager", "0")):
+            os.environ[graphs.ENV_SWITCH] = switch
+            t0 = time.perf_counter()
+            tr = train_briefly(g, data, steps=40, seed=0, device=args.device)
+            runs[label] = (tr, time.perf_counter() - t0)
+        os.environ.pop(graphs.ENV_SWITCH, None)
+        (a, _), (b, _) = runs["graphed"], runs["eager"]
+        ca = torch.tensor([a.stats.curves["d_loss"], a.stats.curves["g_loss"]])
+        cb = torch.tensor([b.stats.curves["d_loss"], b.stats.curves["g_loss"]])
+        w = graphs.GRAPH_WARMUP
+        out = {"summary": a.stats.graphs, "warmup_diff": float((ca[:, :w] - cb[:, :w]).abs().max()),
+               "mean_diff": float((ca - cb).abs().mean()), "distinct_d_losses": len(set(ca[0].tolist())),
+               "seconds": {k: round(v[1], 2) for k, v in runs.items()}}
+        if not cpu and (not a.stats.graphs.startswith("2 captured") or out["warmup_diff"] > 1e-3
+                        or out["distinct_d_losses"] < 30):
+            raise AssertionError(f"graphed training differs from eager: {out}")
+        return out
+
+    def graph_speed():
+        from evoart.presets import load_preset
+
+        one = load_preset("dcgan-classic").genome
+        one = dataclasses.replace(one, training=dataclasses.replace(one.training, batch_size=64))
+        steps = 30 if cpu else 300
+        out = {}
+        for label, switch in (("eager", "0"), ("graphed", "1")):
+            os.environ[graphs.ENV_SWITCH] = switch
+            train_briefly(one, data, steps=5, seed=0, device=args.device)  # kernels and allocator warm
+            _sync(args.device)
+            t0 = time.perf_counter()
+            tr = train_briefly(one, data, steps=steps, seed=0, device=args.device)
+            _sync(args.device)
+            out[label] = {"steps_per_s": round(tr.stats.steps / (time.perf_counter() - t0), 1),
+                          "graphs": tr.stats.graphs}
+        os.environ.pop(graphs.ENV_SWITCH, None)
+        out["ratio"] = round(out["graphed"]["steps_per_s"] / out["eager"]["steps_per_s"], 2)
+        return out
+
     check("batched_equals_alone", same_losses)
     check("divergence_caught", nan_caught)
+    check("graphs_equal_eager", graphs_equal_eager)
+    check("graph_speed_32px_b64", graph_speed)
     save()
 
     import throughput
 
     bench = argparse.Namespace(population=args.population or (4 if cpu else 32), steps=args.steps or (5 if cpu else 300),
-                               device=args.device, precision="auto", threads=1, max_group=32,
+                               device=args.device, precision="auto", threads=1, max_group=32, naive_sample=4,
                                out=args.out.with_name(args.out.stem + "-population.json"))
     report["population_json"] = str(bench.out)
     save()
     throughput.population_mode(bench)
     report["population"] = json.loads(bench.out.read_text())
+    save()
+
+    def processes_per_card():
+        out = {}
+        for k in (1, 2) if cpu else (1, 2, 4):
+            ctx = mp.get_context("spawn")
+            with ctx.Pool(k) as pool:
+                t0 = time.perf_counter()
+                pending = pool.map_async(_graphed_worker, [(args.device, i, 30 if cpu else 300) for i in range(k)])
+                try:
+                    done = pending.get(timeout=90)
+                except mp.TimeoutError:
+                    pool.terminate()
+                    out[str(k)] = {"hung": True, "after_s": round(time.perf_counter() - t0, 1)}
+                    report["checks"]["processes_per_card"] = {"ok": False, **out}
+                    save()
+                    continue
+            wall = time.perf_counter() - t0
+            out[str(k)] = {"steps_per_s_total": round(sum(d["steps"] for d in done) / wall, 1), "wall_s": round(wall, 1),
+                           "each": done}
+            report["checks"]["processes_per_card"] = {"ok": True, **out}
+            save()
+        if any(v.get("hung") for v in out.values()):
+            raise AssertionError(f"a pool hung: {out}")
+        return out
+
+    check("processes_per_card", processes_per_card)
     report["seconds"] = round(time.time() - report["started"], 1)
     save()
     print(f"wrote {args.out}")
+
+
+def _sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _graphed_worker(job) -> dict:
+    """One process of ``processes_per_card``: two ``dcgan-classic`` individuals at batch
+    64, their steps in CUDA graphs; returns its steps and timings (start-up apart)."""
+    import dataclasses
+
+    import torch
+
+    from evoart.presets import load_preset
+    from evoart.train import train_briefly
+
+    device, index, steps = job
+    if device == "cpu":
+        torch.set_num_threads(1)  # the CPU smoke: two processes on default threads collapse
+    t0 = time.perf_counter()
+    one = load_preset("dcgan-classic").genome
+    one = dataclasses.replace(one, training=dataclasses.replace(one.training, batch_size=64))
+    data = torch.rand(256, 3, 32, 32, generator=torch.Generator().manual_seed(index)) * 2 - 1
+    train_briefly(one, data, steps=5, seed=index, device=device)
+    _sync(device)
+    t1 = time.perf_counter()
+    total, summaries = 0, []
+    for seed in (index, index + 100):
+        tr = train_briefly(one, data, steps=steps, seed=seed, device=device)
+        total += tr.stats.steps
+        summaries.append(tr.stats.graphs)
+    _sync(device)
+    t2 = time.perf_counter()
+    return {"steps": total, "startup_s": round(t1 - t0, 2), "train_s": round(t2 - t1, 2),
+            "steps_per_s": round(total / (t2 - t1), 1), "graphs": summaries}
 
 
 if __name__ == "__main__":

@@ -26,8 +26,11 @@ The population mode ([gpu] item 6) trains a population of ``--population`` indiv
 ``--device``, twice over: a realistic mix (``random_genome`` draws at 32 px, seeded) and
 one signature (every individual the mix's first batchable genome, each with its own
 seed). Each is trained ``naive`` (one eager individual after another, ``train_briefly``)
-and ``batched`` (the individuals of one ``batched.signature`` in groups of up to
-``--max-group``, ``batched.train_group``; the rest alone). One-time start-up (a short
+``graphed`` (the same, each individual's step captured in CUDA graphs, ``evoart.graphs``;
+CUDA only) and ``batched`` (the individuals of one ``batched.signature`` in groups of up to
+``--max-group``, ``batched.train_group``; the rest alone, graphed where CUDA is). The naive
+loop's steps/s does not depend on how many individuals it trains one after another, so
+for one signature it trains only the first ``--naive-sample`` (4). One-time start-up (a short
 training of every signature, kernels and allocator warmed) is timed apart and left out.
 JSON is rewritten after every measurement, so a run cut short still leaves data:
 
@@ -158,6 +161,7 @@ def population_mode(args) -> None:
     """[gpu]'s benchmark: naive against batched on one device (see the module's doc)."""
     import torch
 
+    from evoart import graphs
     from evoart.batched import groups as batched_groups, signature, train_group
     from evoart.genome import describe, estimate_step_macs
     from evoart.imaging import to_float_tensor
@@ -201,30 +205,44 @@ def population_mode(args) -> None:
         report["startup_s"][name] = round(time.perf_counter() - t0, 2)
         entry = report["results"].setdefault(name, {"signatures": len({signature(g, res) for g in genomes}),
                                                     "groups": [len(g) for g in groups]})
-        for mode in ("naive", "batched"):
+        cuda = args.device.startswith("cuda")
+        for mode in ("naive", "graphed", "batched") if cuda else ("naive", "batched"):
+            os.environ[graphs.ENV_SWITCH] = "0" if mode == "naive" else "1"
             t0 = time.perf_counter()
-            steps = 0
-            if mode == "naive":
-                for i, g in enumerate(genomes):
-                    steps += train_briefly(g, data, steps=args.steps, seed=i, device=args.device,
-                                           precision=precision).stats.steps
+            steps, summaries = 0, []
+            if mode != "batched":
+                who = genomes if (mode != "naive" or name == "mix") else genomes[:args.naive_sample]
+                for i, g in enumerate(who):
+                    st = train_briefly(g, data, steps=args.steps, seed=i, device=args.device, precision=precision).stats
+                    steps += st.steps
+                    summaries.append(st.graphs)
+                trained_macs = sum(estimate_step_macs(g, res) for g in who) * args.steps
             else:
+                trained_macs = macs
                 for grp in groups:
                     if len(grp) == 1:  # an architecture of its own trains alone, as in a run
-                        steps += train_briefly(genomes[grp[0]], data, steps=args.steps, seed=grp[0], device=args.device,
-                                               precision=precision).stats.steps
+                        st = train_briefly(genomes[grp[0]], data, steps=args.steps, seed=grp[0], device=args.device,
+                                           precision=precision).stats
+                        steps += st.steps
+                        summaries.append(st.graphs)
                         continue
                     trained = train_group([genomes[i] for i in grp], data, steps=args.steps, seeds=list(grp),
                                           device=args.device, precision=precision)
                     steps += sum(t.stats.steps for t in trained)
             _sync(args.device)
             wall = time.perf_counter() - t0
+            # estimate_step_macs counts the backward; 2 flops a MAC
             entry[mode] = {"wall_s": round(wall, 2), "steps": steps, "steps_per_s": round(steps / wall, 1),
-                           "tflops": round(2 * macs / wall / 1e12, 3)}  # estimate_step_macs counts the backward; 2 flops a MAC
-            if mode == "batched":
-                entry["ratio"] = round(entry["batched"]["steps_per_s"] / entry["naive"]["steps_per_s"], 2)
+                           "tflops": round(2 * trained_macs / wall / 1e12, 3)}
+            if any(summaries):  # what the graphs did: captures, and why any pattern stayed eager
+                entry[mode]["graphs"] = {
+                    "individuals_captured": sum(1 for s in summaries if " captured" in s),
+                    "eager_because": sorted({s.split("eager: ", 1)[1] for s in summaries if "eager: " in s})}
+            if mode != "naive":
+                entry[f"{mode}_ratio"] = round(entry[mode]["steps_per_s"] / entry["naive"]["steps_per_s"], 2)
             print(f"{name:<14} {mode:<8} {steps / wall:8.1f} steps/s  wall {wall:6.1f} s", flush=True)
             save()
+    os.environ.pop(graphs.ENV_SWITCH, None)
     print(f"wrote {args.out}")
 
 
@@ -290,6 +308,8 @@ def main() -> None:
     ap.add_argument("--precision", default="auto", help="the population mode's precision (auto, fp32, bf16)")
     ap.add_argument("--threads", type=int, default=1, help="the population mode's torch threads on the CPU")
     ap.add_argument("--max-group", type=int, default=32, help="the population mode's largest batched group")
+    ap.add_argument("--naive-sample", type=int, default=4,
+                    help="the population mode: individuals the naive loop trains for one signature")
     args = ap.parse_args()
     if args.population:
         if "--steps" not in sys.argv:
