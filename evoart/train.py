@@ -692,6 +692,9 @@ def _train(genome, data, *, steps, device, seed, init, progress, budget_seconds,
 
     if stepper is not None:
         stats.graphs = stepper.summary()
+        # the nets' gradients live in the graphs' memory pools: let go of them with the graphs
+        run.opt_g.zero_grad(set_to_none=True)
+        run.opt_d.zero_grad(set_to_none=True)
     return finish_gan(run, step, steps, t_start, log.curves["D"], log.curves["G"])
 
 
