@@ -84,7 +84,9 @@ class CudaGraphBackend:
     def capture(self, fn: Callable[[], tuple[torch.Tensor, ...]]):
         graph = torch.cuda.CUDAGraph()
         torch.cuda.synchronize(self.device)
-        with torch.cuda.graph(graph):
+        # thread_local: another thread's CUDA call (a progress reader, an import) must not
+        # invalidate this thread's capture
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             outputs = fn()
         return graph.replay, outputs
 
