@@ -32,7 +32,7 @@ from .nets import build_discriminator
 from .objectives import WORST
 from .seeds import json_digest
 from . import batched, families
-from .train import Init, _adam, resolve_precision
+from .train import Init, adam, resolve_precision
 from .variation import Inheritance
 
 LATENT_MAX = 256
@@ -366,7 +366,7 @@ def train_critic(real: torch.Tensor, fakes: list[torch.Tensor], *, steps: int, s
         net = _CriticNet(real.shape[-1], k).to(device).to(memory_format=layout).train()
         # fused Adam, as the individuals train: 7% of the critic's time; its logits move by
         # rounding (0.3% after 150 steps), far inside the spread between critic seeds
-        opt = _adam(net.parameters(), device, lr=CRITIC_LR, betas=(0.5, 0.999))
+        opt = adam(net.parameters(), device, lr=CRITIC_LR, betas=(0.5, 0.999))
         # every image a step may draw, real ones first, in the layout the net reads: a
         # step gathers its batch with one indexing call
         sets = [real, *fakes]

@@ -31,7 +31,7 @@ import threading
 from typing import Iterable, Iterator
 
 from .errors import EvoartError
-from .executors import StepProgress, set_torch_threads, work_units
+from .executors import StepProgress, set_torch_threads, warm_driver_imports, work_units
 from .faults import fault_point
 from .fitness import EvalContext, EvalTask, Evaluation, evaluate_group, failed
 
@@ -198,6 +198,7 @@ class RayExecutor:
             raise
         self._outstanding: set = set()
         self._reported: dict[str, int] = {}  # id -> the last step passed on
+        warm_driver_imports()  # as a process pool's driver does: its first critic's optimiser needs it
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._reader = threading.Thread(target=self._read_progress, daemon=True)

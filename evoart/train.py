@@ -217,7 +217,7 @@ def _fused(device: str) -> bool:
     return torch.device(device).type in ("cpu", "cuda")
 
 
-def _adam(params, device: str, **kw) -> torch.optim.Adam:
+def adam(params, device: str, **kw) -> torch.optim.Adam:
     """Adam with the fused kernel where torch has one: the same update in one pass over
     all parameters instead of a dozen small ops per tensor; an Adam step of a
     ``dcgan-classic`` G and D took less than half the time of the per-tensor loop on one thread."""
@@ -511,8 +511,8 @@ def setup_gan(genome: Genome, data: torch.Tensor, *, device: str, seed: int, ini
     D.to(device, memory_format=layout_).train()
     G_ema = start.make_ema(G, genome, resolution, init, seed, device, layout_)
 
-    opt_g = _adam(G.parameters(), device, lr=t.lr_g, betas=(t.beta1, t.beta2))
-    opt_d = _adam(D.parameters(), device, lr=t.lr_d, betas=(t.beta1, t.beta2))
+    opt_g = adam(G.parameters(), device, lr=t.lr_g, betas=(t.beta1, t.beta2))
+    opt_d = adam(D.parameters(), device, lr=t.lr_d, betas=(t.beta1, t.beta2))
     if init is not None:
         _load_adam_state(opt_g, G, init.parents, start.adam_source, "opt_g")
         _load_adam_state(opt_d, D, init.parents, d_source, "opt_d")

@@ -46,7 +46,7 @@ from .train import (
     Init,
     Trained,
     TrainStats,
-    _adam,
+    adam,
     _adam_state_by_name,
     _load_adam_state,
     _state_copy,
@@ -219,8 +219,8 @@ def _train(genome, data, *, steps, device, seed, init, progress, budget_seconds,
         m.to(device, memory_format=layout_).train()
     dec_ema = start.make_ema(dec, genome, resolution, init, seed, device, layout_)
 
-    opt = _adam(list(dec.parameters()) + list(enc.parameters()), device, lr=t.lr_g, betas=(t.beta1, t.beta2))
-    opt_d = _adam(D.parameters(), device, lr=t.lr_d, betas=(t.beta1, t.beta2)) if D is not None else None
+    opt = adam(list(dec.parameters()) + list(enc.parameters()), device, lr=t.lr_g, betas=(t.beta1, t.beta2))
+    opt_d = adam(D.parameters(), device, lr=t.lr_d, betas=(t.beta1, t.beta2)) if D is not None else None
     if init is not None:
         _load_adam_state(opt, dec, init.parents, start.adam_source, "opt_g")
         _load_adam_state(opt, enc, init.parents, side_source, "opt_enc")
