@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import os
 import sys
 import time
 import traceback
@@ -35,6 +34,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+
+from throughput import _sync, graphs_on  # noqa: E402
 
 
 def main() -> None:
@@ -106,12 +107,11 @@ def main() -> None:
 
     def graphs_equal_eager():
         runs = {}
-        for label, switch in (("graphed", "1"), ("eager", "0")):
-            os.environ[graphs.ENV_SWITCH] = switch
-            t0 = time.perf_counter()
-            tr = train_briefly(g, data, steps=40, seed=0, device=args.device)
-            runs[label] = (tr, time.perf_counter() - t0)
-        os.environ.pop(graphs.ENV_SWITCH, None)
+        for label in ("graphed", "eager"):
+            with graphs_on(label == "graphed"):
+                t0 = time.perf_counter()
+                tr = train_briefly(g, data, steps=40, seed=0, device=args.device)
+                runs[label] = (tr, time.perf_counter() - t0)
         (a, _), (b, _) = runs["graphed"], runs["eager"]
         ca = torch.tensor([a.stats.curves["d_loss"], a.stats.curves["g_loss"]])
         cb = torch.tensor([b.stats.curves["d_loss"], b.stats.curves["g_loss"]])
@@ -125,22 +125,18 @@ def main() -> None:
         return out
 
     def graph_speed():
-        from evoart.presets import load_preset
-
-        one = load_preset("dcgan-classic").genome
-        one = dataclasses.replace(one, training=dataclasses.replace(one.training, batch_size=64))
+        one = _dcgan_b64()
         steps = 30 if cpu else 300
         out = {}
-        for label, switch in (("eager", "0"), ("graphed", "1")):
-            os.environ[graphs.ENV_SWITCH] = switch
-            train_briefly(one, data, steps=5, seed=0, device=args.device)  # kernels and allocator warm
-            _sync(args.device)
-            t0 = time.perf_counter()
-            tr = train_briefly(one, data, steps=steps, seed=0, device=args.device)
-            _sync(args.device)
+        for label in ("eager", "graphed"):
+            with graphs_on(label == "graphed"):
+                train_briefly(one, data, steps=5, seed=0, device=args.device)  # kernels and allocator warm
+                _sync(args.device)
+                t0 = time.perf_counter()
+                tr = train_briefly(one, data, steps=steps, seed=0, device=args.device)
+                _sync(args.device)
             out[label] = {"steps_per_s": round(tr.stats.steps / (time.perf_counter() - t0), 1),
                           "graphs": tr.stats.graphs}
-        os.environ.pop(graphs.ENV_SWITCH, None)
         out["ratio"] = round(out["graphed"]["steps_per_s"] / out["eager"]["steps_per_s"], 2)
         return out
 
@@ -191,29 +187,28 @@ def main() -> None:
     print(f"wrote {args.out}")
 
 
-def _sync(device: str) -> None:
-    import torch
+def _dcgan_b64():
+    """The anchor's individual: ``dcgan-classic`` at 32 px, batch 64."""
+    import dataclasses
 
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
+    from evoart.presets import load_preset
+
+    one = load_preset("dcgan-classic").genome
+    return dataclasses.replace(one, training=dataclasses.replace(one.training, batch_size=64))
 
 
 def _graphed_worker(job) -> dict:
     """One process of ``processes_per_card``: two ``dcgan-classic`` individuals at batch
     64, their steps in CUDA graphs; returns its steps and timings (start-up apart)."""
-    import dataclasses
-
     import torch
 
-    from evoart.presets import load_preset
     from evoart.train import train_briefly
 
     device, index, steps = job
     if device == "cpu":
         torch.set_num_threads(1)  # the CPU smoke: two processes on default threads collapse
     t0 = time.perf_counter()
-    one = load_preset("dcgan-classic").genome
-    one = dataclasses.replace(one, training=dataclasses.replace(one.training, batch_size=64))
+    one = _dcgan_b64()
     data = torch.rand(256, 3, 32, 32, generator=torch.Generator().manual_seed(index)) * 2 - 1
     train_briefly(one, data, steps=5, seed=index, device=device)
     _sync(device)

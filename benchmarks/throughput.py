@@ -41,6 +41,7 @@ JSON is rewritten after every measurement, so a run cut short still leaves data:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -150,6 +151,18 @@ def run_pool(genomes, steps: int, precision: str, workers: int, cache: str) -> d
                                            "largest_worker": _peak_rss_mib(resource.RUSAGE_CHILDREN)}}
 
 
+@contextlib.contextmanager
+def graphs_on(on: bool):
+    """CUDA graphs on or off (``evoart.graphs.ENV_SWITCH``) for what runs inside."""
+    from evoart import graphs
+
+    os.environ[graphs.ENV_SWITCH] = "1" if on else "0"
+    try:
+        yield
+    finally:
+        os.environ.pop(graphs.ENV_SWITCH, None)
+
+
 def _sync(device: str) -> None:
     import torch
 
@@ -161,7 +174,6 @@ def population_mode(args) -> None:
     """[gpu]'s benchmark: naive against batched on one device (see the module's doc)."""
     import torch
 
-    from evoart import graphs
     from evoart.batched import groups as batched_groups, signature, train_group
     from evoart.genome import describe, estimate_step_macs
     from evoart.imaging import to_float_tensor
@@ -207,28 +219,30 @@ def population_mode(args) -> None:
                                                     "groups": [len(g) for g in groups]})
         cuda = args.device.startswith("cuda")
         for mode in ("naive", "graphed", "batched") if cuda else ("naive", "batched"):
-            os.environ[graphs.ENV_SWITCH] = "0" if mode == "naive" else "1"
+            summaries = []
+
+            def alone(i: int) -> int:  # one individual on the per-individual path: its steps
+                st = train_briefly(genomes[i], data, steps=args.steps, seed=i, device=args.device,
+                                   precision=precision).stats
+                summaries.append(st.graphs)
+                return st.steps
+
             t0 = time.perf_counter()
-            steps, summaries = 0, []
-            if mode != "batched":
-                who = genomes if (mode != "naive" or name == "mix") else genomes[:args.naive_sample]
-                for i, g in enumerate(who):
-                    st = train_briefly(g, data, steps=args.steps, seed=i, device=args.device, precision=precision).stats
-                    steps += st.steps
-                    summaries.append(st.graphs)
-                trained_macs = sum(estimate_step_macs(g, res) for g in who) * args.steps
-            else:
-                trained_macs = macs
-                for grp in groups:
-                    if len(grp) == 1:  # an architecture of its own trains alone, as in a run
-                        st = train_briefly(genomes[grp[0]], data, steps=args.steps, seed=grp[0], device=args.device,
-                                           precision=precision).stats
-                        steps += st.steps
-                        summaries.append(st.graphs)
-                        continue
-                    trained = train_group([genomes[i] for i in grp], data, steps=args.steps, seeds=list(grp),
-                                          device=args.device, precision=precision)
-                    steps += sum(t.stats.steps for t in trained)
+            steps = 0
+            with graphs_on(mode != "naive"):
+                if mode != "batched":
+                    who = range(len(genomes) if (mode != "naive" or name == "mix") else min(args.naive_sample, len(genomes)))
+                    steps = sum(alone(i) for i in who)
+                    trained_macs = sum(estimate_step_macs(genomes[i], res) for i in who) * args.steps
+                else:
+                    trained_macs = macs
+                    for grp in groups:
+                        if len(grp) == 1:  # an architecture of its own trains alone, as in a run
+                            steps += alone(grp[0])
+                            continue
+                        trained = train_group([genomes[i] for i in grp], data, steps=args.steps, seeds=list(grp),
+                                              device=args.device, precision=precision)
+                        steps += sum(t.stats.steps for t in trained)
             _sync(args.device)
             wall = time.perf_counter() - t0
             # estimate_step_macs counts the backward; 2 flops a MAC
@@ -242,7 +256,6 @@ def population_mode(args) -> None:
                 entry[f"{mode}_ratio"] = round(entry[mode]["steps_per_s"] / entry["naive"]["steps_per_s"], 2)
             print(f"{name:<14} {mode:<8} {steps / wall:8.1f} steps/s  wall {wall:6.1f} s", flush=True)
             save()
-    os.environ.pop(graphs.ENV_SWITCH, None)
     print(f"wrote {args.out}")
 
 

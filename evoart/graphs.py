@@ -65,9 +65,10 @@ def make_capturable(*optimizers: torch.optim.Optimizer) -> None:
 
 
 class CudaGraphBackend:
-    """Warm-up on a side stream, capture with ``torch.cuda.graph``, replay on the current
-    stream. Each pattern's graph has its own memory pool: patterns replay in any order,
-    and a shared pool is only safe for graphs replayed in the order they were captured."""
+    """Warm-up and capture on a side stream, replay on the current stream, with
+    ``device`` the current device (``train_briefly`` makes it so). Each pattern's graph
+    has its own memory pool: patterns replay in any order, and a shared pool is only
+    safe for graphs replayed in the order they were captured."""
 
     def __init__(self, device: str | torch.device):
         self.device = torch.device(device)
@@ -82,11 +83,11 @@ class CudaGraphBackend:
         return out
 
     def capture(self, fn: Callable[[], tuple[torch.Tensor, ...]]):
-        graph = torch.cuda.CUDAGraph()
-        torch.cuda.synchronize(self.device)
-        # thread_local: another thread's CUDA call (a progress reader, an import) must not
-        # invalidate this thread's capture
-        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+        graph = torch.cuda.CUDAGraph()  # torch.cuda.graph synchronises before it captures
+        # on this backend's own stream: torch's default capture stream is made once a
+        # process, on whichever device was current then. thread_local: another thread's
+        # CUDA call (a progress reader, an import) must not invalidate this capture
+        with torch.cuda.graph(graph, stream=self.side, capture_error_mode="thread_local"):
             outputs = fn()
         return graph.replay, outputs
 

@@ -449,7 +449,9 @@ def train_briefly(
         raise GenomeError(f"genome.family: train_briefly trains GANs, got a {genome.family}; "
                           "train through evoart.families.of(genome).train")
     devices = [torch.device(device)] if str(device).startswith("cuda") else []
-    with torch.random.fork_rng(devices=devices):
+    # cuda:N current while it trains: a CUDA graph captures and replays on the current device
+    current = torch.cuda.device(devices[0]) if devices else contextlib.nullcontext()
+    with torch.random.fork_rng(devices=devices), current:
         return _train(genome, data, steps=steps, device=device, seed=seed, init=init,
                       progress=progress, budget_seconds=budget_seconds, precision=precision)
 
@@ -482,8 +484,11 @@ class GanRun:
         idx = self.batch_indices()
         return self.data[idx.to(self.data.device)] if self.data.device.type != "cpu" else self.data[idx]
 
+    def host_latents(self) -> torch.Tensor:
+        return torch.randn(self.batch, self.G.latent, generator=self.gen)
+
     def latents(self) -> torch.Tensor:
-        return torch.randn(self.batch, self.G.latent, generator=self.gen).to(self.data.device)
+        return self.host_latents().to(self.data.device)
 
 
 def setup_gan(genome: Genome, data: torch.Tensor, *, device: str, seed: int, init: Init | None,
@@ -587,8 +592,8 @@ def step_draws(run: GanRun) -> list[torch.Tensor]:
     feature matching) the real batch its features are matched against."""
     out = []
     for _ in range(run.genome.training.d_steps):
-        out += [run.batch_indices(), torch.randn(run.batch, run.G.latent, generator=run.gen)]
-    out.append(torch.randn(run.batch, run.G.latent, generator=run.gen))
+        out += [run.batch_indices(), run.host_latents()]
+    out.append(run.host_latents())
     if run.genome.loss.feature_matching > 0:
         out.append(run.batch_indices())
     return out
@@ -653,12 +658,12 @@ def _train(genome, data, *, steps, device, seed, init, progress, budget_seconds,
     G, G_ema, stats = run.G, run.G_ema, run.stats
     t = genome.training
     on = torch.device(device)
-    captured = graphs.graphs_wanted(device)
+    use_graphs = graphs.graphs_wanted(device)
     # a graph replays the casts it captured: autocast's weight cache must not outlive a step
-    amp = lambda: autocast(device, precision, cache=not captured)  # noqa: E731
+    amp = lambda: autocast(device, precision, cache=not use_graphs)  # noqa: E731
     step_fn = lambda inputs, pattern: gan_step(run, inputs, pattern, amp)  # noqa: E731
     stepper = None
-    if captured:
+    if use_graphs:
         graphs.make_capturable(run.opt_g, run.opt_d)
         stepper = graphs.StepGraphs(step_fn, on, before_capture=lambda: (run.opt_g.zero_grad(set_to_none=True),
                                                                            run.opt_d.zero_grad(set_to_none=True)))

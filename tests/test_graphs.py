@@ -32,15 +32,18 @@ class ReplayByCalling:
     that only a replay fills; ``replay`` runs the step again (on whatever the static
     buffers hold then) and writes its results into those same outputs."""
 
-    def __init__(self, device=None, fail_when=lambda pattern: False, outputs: int = 2):
-        self.fail_when, self.outputs = fail_when, outputs
-        self.captures, self.eager_calls = [], 0
+    def __init__(self, device=None, outputs: int = 2, captures_before_failing: int | None = None):
+        self.outputs, self.captures_before_failing = outputs, captures_before_failing
+        self.captures = self.eager_calls = 0
 
     def eager(self, fn):
         self.eager_calls += 1
         return fn()
 
-    def capture(self, fn, pattern=None):
+    def capture(self, fn):
+        if self.captures == self.captures_before_failing:
+            raise RuntimeError("operation not permitted when stream is capturing")
+        self.captures += 1
         outputs = tuple(torch.zeros(()) for _ in range(self.outputs))
 
         def replay():
@@ -59,10 +62,9 @@ def on_graph_path(monkeypatch):
     backends made, so a test can look at what was captured."""
     made = []
 
-    def backend(device, **kw):
-        b = ReplayByCalling(device, **kw)
-        made.append(b)
-        return b
+    def backend(device):
+        made.append(ReplayByCalling(device))
+        return made[-1]
 
     monkeypatch.setattr(graphs, "graphs_wanted", lambda device: True)
     monkeypatch.setattr(graphs, "CudaGraphBackend", backend)
@@ -84,7 +86,6 @@ def data() -> torch.Tensor:
 
 def test_a_captured_individual_trains_as_the_eager_loop_does(data, on_graph_path):
     g = busy()  # EMA, two D steps, lazy R1 (two patterns), feature matching, mode seeking
-    eager_run = None
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(graphs, "graphs_wanted", lambda device: False)
         eager_run = train_briefly(g, data, steps=STEPS, seed=3)
@@ -99,20 +100,8 @@ def test_a_captured_individual_trains_as_the_eager_loop_does(data, on_graph_path
 
 
 def test_a_failed_capture_runs_that_pattern_eagerly_and_says_why(data, on_graph_path, monkeypatch):
-    def backend(device):
-        b = ReplayByCalling(device)
-        real_capture = b.capture
-
-        def capture(fn):
-            if b.captures:  # the second pattern (R1's) will not capture
-                raise RuntimeError("operation not permitted when stream is capturing")
-            b.captures.append(True)
-            return real_capture(fn)
-
-        b.capture = capture
-        return b
-
-    monkeypatch.setattr(graphs, "CudaGraphBackend", backend)
+    # the second pattern (R1's) will not capture
+    monkeypatch.setattr(graphs, "CudaGraphBackend", lambda device: ReplayByCalling(device, captures_before_failing=1))
     g = busy()
     captured = train_briefly(g, data, steps=STEPS, seed=1)
     with pytest.MonkeyPatch.context() as mp:
@@ -147,6 +136,9 @@ def test_too_short_a_training_to_capture_says_so():
 
 
 def test_graphs_are_for_cuda_and_can_be_switched_off(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.delenv(graphs.ENV_SWITCH, raising=False)
+    assert graphs.graphs_wanted("cuda") and graphs.graphs_wanted("cuda:1")
     assert not graphs.graphs_wanted("cpu")
     monkeypatch.setenv(graphs.ENV_SWITCH, "0")
     assert not graphs.graphs_wanted("cuda")
