@@ -217,6 +217,10 @@ class _Group:
     ema_decay: list[float]
     ema_steps: list[int]
     pending: list = field(default_factory=list)   # (step, d_losses (K,), g_losses (K,)) not yet read
+    uses: "_Uses | None" = None
+
+    def __post_init__(self) -> None:
+        self.uses = _Uses.of(self.runs, next(iter(self.pG.values())).device)
 
     def keep(self, rows: list[int]) -> None:
         idx = torch.tensor(rows, dtype=torch.long, device=next(iter(self.pG.values())).device)
@@ -233,6 +237,35 @@ class _Group:
         self.runs = [self.runs[r] for r in rows]
         self.ema_decay = [self.ema_decay[r] for r in rows]
         self.ema_steps = [self.ema_steps[r] for r in rows]
+        self.uses = _Uses.of(self.runs, idx.device)
+
+
+@dataclass
+class _Uses:
+    """Which loss terms the group's members use, decided on the host from their genomes
+    when the group forms (and again when a member leaves), so that a step never reads a
+    device tensor to find out (a host sync on a GPU). ``*_off``: the rows (a long index
+    on the device) of members that do not make a pass the others make, or None when
+    every member makes it."""
+
+    adversarial: tuple[str, ...]
+    r1: bool
+    r1_off: torch.Tensor | None
+    feature_matching: bool
+    fm_off: torch.Tensor | None
+    mode_seeking: bool
+
+    @classmethod
+    def of(cls, runs: list[GanRun], device) -> "_Uses":
+        def off(flags: list[bool]) -> torch.Tensor | None:
+            rows = [i for i, f in enumerate(flags) if not f]
+            return torch.tensor(rows, dtype=torch.long, device=device) if rows and any(flags) else None
+
+        loss = [r.genome.loss for r in runs]
+        r1 = [lg.r1 > 0 for lg in loss]
+        fm = [lg.feature_matching > 0 for lg in loss]
+        return cls(tuple(t for t in losses.ADVERSARIAL if any(lg.adversarial().get(t, 0.0) > 0 for lg in loss)),
+                   any(r1), off(r1), any(fm), off(fm), any(lg.mode_seeking > 0 for lg in loss))
 
 
 def train_group(
@@ -318,10 +351,8 @@ def _train_group(genomes, data, *, steps, seeds, inits, device, precision, progr
 
     def adversarial(which: int, *logits) -> torch.Tensor:
         total = 0
-        for term, fns in losses.ADVERSARIAL.items():
-            w = group.hyper["adv_" + term]
-            if bool((w > 0).any()):
-                total = total + w * vmap(fns[which])(*logits)
+        for term in group.uses.adversarial:
+            total = total + group.hyper["adv_" + term] * vmap(losses.ADVERSARIAL[term][which])(*logits)
         return total
 
     def check(step: int, force: bool) -> None:
@@ -354,9 +385,10 @@ def _train_group(genomes, data, *, steps, seeds, inits, device, precision, progr
             break
         runs = group.runs
         # (1) D steps: each member's own real batch and latents, drawn outside vmap
+        uses = group.uses
         for _ in range(t.d_steps):
-            real = torch.stack([r.batch_real() for r in runs])
-            z = torch.stack([r.latents() for r in runs])
+            real = _real(on_device, runs)
+            z = _latents(runs, on_device.device)
             with amp():
                 with torch.no_grad():
                     # plain rows: G's last layers can leave a channels_last-like layout, which
@@ -371,27 +403,25 @@ def _train_group(genomes, data, *, steps, seeds, inits, device, precision, progr
             d_loss = adversarial(0, real_logits.float(), fake_logits.float())
             d_step_count += 1
             restore = _nothing
-            w_r1 = group.hyper["r1"]
-            if bool((w_r1 > 0).any()) and d_step_count % R1_INTERVAL == 0:
-                restore = _only(group.bD, w_r1 > 0)  # a member without R1 makes no such pass alone
-                d_loss = d_loss + (w_r1 / 2) * R1_INTERVAL * vmap(r1)(group.pD, group.bD, real)
+            if uses.r1 and d_step_count % R1_INTERVAL == 0:
+                restore = _only(group.bD, uses.r1_off)  # a member without R1 makes no such pass alone
+                d_loss = d_loss + (group.hyper["r1"] / 2) * R1_INTERVAL * vmap(r1)(group.pD, group.bD, real)
             grads = torch.autograd.grad(d_loss.sum(), list(group.pD.values()))
             restore()
             group.adam_d.update(group.pD, grads, group.hyper["lr_d"], group.hyper["beta1"], group.hyper["beta2"])
 
         # (2) G step
-        z = torch.stack([r.latents() for r in runs])
+        z = _latents(runs, on_device.device)
         w_fm, w_ms = group.hyper["feature_matching"], group.hyper["mode_seeking"]
-        fm, ms = bool((w_fm > 0).any()), bool((w_ms > 0).any())
+        fm, ms = uses.feature_matching, uses.mode_seeking
         restore = _nothing
         with amp():
             fake = vmap(G)(group.pG, group.bG, z).contiguous()
             if fm:
                 fake_logits, fake_feat = vmap(D_feat)(group.pD, group.bD, fake)
                 # only members with feature matching draw the extra batch, as they do alone
-                extra = torch.stack([r.batch_real() if r.genome.loss.feature_matching > 0 else real[i]
-                                     for i, r in enumerate(runs)])
-                restore = _only(group.bD, w_fm > 0)
+                extra = _real(on_device, runs, last=real)
+                restore = _only(group.bD, uses.fm_off)
                 with torch.no_grad():
                     _, real_feat = vmap(D_feat)(group.pD, group.bD, extra)
             else:
@@ -426,21 +456,40 @@ def _nothing() -> None:
     pass
 
 
-def _only(buffers: dict[str, torch.Tensor], rows: torch.Tensor) -> Callable[[], None]:
-    """Before a pass that only the members in ``rows`` (a (K,) mask) make when alone:
-    returns what puts the others' buffers back as they are now (batch norm's running
+def _real(data: torch.Tensor, runs: list[GanRun], last: torch.Tensor | None = None) -> torch.Tensor:
+    """Each member's real batch (K,B,C,H,W), its indices drawn from its own generator:
+    one copy to the device and one gather for the group. With ``last`` (feature
+    matching's extra batch), a member whose genome has no feature matching draws
+    nothing, as alone, and gets its row of ``last``, which its zero weight ignores."""
+    if last is None:
+        return data[torch.stack([r.batch_indices() for r in runs]).to(data.device)]
+    fm = [r.genome.loss.feature_matching > 0 for r in runs]
+    if all(fm):
+        return _real(data, runs)
+    return torch.stack([data[r.batch_indices().to(data.device)] if f else last[i]
+                        for i, (r, f) in enumerate(zip(runs, fm))])
+
+
+def _latents(runs: list[GanRun], device) -> torch.Tensor:
+    """Each member's latents (K,B,L), drawn from its own generator, in one copy."""
+    return torch.stack([r.host_latents() for r in runs]).to(device)
+
+
+def _only(buffers: dict[str, torch.Tensor], off: torch.Tensor | None) -> Callable[[], None]:
+    """Before a pass that the members in ``off`` (rows, a long index) do not make when
+    alone: returns what puts their buffers back as they are now (batch norm's running
     statistics, spectral norm's u and v, which every forward pass in training mode
     updates). Call it after the backward pass: batch norm's batched form keeps views of
-    its statistics for the backward pass."""
-    if bool(rows.all()):
-        return lambda: None
-    keep = ~rows
-    saved = {k: v[keep].clone() for k, v in buffers.items()}
+    its statistics for the backward pass. Index tensors, not masks: a boolean mask
+    would read the device to count its rows."""
+    if off is None:
+        return _nothing
+    saved = {k: v.index_select(0, off) for k, v in buffers.items()}
 
     def restore() -> None:
         with torch.no_grad():
             for k, v in buffers.items():
-                v[keep] = saved[k]
+                v.index_copy_(0, off, saved[k])
     return restore
 
 

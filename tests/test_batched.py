@@ -179,3 +179,44 @@ def test_a_group_whose_batched_training_fails_is_trained_one_at_a_time(ctx, monk
         got = fitness.evaluate_group(tasks, ctx)
     assert [ev.id for ev in got] == ["g000-i00", "g000-i01"]
     assert all(ev.status == "ok" and ev.stats["group"] == 1 for ev in got)
+
+
+class _HostReads:
+    """Counts reads of tensor values on the host (on a GPU, each one waits for the card)."""
+
+    NAMES = ("__bool__", "__float__", "__int__", "item", "tolist")
+
+    def __init__(self, monkeypatch):
+        self.count = 0
+        for name in self.NAMES:
+            monkeypatch.setattr(torch.Tensor, name, self._counting(getattr(torch.Tensor, name)))
+
+    def _counting(self, read):
+        def counted(tensor, *args, **kwargs):
+            self.count += 1
+            return read(tensor, *args, **kwargs)
+        return counted
+
+
+@pytest.mark.parametrize("how", ["group", "alone"])
+def test_training_reads_the_device_at_its_checks_not_every_step(data, monkeypatch, how):
+    """The GPU path's "no host sync per step": with the divergence check put off to the
+    end, training 12 steps reads tensor values on the host no more often than training 4
+    (the reads left are setting up, the one check and finishing). A mixed group (R1 and
+    feature matching in some members only, batch norm in D) used to ask the device which
+    members use which loss, about 15 times a step."""
+    import evoart.train as train_mod
+
+    monkeypatch.setattr(train_mod, "divergence_check_every", lambda device: 1000)
+    genomes = members("batch", "dcgan")
+    reads = _HostReads(monkeypatch)
+    counts = []
+    for steps in (4, 12):
+        reads.count = 0
+        if how == "group":
+            out = train_group(genomes, data, steps=steps, seeds=[3, 4, 5], check_every=1000)
+        else:
+            out = [train_briefly(genomes[0], data, steps=steps, seed=3)]
+        assert all(t.stats.steps == steps for t in out)
+        counts.append(reads.count)
+    assert counts[1] == counts[0], counts
