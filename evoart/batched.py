@@ -42,6 +42,7 @@ from .train import (
     divergence,
     divergence_check_every,
     finish_gan,
+    own_draws_only,
     setup_gan,
 )
 
@@ -49,7 +50,7 @@ from .train import (
 def signature(genome: Genome, resolution: int) -> str | None:
     """The architecture signature: individuals with the same one can train as a group.
     None for a genome that must train alone (not a GAN, or noise drawn in G's forward)."""
-    if genome.family != "gan" or any(b.noise for b in genome.generator.blocks):
+    if not own_draws_only(genome):
         return None
     t = genome.training
     key = {"resolution": resolution, "generator": asdict(genome.generator),

@@ -47,6 +47,7 @@ class EvolveConfig:
     cpus_per_individual: int = 1    # with executor ray: CPUs (torch threads) each evaluation asks Ray for
     gpus_per_individual: float = 0.0  # with executor ray: GPUs each evaluation asks for (0.25 packs four on a GPU)
     batched: str = "auto"           # auto | on | off: GANs of one architecture trained together (evoart.batched); auto = on a GPU
+    interleave: int | None = None   # GANs a worker trains at once, a step of each in turn, each on its own CUDA stream; None = auto (resolve_interleave)
     seed: int = 0
     inherit: bool = True            # children start from their parents' trained tensors
     mutation_strength: float = 1.0
@@ -141,6 +142,9 @@ class EvolveConfig:
         need(_is_number(self.gpus_per_individual) and 0 <= self.gpus_per_individual <= 8,
              "gpus_per_individual must be a number from 0 to 8 (0.25 packs four individuals on a GPU)")
         need(self.batched in BATCHED, f"batched must be {', '.join(BATCHED[:-1])} or {BATCHED[-1]}, got {self.batched!r}")
+        need(self.interleave is None or (_is_int(self.interleave) and 1 <= self.interleave <= MAX_INTERLEAVE),
+             f"interleave must be a whole number from 1 (one individual at a time) to {MAX_INTERLEAVE}, "
+             f"got {self.interleave!r}")
         need(isinstance(self.inherit, bool), "inherit must be true or false")
         need(_is_number(self.mutation_strength) and 0 < self.mutation_strength <= 5,
              "mutation_strength must be in (0, 5]")
@@ -255,6 +259,22 @@ BATCHED = ("auto", "on", "off")
 #: Where evaluations run: ``local`` (in this process, or a pool of ``workers`` processes)
 #: or ``ray`` (a Ray cluster, ``evoart.ray_executor``).
 EXECUTORS = ("local", "ray")
+
+
+#: Interleaved training (``train.train_interleaved``): a worker on a GPU trains this many
+#: GAN individuals at once, each on its own CUDA stream, so that small individuals' kernels
+#: run side by side on a card one of them leaves mostly idle. On the CPU it gains nothing
+#: (one thread runs one kernel at a time), so ``auto`` is 1 there. 8: what filled an H100
+#: with eager processes (ANCHORS.md); gpu_check.py measures 1 to 16 on the lent card.
+INTERLEAVE_GPU = 8
+MAX_INTERLEAVE = 64
+
+
+def resolve_interleave(value: int | None, device: str) -> int:
+    """``None`` (auto) is ``INTERLEAVE_GPU`` on CUDA, 1 elsewhere."""
+    if value is not None:
+        return int(value)
+    return INTERLEAVE_GPU if str(device).startswith("cuda") else 1
 
 
 def resolve_batched(name: str, device: str) -> str:

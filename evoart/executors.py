@@ -106,7 +106,7 @@ class SerialExecutor:
 
     def map(self, tasks: Iterable[EvalTask]) -> Iterator[Evaluation]:
         tasks = list(tasks)
-        if not self.ctx.batched:  # in the order given
+        if not self.ctx.batched and self.ctx.interleave <= 1:  # in the order given
             for task in tasks:
                 cb = (lambda s, t, _id=task.id: self.progress(_id, s, t)) if self.progress else None
                 yield evaluate(task, self.ctx, cb)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from . import metrics, ornaments
-from .config import resolve_batched
+from .config import resolve_batched, resolve_interleave
 from .files import atomic_write_text
 from .genome import Genome, GenomeError
 from .imaging import image_grid, png_bytes, to_uint8
@@ -32,7 +32,7 @@ from .nets import build_discriminator
 from .objectives import WORST
 from .seeds import json_digest
 from . import batched, families
-from .train import Init, adam, resolve_precision
+from .train import Init, adam, resolve_precision, train_interleaved
 from .variation import Inheritance
 
 LATENT_MAX = 256
@@ -58,6 +58,7 @@ class EvalContext:
     features: str | None = None     # a feature extractor file (.pt2; .pt deprecated) replacing the random CNN
     batched: bool = False           # train GANs of one architecture together (evoart.batched, ``group_tasks``)
     max_group: int = 32             # the most individuals one batched group holds
+    interleave: int = 1             # GANs one worker trains at once, a step of each in turn (train.train_interleaved)
     _scorers: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __getstate__(self):
@@ -109,6 +110,7 @@ def make_context(cfg, train_u8: np.ndarray, holdout_u8: np.ndarray, device: str,
         precision=cfg.precision if cfg.precision != "auto" else resolve_precision("auto", device),
         features=cfg.features,
         batched=resolve_batched(getattr(cfg, "batched", "off"), device) == "on",
+        interleave=resolve_interleave(getattr(cfg, "interleave", None), device),
     )
     if protocol and protocol.get("floors"):
         ctx.floors = protocol["floors"]
@@ -200,32 +202,66 @@ def release_device_memory(device: str) -> None:
 
 
 def group_tasks(tasks: list[EvalTask], ctx: EvalContext) -> list[list[EvalTask]]:
-    """A generation's tasks as the executor runs them: with ``ctx.batched``, GAN
-    individuals of one architecture (``batched.signature``) and the same steps and time
-    limit form groups of up to ``ctx.max_group``, trained in one batched pass
-    (``evaluate_group``); everything else, and everything without ``ctx.batched``, is a
-    group of one. Groups keep their tasks' order, in order of their first task."""
-    if not ctx.batched:
-        return [[t] for t in tasks]
+    """A generation's tasks as the executor runs them (its *work units*). With
+    ``ctx.batched``, GAN individuals of one architecture (``batched.signature``) and the
+    same steps and time limit form groups of up to ``ctx.max_group``, trained in one
+    batched pass. With ``ctx.interleave`` above 1, the GAN individuals left alone, with
+    the same steps and time limit, form packs of up to ``ctx.interleave``, trained
+    interleaved (``unit_kind``). Everything else is a unit of one. Units keep their tasks' order, in
+    order of their first task."""
     keys = []
     for task in tasks:
         try:
-            sig = batched.signature(Genome.from_dict(task.genome), ctx.resolution)
+            genome = Genome.from_dict(task.genome)
         except GenomeError:
-            sig = None
+            genome = None
+        sig = batched.signature(genome, ctx.resolution) if (genome is not None and ctx.batched) else None
         keys.append(None if sig is None else (sig, task.steps, task.budget_seconds))
-    return [[tasks[i] for i in group] for group in batched.groups(keys, ctx.max_group)]
+    units = [[tasks[i] for i in group] for group in batched.groups(keys, ctx.max_group)]
+    if ctx.interleave <= 1:
+        return units
+    pack_keys = []
+    for unit in units:
+        genome = _genome_or_none(unit[0]) if len(unit) == 1 else None
+        ok = genome is not None and genome.family == "gan"
+        pack_keys.append(("pack", unit[0].steps, unit[0].budget_seconds) if ok else None)
+    return [[t for i in pack for t in units[i]] for pack in batched.groups(pack_keys, ctx.interleave)]
+
+
+def _genome_or_none(task: EvalTask) -> Genome | None:
+    try:
+        return Genome.from_dict(task.genome)
+    except GenomeError:
+        return None
+
+
+def unit_kind(tasks: list[EvalTask], ctx: EvalContext) -> str:
+    """How a unit from ``group_tasks`` trains: ``alone`` (one individual), ``batched`` (one
+    architecture, with ``ctx.batched``: ``batched.train_group``) or ``interleaved``
+    (``train.train_interleaved``)."""
+    if len(tasks) == 1:
+        return "alone"
+    if ctx.batched:
+        sigs = {batched.signature(g, ctx.resolution) if g is not None else None
+                for g in map(_genome_or_none, tasks)}
+        if len(sigs) == 1 and None not in sigs:
+            return "batched"
+    return "interleaved"
 
 
 def evaluate_group(tasks: list[EvalTask], ctx: EvalContext,
                    progress: Callable[[str, int, int], None] | None = None) -> list[Evaluation]:
-    """Evaluate a group from ``group_tasks``: one batched training of its members
-    (``batched.train_group``), then each scored on its own, as ``evaluate`` scores it.
-    ``progress(id, step, total)`` reports every member. If the batched training itself
-    fails, each member is evaluated alone, so one bad member cannot fail its group."""
-    if len(tasks) == 1:
+    """Evaluate a unit from ``group_tasks``: its members trained together (``unit_kind``:
+    one batched training, or interleaved), then each scored on its own, as ``evaluate``
+    scores it. ``progress(id, step, total)`` reports every member. If a batched training
+    fails, each member is evaluated alone, so one bad member cannot fail its group; an
+    interleaved member whose training fails (out of memory, most likely) is retried alone."""
+    kind = unit_kind(tasks, ctx)
+    if kind == "alone":
         task = tasks[0]
         return [evaluate(task, ctx, (lambda s, n: progress(task.id, s, n)) if progress else None)]
+    if kind == "interleaved":
+        return _evaluate_interleaved(tasks, ctx, progress)
     t0 = time.perf_counter()
     try:
         genomes = [Genome.from_dict(t.genome) for t in tasks]
@@ -250,6 +286,41 @@ def evaluate_group(tasks: list[EvalTask], ctx: EvalContext,
         except Exception as exc:
             out.append(_failure(task, exc))
     del trained  # the members' nets; what the ledger keeps of them is in out
+    release_device_memory(ctx.device)
+    return out
+
+
+def _evaluate_interleaved(tasks: list[EvalTask], ctx: EvalContext,
+                          progress: Callable[[str, int, int], None] | None) -> list[Evaluation]:
+    t0 = time.perf_counter()
+    try:
+        genomes = [Genome.from_dict(t.genome) for t in tasks]
+        trained = train_interleaved(
+            genomes, ctx.train_images, steps=tasks[0].steps, seeds=[t.seed for t in tasks],
+            inits=[_init_of(t) for t in tasks], device=ctx.device, precision=ctx.precision,
+            progress=(lambda i, s, n: progress(tasks[i].id, s, n)) if progress else None,
+            budget_seconds=tasks[0].budget_seconds)
+    except Exception as exc:  # before any member trained (the images did not fit, say): each alone
+        warnings.warn(f"interleaved training of {len(tasks)} individuals failed ({type(exc).__name__}: {exc}); "
+                      "training each alone", RuntimeWarning, stacklevel=2)
+        release_device_memory(ctx.device)
+        return [evaluate(t, ctx, (lambda s, n, _id=t.id: progress(_id, s, n)) if progress else None) for t in tasks]
+    t1 = time.perf_counter()
+    release_device_memory(ctx.device)
+    out = []
+    for task, genome, tr in zip(tasks, genomes, trained):
+        if isinstance(tr, Exception):
+            # most likely out of memory beside the others: on its own it has the card to itself
+            warnings.warn(f"{task.id}: training beside {len(tasks) - 1} others failed ({type(tr).__name__}: {tr}); "
+                          "training it alone", RuntimeWarning, stacklevel=2)
+            out.append(evaluate(task, ctx, (lambda s, n, _id=task.id: progress(_id, s, n)) if progress else None))
+            continue
+        try:
+            # each member's share of the interleaved training time
+            out.append(_scored(task, genome, families.of(genome), tr, ctx, t1 - (t1 - t0) / len(tasks), t1))
+        except Exception as exc:
+            out.append(_failure(task, exc))
+    del trained
     release_device_memory(ctx.device)
     return out
 

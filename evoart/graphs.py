@@ -30,6 +30,7 @@ Torch only: no evoart imports (a layer of its own, below ``train``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Callable, Hashable, Sequence
 
@@ -83,12 +84,26 @@ class CudaGraphBackend:
         return out
 
     def capture(self, fn: Callable[[], tuple[torch.Tensor, ...]]):
-        graph = torch.cuda.CUDAGraph()  # torch.cuda.graph synchronises before it captures
-        # on this backend's own stream: torch's default capture stream is made once a
+        # Not the torch.cuda.graph context: before each capture it synchronises the whole
+        # card and empties the allocator's cache, which would stall every other individual
+        # training on the card (train.train_interleaved) and make them allocate afresh.
+        # The capture needs only to come after this stream's work, as the eager steps do.
+        # On this backend's own stream: torch's default capture stream is made once a
         # process, on whichever device was current then. thread_local: another thread's
-        # CUDA call (a progress reader, an import) must not invalidate this capture
-        with torch.cuda.graph(graph, stream=self.side, capture_error_mode="thread_local"):
-            outputs = fn()
+        # CUDA call (a progress reader, an import) must not invalidate this capture.
+        graph = torch.cuda.CUDAGraph()
+        here = torch.cuda.current_stream(self.device)
+        self.side.wait_stream(here)
+        with torch.cuda.stream(self.side):
+            graph.capture_begin(capture_error_mode="thread_local")
+            try:
+                outputs = fn()
+            except BaseException:
+                with contextlib.suppress(Exception):  # the step's own error is the one to report
+                    graph.capture_end()
+                raise
+            graph.capture_end()
+        here.wait_stream(self.side)
         return graph.replay, outputs
 
     def recover(self) -> None:

@@ -15,7 +15,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Generator as Generator_, Iterator
 
 import torch
 
@@ -196,6 +196,7 @@ class TrainStats:
     steps_per_second: float = 0.0
     precision: str = "fp32"       # what the forward passes ran in: "fp32" or "bf16"
     group: int = 1                # individuals trained together in one batched pass (evoart.batched)
+    interleaved: int = 1          # individuals trained at once, a step of each in turn (train_interleaved)
     graphs: str = ""              # CUDA graphs (evoart.graphs): "" not tried, else what was captured or why not
     curves: dict[str, list[float]] = field(default_factory=dict)
     inherited: dict[str, list[int]] = field(default_factory=dict)  # part -> [inherited, total]
@@ -382,10 +383,12 @@ def ema_update(ema: torch.nn.Module, net: torch.nn.Module, decay: float, ema_ste
     ema_steps += 1
     beta = min(decay, (1 + ema_steps) / (10 + ema_steps))
     with torch.no_grad():
-        for pe, p in zip(ema.parameters(), net.parameters()):
-            pe.lerp_(p, 1 - beta)
-        for be, bsrc in zip(ema.buffers(), net.buffers()):
-            be.copy_(bsrc)
+        # one multi-tensor launch each, not one per tensor: on a GPU whose step is a
+        # replayed graph, a launch per parameter would be most of the host's work a step
+        torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1 - beta)
+        buffers = list(ema.buffers())
+        if buffers:
+            torch._foreach_copy_(buffers, list(net.buffers()))
     return ema_steps
 
 
@@ -454,6 +457,101 @@ def train_briefly(
     with torch.random.fork_rng(devices=devices), current:
         return _train(genome, data, steps=steps, device=device, seed=seed, init=init,
                       progress=progress, budget_seconds=budget_seconds, precision=precision)
+
+
+def own_draws_only(genome: Genome) -> bool:
+    """Whether every random draw a GAN individual's training makes comes from its own
+    generator (batch indices, latents), none from torch's global one: then it can train
+    in one batched pass with others (``evoart.batched``) and see what it would see alone.
+    Noise injection draws in G's forward pass, from the global one."""
+    return genome.family == "gan" and not any(b.noise for b in genome.generator.blocks)
+
+
+def train_interleaved(
+    genomes: list[Genome],
+    data: torch.Tensor,
+    *,
+    steps: int,
+    seeds: list[int],
+    inits: list[Init | None] | None = None,
+    device: str = "cpu",
+    precision: str = "fp32",
+    progress: Callable[[int, int, int], None] | None = None,
+    budget_seconds: float | None = None,
+) -> list[Trained | Exception]:
+    """Train several GAN individuals at once in this process, one generator step of each
+    in turn, each on its own CUDA stream on a GPU: while the card runs one individual's
+    step (a replayed graph, ``evoart.graphs``), the host issues the next one's, and small
+    individuals' kernels run side by side on a card that one of them leaves mostly idle.
+    Processes cannot do that: kernels of different processes take turns on a card.
+
+    Each individual trains exactly as ``train_briefly`` trains it alone with its seed and
+    init: its own generator draws its batches and latents, and torch's global RNG (noise
+    injection's) is set to its own state before each of its steps and kept after, so on
+    the CPU the results are identical, bit for bit, to training them one after another. ``progress(i, step, total)`` reports individual i.
+    ``budget_seconds`` is each individual's, and the individuals share the wall clock,
+    so each stops after ``budget_seconds x len(genomes)`` of it. An individual whose
+    training raises (out of memory, a bad genome) gets the exception in its place in the
+    result, and the others go on."""
+    if precision not in ("fp32", "bf16"):
+        raise PrecisionError(f"train_interleaved needs a resolved precision (fp32 or bf16), got {precision!r}")
+    odd = [i for i, g in enumerate(genomes) if g.family != "gan"]
+    if odd:
+        raise GenomeError(f"train_interleaved trains GANs; genome(s) {odd} are not: train them through "
+                          "evoart.families.of(genome).train")
+    if len(seeds) != len(genomes) or (inits is not None and len(inits) != len(genomes)):
+        raise ValueError("train_interleaved needs one seed (and one init, if any) per genome")
+    inits = inits or [None] * len(genomes)
+    on = torch.device(device)
+    cuda = on.type == "cuda"
+    devices = [on] if cuda else []
+    current = torch.cuda.device(on) if cuda else contextlib.nullcontext()
+    out: list = [None] * len(genomes)
+    with torch.random.fork_rng(devices=devices), current:
+        layout_ = torch.channels_last if channels_last(device, precision) else torch.contiguous_format
+        shared = data.to(device, memory_format=layout_)  # one copy of the images for all of them
+        streams: list = [None] * len(genomes)
+        if cuda:
+            here = torch.cuda.current_stream(on)
+            streams = [torch.cuda.Stream(on) for _ in genomes]
+            for s in streams:
+                s.wait_stream(here)  # the images are copied on this stream
+        limit = budget_seconds * len(genomes) if budget_seconds is not None else None
+        runs = {i: _training(g, data, steps=steps, device=device, seed=seed, init=init,
+                             progress=(lambda s, n, i=i: progress(i, s, n)) if progress else None,
+                             budget_seconds=limit, precision=precision, data_on_device=shared)
+                for i, (g, seed, init) in enumerate(zip(genomes, seeds, inits))}
+        rng: dict[int, tuple] = {}  # each one's global RNG (noise injection draws from it) between its steps
+        while runs:
+            for i in list(runs):
+                with torch.cuda.stream(streams[i]) if cuda else contextlib.nullcontext():
+                    if i in rng:
+                        _set_rng(rng[i], on)
+                    try:
+                        next(runs[i])
+                        rng[i] = _get_rng(on)
+                    except StopIteration as done:
+                        out[i] = done.value
+                        out[i].stats.interleaved = len(genomes)
+                        del runs[i]
+                    except Exception as exc:  # noqa: BLE001 - this individual fails, the others go on
+                        out[i] = exc
+                        del runs[i]
+        if cuda:
+            for s in streams:
+                here.wait_stream(s)  # what the caller does next (scoring) sees finished nets
+    return out
+
+
+def _get_rng(device: torch.device) -> tuple:
+    # a CUDA generator's state is its seed and offset, held on the host: no sync
+    return torch.get_rng_state(), (torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
+
+
+def _set_rng(state: tuple, device: torch.device) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state(state[1], device)
 
 
 @dataclass
@@ -653,8 +751,24 @@ def gan_step(run: GanRun, inputs, pattern: tuple[bool, ...], amp) -> tuple[torch
     return d_loss, g_loss
 
 
-def _train(genome, data, *, steps, device, seed, init, progress, budget_seconds, precision) -> Trained:
-    run = setup_gan(genome, data, device=device, seed=seed, init=init, precision=precision)
+def _train(genome, data, **kwargs) -> Trained:
+    return _to_end(_training(genome, data, **kwargs))
+
+
+def _to_end(training: Iterator[None]) -> Trained:
+    while True:
+        try:
+            next(training)
+        except StopIteration as done:
+            return done.value
+
+
+def _training(genome, data, *, steps, device, seed, init, progress, budget_seconds, precision,
+              data_on_device=None) -> Generator_[None, None, Trained]:
+    """The per-individual loop, one generator step per ``next``; returns the ``Trained``.
+    ``train_briefly`` runs it to the end, ``train_interleaved`` runs several in turn."""
+    run = setup_gan(genome, data, device=device, seed=seed, init=init, precision=precision,
+                    data_on_device=data_on_device)
     G, G_ema, stats = run.G, run.G_ema, run.stats
     t = genome.training
     on = torch.device(device)
@@ -694,6 +808,7 @@ def _train(genome, data, *, steps, device, seed, init, progress, budget_seconds,
             progress(step, steps)
         if out_of_time:
             break
+        yield
 
     if stepper is not None:
         stats.graphs = stepper.summary()

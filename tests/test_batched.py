@@ -174,6 +174,7 @@ def test_a_group_whose_batched_training_fails_is_trained_one_at_a_time(ctx, monk
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(batched, "train_group", out_of_memory)
+    monkeypatch.setattr(ctx, "batched", True)
     tasks = [EvalTask(id=f"g000-i{i:02d}", genome=tiny_genome().to_dict(), seed=i, steps=3) for i in range(2)]
     with pytest.warns(RuntimeWarning, match="training each alone"):
         got = fitness.evaluate_group(tasks, ctx)

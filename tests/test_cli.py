@@ -12,7 +12,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from e2e import TINY, evoart, ledger, only_run
+from e2e import TINY, evoart, ledger, only_run, snapshot
 
 from evoart.cli import main
 
@@ -156,6 +156,23 @@ def test_dry_run_prints_the_resolved_configuration_and_writes_nothing(tmp_path):
     assert not (tmp_path / "g").exists()
 
 
+@pytest.mark.slow  # two tiny runs, about 20 s
+def test_interleaved_training_gives_the_run_it_gives_one_at_a_time(tmp_path):
+    """--interleave N trains a worker's GANs a step of each in turn (on a GPU, side by side
+    on the card): on the CPU the run it leaves is the same run, score for score."""
+    runs = {}
+    for n in ("1", "3"):
+        out = tmp_path / f"i{n}"
+        proc = evoart("evolve", *TINY, "--generations", "2", "--interleave", n, "--out", str(out), "--seed", "4")
+        assert proc.returncode == 0, proc.stderr + proc.stdout
+        runs[n] = only_run(out)
+    assert "up to 3 GANs at once per worker" in " ".join(proc.stdout.split())
+    assert snapshot(runs["1"]) == snapshot(runs["3"])
+    with ledger(runs["3"]) as c:
+        packed = [json.loads(r[0])["interleaved"] for r in c.execute("SELECT stats FROM individual")]
+    assert max(packed) > 1, packed  # some did train side by side
+
+
 def test_a_run_on_several_gpus_gets_a_worker_for_each_unless_it_chose(tmp_path, monkeypatch):
     import torch
 
@@ -186,6 +203,7 @@ def test_datasets_list_names_the_builtins():
         (["--resolution", "48"], "resolution must be 16, 32, 64 or 128"),
         (["--steps", "0"], "steps must be at least 1"),
         (["--resume", "no-such-run"], "no run named no-such-run"),
+        (["--interleave", "0"], "--interleave"),
     ],
 )
 def test_bad_options_exit_2_with_a_message(tmp_path, args, message):

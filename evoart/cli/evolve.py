@@ -18,7 +18,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ..config import MAX_POPULATION, MAX_SEED, MAX_STEPS
+from ..config import INTERLEAVE_GPU, MAX_INTERLEAVE, MAX_POPULATION, MAX_SEED, MAX_STEPS, resolve_interleave
 from . import EXIT_INTERRUPTED, console, err_console, main
 from .options import device_option, runs_root_option
 from .tables import print_table
@@ -98,6 +98,10 @@ def _explicit(ctx: click.Context, name: str) -> bool:
               help="Train GAN individuals of one architecture together, in one batched pass (torch.func.vmap): "
                    "pays on a GPU; on a small CPU it was slower than one at a time. auto: on for a GPU. A run "
                    "records what it used and a resume reuses it.  [default: auto]")
+@click.option("--interleave", type=click.IntRange(1, MAX_INTERLEAVE), metavar="N",
+              help="GAN individuals a worker trains at once, a step of each in turn, each on its own CUDA stream: "
+                   "small individuals leave a GPU mostly idle alone. Each trains as it would alone.  "
+                   f"[default: {INTERLEAVE_GPU} on a GPU, 1 elsewhere]")
 @click.option("--seed", type=int, help=f"Makes a run reproducible on the CPU: 0 to {MAX_SEED}.  [default: 0]")
 @click.option("--budget-seconds", type=float,
               help="Stop each individual's training after this many seconds (not reproducible).")
@@ -354,6 +358,9 @@ class EvolveView:
                  if c.executor == "ray" else f"{c.workers} workers")
         if c.batched == "on":
             where += ", same-architecture GANs batched"
+        interleave = resolve_interleave(c.interleave, str(info["device"]))
+        if interleave > 1:
+            where += f", up to {interleave} GANs at once per worker"
         self.print(f"{verb}: {info['run_dir']}  (device {info['device']}, precision {c.precision}, {where}, "
                    f"population {c.population}, {c.generations} generations, {c.steps} steps, "
                    f"{c.resolution} px, schedule {c.schedule}: {planned_steps(c):,} training steps)", highlight=False)
