@@ -13,9 +13,12 @@ leaves room for a rerun, then read the JSON (a run cut short still leaves what i
      107 against 714 steps/s on an H100);
   4. the population benchmark (``throughput.py --population``): naive against graphed
      and batched, 32 individuals x 300 steps, a realistic mix and one signature;
-  5. several processes on one card, each training graphed individuals (1, 2 and 4), with
+  5. interleaved training (``train.train_interleaved``): the realistic mix in packs of
+     1, 4, 8 and 16 individuals, each on its own stream, 100 steps each: what
+     ``--interleave``'s default should be;
+  6. several processes on one card, each training graphed individuals (1, 2 and 4), with
      a time limit: aggregate steps/s, or which count hung (the unexplained multi-process
-     CUDA-graph hang in ANCHORS).
+     CUDA-graph hang in ANCHORS); last, since a hang costs up to 90 s a count.
 
     python benchmarks/gpu_check.py --out gpu-check.json [--device cuda] [--steps 300]
 
@@ -150,7 +153,7 @@ def main() -> None:
 
     bench = argparse.Namespace(population=args.population or (4 if cpu else 32), steps=args.steps or (5 if cpu else 300),
                                device=args.device, precision="auto", threads=1, max_group=32, naive_sample=4,
-                               out=args.out.with_name(args.out.stem + "-population.json"))
+                               interleave=8, out=args.out.with_name(args.out.stem + "-population.json"))
     report["population_json"] = str(bench.out)
     save()
     throughput.population_mode(bench)
@@ -181,6 +184,36 @@ def main() -> None:
             raise AssertionError(f"a pool hung: {out}")
         return out
 
+    def interleave_sweep():
+        """The realistic mix trained in packs of 1, 4, 8 and 16 (graphed, each on its own
+        stream): what --interleave's default should be on this card."""
+        from evoart.train import resolve_precision, train_interleaved
+        from evoart.variation import random_genome
+        import random
+
+        rng = random.Random(throughput.SEED)
+        mix = [random_genome(rng, 32) for _ in range(4 if cpu else 32)]
+        steps = 5 if cpu else 100
+        precision = resolve_precision("auto", args.device)
+        out = {}
+        for k in (1, 2) if cpu else (1, 4, 8, 16):
+            t0 = time.perf_counter()
+            total = 0
+            for at in range(0, len(mix), k):
+                done = train_interleaved(mix[at:at + k], data, steps=steps, seeds=list(range(at, at + len(mix[at:at + k]))),
+                                         device=args.device, precision=precision)
+                failed = [t for t in done if isinstance(t, Exception)]
+                if failed:
+                    raise failed[0]
+                total += sum(t.stats.steps for t in done)
+            _sync(args.device)
+            wall = time.perf_counter() - t0
+            out[str(k)] = {"steps_per_s": round(total / wall, 1), "wall_s": round(wall, 2)}
+            report["checks"]["interleave_sweep"] = {"ok": True, **out}
+            save()
+        return out
+
+    check("interleave_sweep", interleave_sweep)
     check("processes_per_card", processes_per_card)
     report["seconds"] = round(time.time() - report["started"], 1)
     save()

@@ -28,7 +28,9 @@ one signature (every individual the mix's first batchable genome, each with its 
 seed). Each is trained ``naive`` (one eager individual after another, ``train_briefly``)
 ``graphed`` (the same, each individual's step captured in CUDA graphs, ``evoart.graphs``;
 CUDA only) and ``batched`` (the individuals of one ``batched.signature`` in groups of up to
-``--max-group``, ``batched.train_group``; the rest alone, graphed where CUDA is). The naive
+``--max-group``, ``batched.train_group``; the rest alone, graphed where CUDA is) and
+``interleaved`` (every individual, in packs of ``--interleave`` trained a step of each in
+turn, each on its own CUDA stream, graphed where CUDA is: ``train.train_interleaved``). The naive
 loop's steps/s does not depend on how many individuals it trains one after another, so
 for one signature it trains only the first ``--naive-sample`` (4). One-time start-up (a short
 training of every signature, kernels and allocator warmed) is timed apart and left out.
@@ -177,7 +179,7 @@ def population_mode(args) -> None:
     from evoart.batched import groups as batched_groups, signature, train_group
     from evoart.genome import describe, estimate_step_macs
     from evoart.imaging import to_float_tensor
-    from evoart.train import resolve_precision, train_briefly
+    from evoart.train import resolve_precision, train_briefly, train_interleaved
     from evoart.variation import random_genome
 
     if args.device == "cpu":
@@ -194,7 +196,8 @@ def population_mode(args) -> None:
     report = {"device": args.device, "device_name": (torch.cuda.get_device_name(0) if args.device.startswith("cuda")
                                                      else platform.processor() or platform.machine()),
               "torch": torch.__version__, "precision": precision, "population": args.population,
-              "steps": args.steps, "max_group": args.max_group, "results": {}, "startup_s": {}}
+              "steps": args.steps, "max_group": args.max_group, "interleave": args.interleave,
+              "results": {}, "startup_s": {}}
 
     def save() -> None:
         args.out.write_text(json.dumps(report, indent=1) + "\n")
@@ -218,7 +221,7 @@ def population_mode(args) -> None:
         entry = report["results"].setdefault(name, {"signatures": len({signature(g, res) for g in genomes}),
                                                     "groups": [len(g) for g in groups]})
         cuda = args.device.startswith("cuda")
-        for mode in ("naive", "graphed", "batched") if cuda else ("naive", "batched"):
+        for mode in ("naive", "graphed", "batched", "interleaved") if cuda else ("naive", "batched", "interleaved"):
             summaries = []
 
             def alone(i: int) -> int:  # one individual on the per-individual path: its steps
@@ -230,7 +233,18 @@ def population_mode(args) -> None:
             t0 = time.perf_counter()
             steps = 0
             with graphs_on(mode != "naive"):
-                if mode != "batched":
+                if mode == "interleaved":
+                    trained_macs = macs
+                    for at in range(0, len(genomes), args.interleave):
+                        pack = list(range(at, min(at + args.interleave, len(genomes))))
+                        done = train_interleaved([genomes[i] for i in pack], data, steps=args.steps, seeds=pack,
+                                                 device=args.device, precision=precision)
+                        failed = [t for t in done if isinstance(t, Exception)]
+                        if failed:
+                            raise failed[0]
+                        steps += sum(t.stats.steps for t in done)
+                        summaries += [t.stats.graphs for t in done]
+                elif mode != "batched":
                     who = range(len(genomes) if (mode != "naive" or name == "mix") else min(args.naive_sample, len(genomes)))
                     steps = sum(alone(i) for i in who)
                     trained_macs = sum(estimate_step_macs(genomes[i], res) for i in who) * args.steps
@@ -254,7 +268,7 @@ def population_mode(args) -> None:
                     "eager_because": sorted({s.split("eager: ", 1)[1] for s in summaries if "eager: " in s})}
             if mode != "naive":
                 entry[f"{mode}_ratio"] = round(entry[mode]["steps_per_s"] / entry["naive"]["steps_per_s"], 2)
-            print(f"{name:<14} {mode:<8} {steps / wall:8.1f} steps/s  wall {wall:6.1f} s", flush=True)
+            print(f"{name:<14} {mode:<11} {steps / wall:8.1f} steps/s  wall {wall:6.1f} s", flush=True)
             save()
     print(f"wrote {args.out}")
 
@@ -321,6 +335,8 @@ def main() -> None:
     ap.add_argument("--precision", default="auto", help="the population mode's precision (auto, fp32, bf16)")
     ap.add_argument("--threads", type=int, default=1, help="the population mode's torch threads on the CPU")
     ap.add_argument("--max-group", type=int, default=32, help="the population mode's largest batched group")
+    ap.add_argument("--interleave", type=int, default=8,
+                    help="the population mode: individuals trained at once in the interleaved mode")
     ap.add_argument("--naive-sample", type=int, default=4,
                     help="the population mode: individuals the naive loop trains for one signature")
     args = ap.parse_args()

@@ -1,11 +1,13 @@
 """``map`` implementations for evaluating a generation: in this process, or in a pool of
 worker processes (one torch thread each on the CPU).
 
-What an executor hands out is a *work unit* (``work_units``): one individual, or, with
-``--batched on``, a group of GAN individuals of one architecture that train together in
-one batched pass (``fitness.group_tasks``, ``evoart.batched``). A unit is the smallest
-thing that runs in one worker; each of its individuals still yields its own
-``Evaluation``, scored on its own. ``evoart.ray_executor`` hands out the same units as
+What an executor hands out is a *work unit* (``work_units``, ``fitness.group_tasks``):
+one individual; with ``--batched on``, a group of GAN individuals of one architecture
+that train together in one batched pass (``evoart.batched``); or, with ``--interleave N``,
+a pack of up to N GAN individuals that train at once, a step of each in turn, each on
+its own CUDA stream (``train.train_interleaved``). A unit is the smallest thing that runs
+in one worker; each of its individuals still yields its own ``Evaluation``, scored on its
+own. ``evoart.ray_executor`` hands out the same units as
 Ray tasks.
 
 An executor's ``map(tasks)`` yields ``Evaluation`` results as they finish, so the driver
@@ -85,7 +87,8 @@ def costliest_first(tasks: list[EvalTask], ctx: EvalContext) -> list[EvalTask]:
 
 def work_units(tasks: list[EvalTask], ctx: EvalContext) -> list[list[EvalTask]]:
     """What the executor hands out: the generation's tasks in groups (``fitness.group_tasks``:
-    one individual each, or a batched group of one architecture), costliest first."""
+    one individual each, a batched group of one architecture, or an interleaved pack),
+    costliest first."""
     groups = group_tasks(costliest_first(list(tasks), ctx), ctx)
     return sorted(groups, key=lambda g: -sum(estimated_seconds(t, ctx) for t in g))
 
@@ -203,7 +206,7 @@ def task_threads(task: EvalTask, workers: int, threads: int, device: str) -> int
 
 
 def _worker_evaluate(tasks: list[EvalTask], threads: int = 1) -> list[Evaluation]:
-    """Evaluate one work unit (an individual, or a batched group) in a worker."""
+    """Evaluate one work unit (an individual, a batched group or an interleaved pack) in a worker."""
     q = _WORKER_QUEUE
     for task in tasks:
         if q is not None:

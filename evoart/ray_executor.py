@@ -1,6 +1,6 @@
 """A ``map`` over a Ray cluster (``--executor ray``): a generation's work units (an
-individual, or a batched group of one architecture: ``executors.work_units``) as Ray
-tasks, on as many machines and GPUs as the cluster has.
+individual, a batched group of one architecture, or an interleaved pack:
+``executors.work_units``) as Ray tasks, on as many machines and GPUs as the cluster has.
 
 - The evaluation context (the dataset tensors, the fixed latents, the floors) is put in
   Ray's object store once (``ray.put``) and fetched once per worker process, not shipped
