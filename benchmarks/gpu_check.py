@@ -3,8 +3,9 @@
 Meant for the lent GPU machine, whose time is scarce: run it once with a timeout that
 leaves room for a rerun, then read the JSON (a run cut short still leaves what it had).
 
-  1. correctness on the device: a batched group of three trains as its members do alone
-     (first-step losses equal within 1e-4, ten steps within 5e-2), in fp32;
+  1. correctness on the device: a batched group of three (its step in CUDA graphs) trains
+     as its members do alone (first-step losses equal within 1e-4, ten steps within
+     5e-2), in fp32;
   2. the divergence check: a NaN put into one member is caught within the check interval
      and the others finish;
   3. CUDA graphs (``evoart.graphs``): a captured individual trains as the eager loop does
@@ -95,7 +96,8 @@ def main() -> None:
             diffs.append({"first": float((ca[:, 0] - cb[:, 0]).abs().max()), "all": float((ca - cb).abs().max())})
         if any(d["first"] > 1e-4 or d["all"] > 5e-2 for d in diffs):
             raise AssertionError(f"batched losses differ from the lone runs': {diffs}")
-        return {"diffs": diffs}
+        # on CUDA the group's step is captured too: what was, and why any pattern was not
+        return {"diffs": diffs, "graphs": [b.stats.graphs for b in group]}
 
     def nan_caught():
         poisoned = [dataclasses.replace(members[1], training=dataclasses.replace(members[1].training, lr_d=1e30))]
@@ -104,7 +106,8 @@ def main() -> None:
         status = [t.stats.status for t in got]
         if status[1] != "diverged" or status[0] != "ok" or status[2] != "ok":
             raise AssertionError(f"statuses {status}")
-        return {"status": status, "reason": got[1].stats.reason, "curve_length": len(got[1].stats.curves["d_loss"])}
+        return {"status": status, "reason": got[1].stats.reason, "curve_length": len(got[1].stats.curves["d_loss"]),
+                "graphs_after_it_left": got[0].stats.graphs}
 
     from evoart import graphs
 

@@ -13,6 +13,12 @@ group at the next check, the others go on. At the end every member's tensors and
 optimiser state are written back into its own nets and optimisers, and it finishes as a
 lone individual does (``train.finish_gan``): a child cannot tell how its parent trained.
 
+On CUDA the group's step (its D steps, G's step and both stacked Adam updates, with the
+loss terms its members use decided on the host) is captured in CUDA graphs as a lone
+individual's is (``evoart.graphs``): its draws go through static buffers, one graph per
+lazy-R1 pattern; the EMA stays outside. A member leaving the group re-stacks its tensors,
+so the graphs are captured afresh for the smaller group.
+
 What can be batched (``signature``): GANs whose generator draws no noise inside its
 forward pass (noise injection would draw from one global generator for the whole
 group). Batch norm trains with its running statistics per member, spectral norm with its
@@ -30,7 +36,7 @@ from typing import Callable
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
-from . import losses
+from . import graphs, losses
 from .genome import Genome, GenomeError
 from .train import (
     R1_INTERVAL,
@@ -341,7 +347,10 @@ def _train_group(genomes, data, *, steps, seeds, inits, device, precision, progr
         grad = torch.func.grad(lambda x_, b_: D(p, b_, x_).sum())(x, b)
         return grad.pow(2).flatten(1).sum(1).mean()
 
-    amp = lambda: autocast(device, precision)  # noqa: E731
+    on = torch.device(device)
+    use_graphs = graphs.graphs_wanted(device)
+    # a graph replays the casts it captured: autocast's weight cache must not outlive a step
+    amp = lambda: autocast(device, precision, cache=not use_graphs)  # noqa: E731
     t = first.genome.training
     bsz, joint_d = first.batch, first.joint_d
     curves = {k: ([], []) for k in range(len(runs))}
@@ -376,20 +385,20 @@ def _train_group(genomes, data, *, steps, seeds, inits, device, precision, progr
         for row, reason in bad.items():
             run = group.runs[row]
             run.stats.status, run.stats.reason = "diverged", reason
+            run.stats.graphs = stepper.summary() if stepper is not None else ""
             done[group.members[row]] = _finish(group, row, step, steps, t_start, curves)
         if bad:
             group.keep([r for r in range(len(group.members)) if r not in bad])
 
-    step = 0
-    for step in range(1, steps + 1):
-        if not group.members:
-            break
-        runs = group.runs
-        # (1) D steps: each member's own real batch and latents, drawn outside vmap
+    def group_step(inputs, pattern: tuple[bool, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        """One generator step of every member (its D steps first) on ``inputs``
+        (``_group_draws``, on the device) and R1 ``pattern``: the members' (K,) D and G
+        losses, never read on the host here, so that the step can be captured in a graph."""
         uses = group.uses
-        for _ in range(t.d_steps):
-            real = _real(on_device, runs)
-            z = _latents(runs, on_device.device)
+        it = iter(inputs)
+        for with_r1 in pattern:
+            # (1) D steps: each member's own real batch and latents, drawn outside vmap
+            real, z = on_device[next(it)], next(it)
             with amp():
                 with torch.no_grad():
                     # plain rows: G's last layers can leave a channels_last-like layout, which
@@ -402,9 +411,8 @@ def _train_group(genomes, data, *, steps, seeds, inits, device, precision, progr
                     real_logits = vmap(D)(group.pD, group.bD, real)
                     fake_logits = vmap(D)(group.pD, group.bD, fake)
             d_loss = adversarial(0, real_logits.float(), fake_logits.float())
-            d_step_count += 1
             restore = _nothing
-            if uses.r1 and d_step_count % R1_INTERVAL == 0:
+            if with_r1:
                 restore = _only(group.bD, uses.r1_off)  # a member without R1 makes no such pass alone
                 d_loss = d_loss + (group.hyper["r1"] / 2) * R1_INTERVAL * vmap(r1)(group.pD, group.bD, real)
             grads = torch.autograd.grad(d_loss.sum(), list(group.pD.values()))
@@ -412,7 +420,7 @@ def _train_group(genomes, data, *, steps, seeds, inits, device, precision, progr
             group.adam_d.update(group.pD, grads, group.hyper["lr_d"], group.hyper["beta1"], group.hyper["beta2"])
 
         # (2) G step
-        z = _latents(runs, on_device.device)
+        z = next(it)
         w_fm, w_ms = group.hyper["feature_matching"], group.hyper["mode_seeking"]
         fm, ms = uses.feature_matching, uses.mode_seeking
         restore = _nothing
@@ -420,8 +428,8 @@ def _train_group(genomes, data, *, steps, seeds, inits, device, precision, progr
             fake = vmap(G)(group.pG, group.bG, z).contiguous()
             if fm:
                 fake_logits, fake_feat = vmap(D_feat)(group.pD, group.bD, fake)
-                # only members with feature matching draw the extra batch, as they do alone
-                extra = _real(on_device, runs, last=real)
+                # only members with feature matching drew the extra batch, as they do alone
+                extra = on_device[next(it)]
                 restore = _only(group.bD, uses.fm_off)
                 with torch.no_grad():
                     _, real_feat = vmap(D_feat)(group.pD, group.bD, extra)
@@ -435,13 +443,35 @@ def _train_group(genomes, data, *, steps, seeds, inits, device, precision, progr
         grads = torch.autograd.grad(g_loss.sum(), list(group.pG.values()))
         restore()
         group.adam_g.update(group.pG, grads, group.hyper["lr_g"], group.hyper["beta1"], group.hyper["beta2"])
+        return d_loss, g_loss
+
+    def new_stepper():
+        # a member leaving re-stacks the group's tensors: graphs of the old ones are stale
+        return graphs.StepGraphs(group_step, on) if use_graphs else None
+
+    stepper = None
+    stepper = new_stepper()
+    step = 0
+    for step in range(1, steps + 1):
+        if not group.members:
+            break
+        pattern = tuple(group.uses.r1 and (d_step_count + i + 1) % R1_INTERVAL == 0 for i in range(t.d_steps))
+        d_step_count += t.d_steps
+        inputs = _group_draws(group.runs, t.d_steps, group.uses.feature_matching)
+        if stepper is not None:
+            d_loss, g_loss = stepper(inputs, pattern)
+        else:
+            d_loss, g_loss = group_step([x.to(on) for x in inputs], pattern)
 
         if group.pE is not None:
             _ema(group)
 
         group.pending.append((step, d_loss.detach(), g_loss.detach()))
         out_of_time = budget_seconds is not None and time.perf_counter() - t_start > budget_seconds
+        before = len(group.members)
         check(step, force=step == steps or out_of_time)
+        if len(group.members) != before and group.members:
+            stepper = new_stepper()
         if progress is not None and (step % report_every == 0 or step == steps):
             progress(step, steps)
         if out_of_time:
@@ -449,6 +479,8 @@ def _train_group(genomes, data, *, steps, seeds, inits, device, precision, progr
 
     check(step, force=True)
     for row in range(len(group.members)):
+        if stepper is not None:
+            group.runs[row].stats.graphs = stepper.summary()
         done[group.members[row]] = _finish(group, row, step, steps, t_start, curves)
     return [done[k] for k in range(len(genomes))]
 
@@ -457,23 +489,22 @@ def _nothing() -> None:
     pass
 
 
-def _real(data: torch.Tensor, runs: list[GanRun], last: torch.Tensor | None = None) -> torch.Tensor:
-    """Each member's real batch (K,B,C,H,W), its indices drawn from its own generator:
-    one copy to the device and one gather for the group. With ``last`` (feature
-    matching's extra batch), a member whose genome has no feature matching draws
-    nothing, as alone, and gets its row of ``last``, which its zero weight ignores."""
-    if last is None:
-        return data[torch.stack([r.batch_indices() for r in runs]).to(data.device)]
-    fm = [r.genome.loss.feature_matching > 0 for r in runs]
-    if all(fm):
-        return _real(data, runs)
-    return torch.stack([data[r.batch_indices().to(data.device)] if f else last[i]
-                        for i, (r, f) in enumerate(zip(runs, fm))])
-
-
-def _latents(runs: list[GanRun], device) -> torch.Tensor:
-    """Each member's latents (K,B,L), drawn from its own generator, in one copy."""
-    return torch.stack([r.host_latents() for r in runs]).to(device)
+def _group_draws(runs: list[GanRun], d_steps: int, feature_matching: bool) -> list[torch.Tensor]:
+    """One generator step's draws for every member, each from its own generator, in the
+    order a lone member makes them (``train.step_draws``), stacked: each D step's batch
+    indices (K,B) and latents (K,B,L), G's latents, and, when some member uses feature
+    matching, its real batch's indices. A member without feature matching draws no such
+    batch, as alone; its row repeats its last D batch, which its zero weight ignores."""
+    out: list[torch.Tensor] = []
+    last = None
+    for _ in range(d_steps):
+        last = torch.stack([r.batch_indices() for r in runs])
+        out += [last, torch.stack([r.host_latents() for r in runs])]
+    out.append(torch.stack([r.host_latents() for r in runs]))
+    if feature_matching:
+        out.append(torch.stack([r.batch_indices() if r.genome.loss.feature_matching > 0 else last[i]
+                                for i, r in enumerate(runs)]))
+    return out
 
 
 def _only(buffers: dict[str, torch.Tensor], off: torch.Tensor | None) -> Callable[[], None]:

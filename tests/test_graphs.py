@@ -16,13 +16,14 @@ import dataclasses
 import pytest
 import torch
 
-from evoart import graphs
+from evoart import batched, graphs
+from evoart.batched import train_group
 from evoart.genome import LossGenes, validate
 from evoart.graphs import StepGraphs
 from evoart.train import train_briefly
 
 from genomes import squares
-from test_batched import busy
+from test_batched import busy, members
 
 STEPS = 14
 
@@ -47,8 +48,8 @@ class ReplayByCalling:
         outputs = tuple(torch.zeros(()) for _ in range(self.outputs))
 
         def replay():
-            for out, value in zip(outputs, fn()):
-                out.copy_(value.detach())
+            for out, value in zip(outputs, fn()):  # the same tensors every replay, as a graph's
+                out.resize_as_(value).copy_(value.detach())
 
         return replay, outputs
 
@@ -113,6 +114,48 @@ def test_a_failed_capture_runs_that_pattern_eagerly_and_says_why(data, on_graph_
     assert "eager: RuntimeError: operation not permitted when stream is capturing" in captured.stats.graphs
 
 
+def test_a_captured_batched_group_trains_as_the_eager_group_does(data, on_graph_path):
+    """The batched step (mixed R1, so two patterns, and mixed feature matching, batch norm
+    in D) through the capture path: the same numbers as the eager group, bit for bit."""
+    genomes = members("batch", "dcgan")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(graphs, "graphs_wanted", lambda device: False)
+        eager_group = train_group(genomes, data, steps=STEPS, seeds=[3, 4, 5])
+    captured = train_group(genomes, data, steps=STEPS, seeds=[3, 4, 5])
+    assert len(on_graph_path) == 1 and on_graph_path[0].eager_calls == graphs.GRAPH_WARMUP
+    for a, b in zip(eager_group, captured):
+        assert curves(a) == curves(b)
+        assert torch.equal(weights(a), weights(b))
+        assert b.stats.graphs == f"2 captured, {STEPS - graphs.GRAPH_WARMUP} replays" and a.stats.graphs == ""
+
+
+def test_a_member_leaving_a_captured_group_has_the_rest_captured_afresh(data, on_graph_path, monkeypatch):
+    """A diverged member leaves: the group's tensors are re-stacked, so its graphs are
+    stale; the smaller group warms up and captures again, and trains as it does eagerly."""
+    genomes = members("spectral", "dcgan")
+    update, calls = batched._Adam.update, []
+
+    def poisoning(self, params, grads, *args, **kwargs):
+        update(self, params, grads, *args, **kwargs)
+        if "head.parametrizations.weight.original" in params:
+            calls.append(1)
+            if len(calls) == 2 * 5:  # member 1's D at step 5
+                with torch.no_grad():
+                    next(iter(params.values()))[1].fill_(float("nan"))
+
+    monkeypatch.setattr(batched._Adam, "update", poisoning)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(graphs, "graphs_wanted", lambda device: False)
+        eager_group = train_group(genomes, data, steps=STEPS, seeds=[3, 4, 5], check_every=2)
+    calls.clear()
+    captured = train_group(genomes, data, steps=STEPS, seeds=[3, 4, 5], check_every=2)
+    assert captured[1].stats.status == "diverged" and "NaN" in captured[1].stats.reason
+    assert len(on_graph_path) == 2  # the first group's graphs, then the smaller group's
+    for a, b in zip(eager_group, captured):  # bit for bit, the diverged member's NaN included
+        torch.testing.assert_close(torch.tensor(curves(a)), torch.tensor(curves(b)), rtol=0, atol=0, equal_nan=True)
+    assert captured[0].stats.status == "ok" and captured[0].stats.graphs.startswith("2 captured")
+
+
 def test_the_losses_a_caller_keeps_are_not_overwritten_by_the_next_replay():
     w = torch.zeros(())
     steps = StepGraphs(lambda inputs, pattern: (inputs[0].sum() + w,), "cpu",
@@ -170,3 +213,17 @@ def test_a_nan_in_a_captured_individual_is_caught(data, monkeypatch):
     trained = train_briefly(g, data, steps=200, seed=0, device="cuda")
     assert trained.stats.status == "diverged"
     assert trained.stats.steps < 200
+
+
+@needs_cuda
+def test_a_real_captured_batched_group_trains_as_the_eager_group_does(data, monkeypatch):
+    genomes = members("batch", "dcgan")
+    captured = train_group(genomes, data, steps=30, seeds=[3, 4, 5], device="cuda")
+    monkeypatch.setenv(graphs.ENV_SWITCH, "0")
+    eager_group = train_group(genomes, data, steps=30, seeds=[3, 4, 5], device="cuda")
+    for a, b in zip(captured, eager_group):
+        assert a.stats.graphs.startswith("2 captured"), a.stats.graphs
+        x, y = torch.tensor(curves(a)), torch.tensor(curves(b))
+        assert torch.allclose(x[:, :graphs.GRAPH_WARMUP], y[:, :graphs.GRAPH_WARMUP], atol=1e-3, rtol=1e-3)
+        assert len(set(x[0].tolist())) > 10
+        assert (x - y).abs().mean() < 0.1
