@@ -93,6 +93,18 @@ def work_units(tasks: list[EvalTask], ctx: EvalContext) -> list[list[EvalTask]]:
     return sorted(groups, key=lambda g: -sum(estimated_seconds(t, ctx) for t in g))
 
 
+def worker_threads(device: str, workers: int, threads: int = 1) -> int:
+    """A pool worker's torch threads. On the CPU, ``threads`` (one: training is the CPU's
+    work, and busy processes on default threads collapse). On a GPU, the machine's cores
+    shared out among the workers: training runs on the card, and what still runs on the
+    CPU (scoring: SWD, the embedding, the ornaments; 0.3 s an individual on one thread)
+    would otherwise use one core of the many a GPU machine has, and cap the run at a few
+    individuals a second a worker."""
+    if str(device).startswith(("cuda", "mps")):
+        return max(threads, (os.cpu_count() or 1) // max(1, workers))
+    return threads
+
+
 def driver_threads(workers: int) -> int:
     """Torch threads for the driver process: one when it trains itself (one worker), else
     up to two, for the judging pass it runs between generations while workers wait."""
@@ -240,7 +252,7 @@ class ProcessExecutor:
     def __init__(self, ctx: EvalContext, workers: int, progress: StepProgress | None = None, threads: int = 1):
         self.ctx = ctx
         self.workers = workers
-        self.threads = threads
+        self.threads = worker_threads(ctx.device, workers, threads)
         self.progress = progress
         self._mp = mp.get_context("spawn")
         self._queue = self._mp.Queue()

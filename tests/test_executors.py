@@ -200,6 +200,26 @@ def test_driver_threads(monkeypatch, cores, workers, threads):
     assert driver_threads(workers) == threads
 
 
+@pytest.mark.parametrize("device, cores, workers, threads", [
+    ("cpu", 16, 2, 1),     # on the CPU one thread a worker: training is the CPU's work
+    ("cuda", 16, 2, 8),    # on a GPU the cores are shared out: scoring runs on them
+    ("cuda:1", 16, 4, 4),
+    ("cuda", 2, 4, 1),     # never fewer than one
+    ("cuda", None, 2, 1),  # core count unknown
+])
+def test_a_gpu_pool_shares_the_machines_cores_among_its_workers(ctx, monkeypatch, device, cores, workers, threads):
+    monkeypatch.setattr(executors.os, "cpu_count", lambda: cores)
+    assert executors.worker_threads(device, workers) == threads
+    pool = executors.ProcessExecutor(dataclasses.replace(ctx, device=device), workers)
+    try:
+        assert pool.threads == threads
+        if device != "cpu":  # what each task of the pool is given: all of the worker's share
+            task = EvalTask(id="g000-i00", genome=tiny_genome().to_dict(), seed=0, steps=1, cohort=1)
+            assert executors.task_threads(task, workers, pool.threads, device) == threads
+    finally:
+        pool.close()
+
+
 def test_a_pool_on_several_gpus_gives_each_worker_its_own_card(ctx, monkeypatch):
     """With --device cuda and several GPUs, the pool's workers take the cards in turn
     (one per GPU, more workers sharing them evenly, a rebuilt pool going on round the
