@@ -85,11 +85,11 @@ def costliest_first(tasks: list[EvalTask], ctx: EvalContext) -> list[EvalTask]:
     return sorted(tasks, key=lambda t: -estimated_seconds(t, ctx))
 
 
-def work_units(tasks: list[EvalTask], ctx: EvalContext) -> list[list[EvalTask]]:
+def work_units(tasks: list[EvalTask], ctx: EvalContext, workers: int = 1) -> list[list[EvalTask]]:
     """What the executor hands out: the generation's tasks in groups (``fitness.group_tasks``:
-    one individual each, a batched group of one architecture, or an interleaved pack),
-    costliest first."""
-    groups = group_tasks(costliest_first(list(tasks), ctx), ctx)
+    one individual each, a batched group of one architecture, or an interleaved pack, packs
+    small enough that ``workers`` all get one), costliest first."""
+    groups = group_tasks(costliest_first(list(tasks), ctx), ctx, workers=workers)
     return sorted(groups, key=lambda g: -sum(estimated_seconds(t, ctx) for t in g))
 
 
@@ -293,7 +293,7 @@ class ProcessExecutor:
         """Yield results as they complete. When a worker dies, the individuals that were
         running are retried one at a time in a fresh pool; one that kills its worker again
         is marked failed (so an innocent neighbour is never blamed)."""
-        pending = work_units(list(tasks), self.ctx)
+        pending = work_units(list(tasks), self.ctx, self.workers)
         suspects: list[EvalTask] = []
         breaks: dict[str, int] = {}
         while pending:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import time
 import traceback
@@ -201,13 +202,14 @@ def release_device_memory(device: str) -> None:
         torch.cuda.empty_cache()
 
 
-def group_tasks(tasks: list[EvalTask], ctx: EvalContext) -> list[list[EvalTask]]:
+def group_tasks(tasks: list[EvalTask], ctx: EvalContext, workers: int = 1) -> list[list[EvalTask]]:
     """A generation's tasks as the executor runs them (its *work units*). With
     ``ctx.batched``, GAN individuals of one architecture (``batched.signature``) and the
     same steps and time limit form groups of up to ``ctx.max_group``, trained in one
     batched pass. With ``ctx.interleave`` above 1, the GAN individuals left alone, with
     the same steps and time limit, form packs of up to ``ctx.interleave``, trained
-    interleaved (``unit_kind``). Everything else is a unit of one. Units keep their tasks' order, in
+    interleaved (``unit_kind``), and no larger than shares them out among ``workers``
+    (8 individuals and 2 workers: two packs of 4, not one of 8 and an idle worker). Everything else is a unit of one. Units keep their tasks' order, in
     order of their first task."""
     keys = []
     for task in tasks:
@@ -225,7 +227,9 @@ def group_tasks(tasks: list[EvalTask], ctx: EvalContext) -> list[list[EvalTask]]
         genome = _genome_or_none(unit[0]) if len(unit) == 1 else None
         ok = genome is not None and genome.family == "gan"
         pack_keys.append(("pack", unit[0].steps, unit[0].budget_seconds) if ok else None)
-    return [[t for i in pack for t in units[i]] for pack in batched.groups(pack_keys, ctx.interleave)]
+    packable = sum(k is not None for k in pack_keys)
+    size = max(1, min(ctx.interleave, math.ceil(packable / max(1, workers))))
+    return [[t for i in pack for t in units[i]] for pack in batched.groups(pack_keys, size)]
 
 
 def _genome_or_none(task: EvalTask) -> Genome | None:

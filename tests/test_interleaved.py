@@ -151,6 +151,22 @@ def test_the_executor_packs_what_can_be_interleaved_and_scores_each_as_alone(ctx
         assert ev.stats["curves"] == alone[i].stats["curves"]
 
 
+@pytest.mark.parametrize("tasks, workers, sizes", [
+    (8, 1, [8]),
+    (8, 2, [4, 4]),          # not one pack of 8 and an idle worker
+    (20, 2, [8, 8, 4]),      # never more than --interleave
+    (3, 4, [1, 1, 1]),
+])
+def test_packs_are_shared_out_among_the_workers(ctx, monkeypatch, tasks, workers, sizes):
+    from evoart import fitness
+    from evoart.fitness import EvalTask
+
+    monkeypatch.setattr(ctx, "batched", False)
+    monkeypatch.setattr(ctx, "interleave", 8)
+    todo = [EvalTask(id=f"g000-i{i:02d}", genome=tiny_genome().to_dict(), seed=i, steps=3) for i in range(tasks)]
+    assert [len(u) for u in fitness.group_tasks(todo, ctx, workers=workers)] == sizes
+
+
 def test_a_member_that_fails_beside_the_others_is_retried_alone(ctx, monkeypatch):
     from evoart import fitness
     from evoart.fitness import EvalTask
