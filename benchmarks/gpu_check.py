@@ -7,7 +7,8 @@ leaves room for a rerun, then read the JSON (a run cut short still leaves what i
      as its members do alone (first-step losses equal within 1e-4, ten steps within
      5e-2), in fp32;
   2. the divergence check: a NaN put into one member is caught within the check interval
-     and the others finish;
+     and the others finish; three individuals interleaved on their own streams (two with
+     noise injection) train as they do alone;
   3. CUDA graphs (``evoart.graphs``): a captured individual trains as the eager loop does
      (both patterns captured, the warm-up steps equal within 1e-3), and the speed of one
      32x32 ``dcgan-classic`` individual at batch 64, eager against graphed (the anchor:
@@ -146,7 +147,31 @@ def main() -> None:
         out["ratio"] = round(out["graphed"]["steps_per_s"] / out["eager"]["steps_per_s"], 2)
         return out
 
+    def interleaved_equals_alone():
+        """Three individuals side by side on their own streams, two with noise injection
+        (each with its own RNG state and graphs): each as it trains alone."""
+        noisy = dataclasses.replace(g, generator=dataclasses.replace(
+            g.generator, blocks=tuple(dataclasses.replace(b, noise=True) for b in g.generator.blocks)))
+        trio = [noisy, noisy, members[2]]
+        from evoart.train import train_interleaved
+
+        alone = [train_briefly(m, data, steps=40, seed=i, device=args.device) for i, m in enumerate(trio)]
+        together = train_interleaved(trio, data, steps=40, seeds=[0, 1, 2], device=args.device)
+        failed = [t for t in together if isinstance(t, Exception)]
+        if failed:
+            raise failed[0]
+        diffs = []
+        for a, b in zip(alone, together):
+            ca = torch.tensor([a.stats.curves["d_loss"], a.stats.curves["g_loss"]])
+            cb = torch.tensor([b.stats.curves["d_loss"], b.stats.curves["g_loss"]])
+            diffs.append({"first_3": float((ca[:, :3] - cb[:, :3]).abs().max()), "mean": float((ca - cb).abs().mean()),
+                          "graphs": b.stats.graphs})
+        if any(d["first_3"] > 1e-3 or d["mean"] > 0.1 for d in diffs):
+            raise AssertionError(f"interleaved training differs from alone: {diffs}")
+        return {"diffs": diffs}
+
     check("batched_equals_alone", same_losses)
+    check("interleaved_equals_alone", interleaved_equals_alone)
     check("divergence_caught", nan_caught)
     check("graphs_equal_eager", graphs_equal_eager)
     check("graph_speed_32px_b64", graph_speed)

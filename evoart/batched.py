@@ -461,7 +461,8 @@ def _train_group(genomes, data, *, steps, seeds, inits, device, precision, progr
         if stepper is not None:
             d_loss, g_loss = stepper(inputs, pattern)
         else:
-            d_loss, g_loss = group_step([x.to(on) for x in inputs], pattern)
+            # not blocking: a plain copy from host memory waits for the device's queue
+            d_loss, g_loss = group_step([x.to(on, non_blocking=True) for x in inputs], pattern)
 
         if group.pE is not None:
             _ema(group)
@@ -533,7 +534,8 @@ def _ema(group: _Group) -> None:
         group.ema_steps[i] += 1
         betas.append(min(decay, (1 + group.ema_steps[i]) / (10 + group.ema_steps[i])))
     any_p = next(iter(group.pE.values()))
-    weight = 1 - torch.tensor(betas, dtype=any_p.dtype, device=any_p.device)
+    # not blocking: a plain copy from host memory would wait for the step just queued
+    weight = (1 - torch.tensor(betas, dtype=any_p.dtype)).to(any_p.device, non_blocking=True)
     for name, pe in group.pE.items():
         pe.lerp_(group.pG[name].detach(), weight.view((-1,) + (1,) * (pe.dim() - 1)))
     for name, be in group.bE.items():

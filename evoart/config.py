@@ -267,7 +267,10 @@ EXECUTORS = ("local", "ray")
 #: (one thread runs one kernel at a time), so ``auto`` is 1 there. 8: what filled an H100
 #: with eager processes (ANCHORS.md); gpu_check.py measures 1 to 16 on the lent card.
 INTERLEAVE_GPU = 8
-MAX_INTERLEAVE = 64
+#: Each interleaved individual uses two CUDA streams (its own and its graphs' side stream),
+#: and torch hands out 32 a device before it reuses them: past 16, individuals would
+#: share streams and run one after another.
+MAX_INTERLEAVE = 16
 
 
 def resolve_interleave(value: int | None, device: str) -> int:

@@ -207,7 +207,7 @@ def group_tasks(tasks: list[EvalTask], ctx: EvalContext, workers: int = 1) -> li
     ``ctx.batched``, GAN individuals of one architecture (``batched.signature``) and the
     same steps and time limit form groups of up to ``ctx.max_group``, trained in one
     batched pass. With ``ctx.interleave`` above 1, the GAN individuals left alone, with
-    the same steps and time limit, form packs of up to ``ctx.interleave``, trained
+    the same steps and no time limit, form packs of up to ``ctx.interleave``, trained
     interleaved (``unit_kind``), and no larger than shares them out among ``workers``
     (8 individuals and 2 workers: two packs of 4, not one of 8 and an idle worker). Everything else is a unit of one. Units keep their tasks' order, in
     order of their first task."""
@@ -225,8 +225,9 @@ def group_tasks(tasks: list[EvalTask], ctx: EvalContext, workers: int = 1) -> li
     pack_keys = []
     for unit in units:
         genome = _genome_or_none(unit[0]) if len(unit) == 1 else None
-        ok = genome is not None and genome.family == "gan"
-        pack_keys.append(("pack", unit[0].steps, unit[0].budget_seconds) if ok else None)
+        # a time limit is each individual's own: in a pack they would share one clock
+        ok = genome is not None and genome.family == "gan" and unit[0].budget_seconds is None
+        pack_keys.append(("pack", unit[0].steps) if ok else None)
     packable = sum(k is not None for k in pack_keys)
     size = max(1, min(ctx.interleave, math.ceil(packable / max(1, workers))))
     return [[t for i in pack for t in units[i]] for pack in batched.groups(pack_keys, size)]
@@ -311,22 +312,25 @@ def _evaluate_interleaved(tasks: list[EvalTask], ctx: EvalContext,
         return [evaluate(t, ctx, (lambda s, n, _id=t.id: progress(_id, s, n)) if progress else None) for t in tasks]
     t1 = time.perf_counter()
     release_device_memory(ctx.device)
-    out = []
-    for task, genome, tr in zip(tasks, genomes, trained):
+    out: dict[int, Evaluation] = {}
+    retry = []
+    for k, (task, genome, tr) in enumerate(zip(tasks, genomes, trained)):
         if isinstance(tr, Exception):
-            # most likely out of memory beside the others: on its own it has the card to itself
-            warnings.warn(f"{task.id}: training beside {len(tasks) - 1} others failed ({type(tr).__name__}: {tr}); "
-                          "training it alone", RuntimeWarning, stacklevel=2)
-            out.append(evaluate(task, ctx, (lambda s, n, _id=task.id: progress(_id, s, n)) if progress else None))
+            retry.append((k, tr))
             continue
         try:
             # each member's share of the interleaved training time
-            out.append(_scored(task, genome, families.of(genome), tr, ctx, t1 - (t1 - t0) / len(tasks), t1))
+            out[k] = _scored(task, genome, families.of(genome), tr, ctx, t1 - (t1 - t0) / len(tasks), t1)
         except Exception as exc:
-            out.append(_failure(task, exc))
-    del trained
+            out[k] = _failure(task, exc)
+    del trained, tr  # the members' nets: what the ledger keeps of them is in out
     release_device_memory(ctx.device)
-    return out
+    for k, exc in retry:  # most likely out of memory beside the others: alone it has the card to itself
+        task = tasks[k]
+        warnings.warn(f"{task.id}: training beside {len(tasks) - 1} others failed ({type(exc).__name__}: {exc}); "
+                      "training it alone", RuntimeWarning, stacklevel=2)
+        out[k] = evaluate(task, ctx, (lambda s, n, _id=task.id: progress(_id, s, n)) if progress else None)
+    return [out[k] for k in range(len(tasks))]
 
 
 def _scored(task: EvalTask, genome: Genome, family, trained, ctx: EvalContext, t0: float, t1: float) -> Evaluation:

@@ -53,6 +53,8 @@ def graphs_wanted(device: str) -> bool:
     ``EVOART_CUDA_GRAPHS=0``. The CPU gains nothing from a graph (no launch cost to save)."""
     if os.environ.get(ENV_SWITCH, "1").strip().lower() in ("0", "off", "no", "false"):
         return False
+    if CudaGraphBackend.failed is not None:
+        return False
     return torch.device(device).type == "cuda" and torch.cuda.is_available()
 
 
@@ -70,6 +72,11 @@ class CudaGraphBackend:
     ``device`` the current device (``train_briefly`` makes it so). Each pattern's graph
     has its own memory pool: patterns replay in any order, and a shared pool is only
     safe for graphs replayed in the order they were captured."""
+
+    #: Once a capture has failed in this process, why; no more are tried here. A failed
+    #: capture can leave torch's capture bookkeeping behind (the allocator's, and before
+    #: torch 2.13 the RNG's "capture underway" flag), so later captures are not trusted.
+    failed: str | None = None
 
     def __init__(self, device: str | torch.device):
         self.device = torch.device(device)
@@ -91,6 +98,8 @@ class CudaGraphBackend:
         # On this backend's own stream: torch's default capture stream is made once a
         # process, on whichever device was current then. thread_local: another thread's
         # CUDA call (a progress reader, an import) must not invalidate this capture.
+        if CudaGraphBackend.failed is not None:
+            raise RuntimeError(f"not captured: {CudaGraphBackend.failed}")
         graph = torch.cuda.CUDAGraph()
         here = torch.cuda.current_stream(self.device)
         self.side.wait_stream(here)
@@ -107,8 +116,15 @@ class CudaGraphBackend:
         return graph.replay, outputs
 
     def recover(self) -> None:
-        """After a failed capture: let the stream's pending work settle before going on."""
+        """After a failed capture: let the stream's pending work settle, try no more
+        captures in this process, and give the RNG a fresh state (the failed capture's
+        may still say a capture is under way, and refuse every random op after it)."""
         torch.cuda.synchronize(self.device)
+        CudaGraphBackend.failed = CudaGraphBackend.failed or "an earlier capture in this process failed"
+        gen = torch.cuda.default_generators[self.device.index if self.device.index is not None
+                                            else torch.cuda.current_device()]
+        if hasattr(gen, "graphsafe_set_state"):
+            gen.graphsafe_set_state(gen.clone_state())
 
 
 class StepGraphs:

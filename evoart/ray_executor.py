@@ -241,6 +241,17 @@ class RayExecutor:
         while not self._stop.wait(0.25):
             self._drain()
 
+    def slots(self) -> int:
+        """How many work units the cluster runs at once (its GPUs over
+        ``gpus_per_individual``, else its CPUs over ``cpus_per_individual``): interleaved
+        packs are sized so that each gets one (``fitness.group_tasks``)."""
+        if self.ctx.interleave <= 1:
+            return 1  # no packs to size
+        res = self._ray.cluster_resources()
+        if self.gpus > 0:
+            return max(1, int(res.get("GPU", 0) / self.gpus))
+        return max(1, int(res.get("CPU", 1) // self.cpus))
+
     def unit_cpus(self, unit: list[EvalTask]) -> int:
         """CPUs (and torch threads) for ``unit``: ``cpus_per_individual``, or on the CPU,
         for a generation of fewer individuals than the cluster has CPUs for (halving's
@@ -266,7 +277,7 @@ class RayExecutor:
         ray = self._ray
         with self._lock:
             self._reported = {}  # a later call may train an id again (a resumed rung), from step 1
-        refs = {self._submit(unit): unit for unit in work_units(list(tasks), self.ctx)}
+        refs = {self._submit(unit): unit for unit in work_units(list(tasks), self.ctx, self.slots())}
         self._outstanding = set(refs)
         while refs:
             done, _ = ray.wait(list(refs), num_returns=1)

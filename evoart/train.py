@@ -12,6 +12,7 @@ import contextlib
 import copy
 import math
 import time
+import traceback
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -490,7 +491,8 @@ def train_interleaved(
     injection's) is set to its own state before each of its steps and kept after, so on
     the CPU the results are identical, bit for bit, to training them one after another. ``progress(i, step, total)`` reports individual i.
     ``budget_seconds`` is each individual's, and the individuals share the wall clock,
-    so each stops after ``budget_seconds x len(genomes)`` of it. An individual whose
+    so each stops after ``budget_seconds x len(genomes)`` of it (one whose packmates stop
+    early gets more than its share: ``fitness.group_tasks`` never packs timed tasks). An individual whose
     training raises (out of memory, a bad genome) gets the exception in its place in the
     result, and the others go on."""
     if precision not in ("fp32", "bf16"):
@@ -517,41 +519,84 @@ def train_interleaved(
             for s in streams:
                 s.wait_stream(here)  # the images are copied on this stream
         limit = budget_seconds * len(genomes) if budget_seconds is not None else None
+        rng = _OwnRNG(len(genomes), on)
         runs = {i: _training(g, data, steps=steps, device=device, seed=seed, init=init,
                              progress=(lambda s, n, i=i: progress(i, s, n)) if progress else None,
-                             budget_seconds=limit, precision=precision, data_on_device=shared)
+                             budget_seconds=limit, precision=precision, data_on_device=shared,
+                             graphs_ok=rng.per_state or own_draws_only(g))
                 for i, (g, seed, init) in enumerate(zip(genomes, seeds, inits))}
-        rng: dict[int, tuple] = {}  # each one's global RNG (noise injection draws from it) between its steps
-        while runs:
-            for i in list(runs):
-                with torch.cuda.stream(streams[i]) if cuda else contextlib.nullcontext():
-                    if i in rng:
-                        _set_rng(rng[i], on)
-                    try:
-                        next(runs[i])
-                        rng[i] = _get_rng(on)
-                    except StopIteration as done:
-                        out[i] = done.value
-                        out[i].stats.interleaved = len(genomes)
-                        del runs[i]
-                    except Exception as exc:  # noqa: BLE001 - this individual fails, the others go on
-                        out[i] = exc
-                        del runs[i]
+        try:
+            while runs:
+                for i in list(runs):
+                    with torch.cuda.stream(streams[i]) if cuda else contextlib.nullcontext():
+                        rng.enter(i)
+                        try:
+                            next(runs[i])
+                            rng.leave(i)
+                        except StopIteration as done:
+                            out[i] = done.value
+                            out[i].stats.interleaved = len(genomes)
+                            del runs[i]
+                        except Exception as exc:  # noqa: BLE001 - this individual fails, the others go on
+                            # its nets, optimisers and graphs are held by the traceback's frames
+                            # (and the step functions they ran): let them go now, not when the
+                            # caller drops the exception, keeping where it was raised as a note
+                            where = traceback.extract_tb(exc.__traceback__)[-1]
+                            exc.add_note(f"raised at {where.filename}:{where.lineno} ({where.name}), training "
+                                         f"individual {i} of {len(genomes)} interleaved")
+                            out[i] = exc.with_traceback(None)
+                            del runs[i], exc
+        finally:
+            rng.close()
         if cuda:
             for s in streams:
                 here.wait_stream(s)  # what the caller does next (scoring) sees finished nets
     return out
 
 
-def _get_rng(device: torch.device) -> tuple:
-    # a CUDA generator's state is its seed and offset, held on the host: no sync
-    return torch.get_rng_state(), (torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
+class _OwnRNG:
+    """Torch's global RNG as each interleaved individual's own (noise injection draws from
+    it in G's forward pass). The CPU generator's state is saved after each of an
+    individual's steps and set again before its next. On CUDA each individual gets its
+    own generator *state object*, swapped in before each of its steps
+    (``graphsafe_set_state``): a CUDA graph registers the state current when it is
+    captured and refills that state's seed and offset on the device at each replay, so
+    each individual's graphs read their own. Copying seed and offset in and out of one
+    shared state would let one individual's replay refill what another's running graph
+    reads (torch 2.3 to 2.12 keep one such pair a state)."""
 
+    def __init__(self, n: int, device: torch.device):
+        self.cpu: list = [None] * n
+        self.gen = None
+        if device.type == "cuda":
+            gen = torch.cuda.default_generators[device.index if device.index is not None else torch.cuda.current_device()]
+            if hasattr(gen, "graphsafe_set_state"):
+                self.gen = gen
+                self.original = gen.graphsafe_get_state()
+                self.cuda = [gen.clone_state() for _ in range(n)]  # each reseeded by its setup_gan
+            else:  # an old torch: swap the values, and keep steps that draw noise out of graphs
+                self.values: list = [None] * n
+        self.per_state = device.type != "cuda" or self.gen is not None
+        self.device = device
 
-def _set_rng(state: tuple, device: torch.device) -> None:
-    torch.set_rng_state(state[0])
-    if state[1] is not None:
-        torch.cuda.set_rng_state(state[1], device)
+    def enter(self, i: int) -> None:
+        if self.cpu[i] is not None:
+            torch.set_rng_state(self.cpu[i])
+        if self.gen is not None:
+            self.gen.graphsafe_set_state(self.cuda[i])
+        elif self.device.type == "cuda" and self.values[i] is not None:
+            torch.cuda.set_rng_state(self.values[i], self.device)
+
+    def leave(self, i: int) -> None:
+        self.cpu[i] = torch.get_rng_state()
+        if self.gen is not None:
+            self.cuda[i] = self.gen.graphsafe_get_state()  # a failed capture may have put in a fresh one
+        elif self.device.type == "cuda":
+            self.values[i] = torch.cuda.get_rng_state(self.device)  # seed and offset, on the host: no sync
+
+    def close(self) -> None:
+        if self.gen is not None:
+            self.gen.graphsafe_set_state(self.original)
 
 
 @dataclass
@@ -578,15 +623,8 @@ class GanRun:
     def batch_indices(self) -> torch.Tensor:
         return torch.randint(self.data.shape[0], (self.batch,), generator=self.gen)
 
-    def batch_real(self) -> torch.Tensor:
-        idx = self.batch_indices()
-        return self.data[idx.to(self.data.device)] if self.data.device.type != "cpu" else self.data[idx]
-
     def host_latents(self) -> torch.Tensor:
         return torch.randn(self.batch, self.G.latent, generator=self.gen)
-
-    def latents(self) -> torch.Tensor:
-        return self.host_latents().to(self.data.device)
 
 
 def setup_gan(genome: Genome, data: torch.Tensor, *, device: str, seed: int, init: Init | None,
@@ -764,15 +802,16 @@ def _to_end(training: Iterator[None]) -> Trained:
 
 
 def _training(genome, data, *, steps, device, seed, init, progress, budget_seconds, precision,
-              data_on_device=None) -> Generator_[None, None, Trained]:
+              data_on_device=None, graphs_ok: bool = True) -> Generator_[None, None, Trained]:
     """The per-individual loop, one generator step per ``next``; returns the ``Trained``.
-    ``train_briefly`` runs it to the end, ``train_interleaved`` runs several in turn."""
+    ``train_briefly`` runs it to the end, ``train_interleaved`` runs several in turn.
+    ``graphs_ok=False`` keeps its steps out of CUDA graphs."""
     run = setup_gan(genome, data, device=device, seed=seed, init=init, precision=precision,
                     data_on_device=data_on_device)
     G, G_ema, stats = run.G, run.G_ema, run.stats
     t = genome.training
     on = torch.device(device)
-    use_graphs = graphs.graphs_wanted(device)
+    use_graphs = graphs_ok and graphs.graphs_wanted(device)
     # a graph replays the casts it captured: autocast's weight cache must not outlive a step
     amp = lambda: autocast(device, precision, cache=not use_graphs)  # noqa: E731
     step_fn = lambda inputs, pattern: gan_step(run, inputs, pattern, amp)  # noqa: E731
@@ -794,7 +833,8 @@ def _training(genome, data, *, steps, device, seed, init, progress, budget_secon
         if stepper is not None:
             d_loss, g_loss = stepper(inputs, pattern)
         else:
-            d_loss, g_loss = step_fn([x.to(on) for x in inputs], pattern)
+            # not blocking: a plain copy from host memory waits for the device's queue
+            d_loss, g_loss = step_fn([x.to(on, non_blocking=True) for x in inputs], pattern)
 
         if G_ema is not None:
             run.ema_steps = ema_update(G_ema, G, t.ema, run.ema_steps)

@@ -227,3 +227,13 @@ def test_a_real_captured_batched_group_trains_as_the_eager_group_does(data, monk
         assert torch.allclose(x[:, :graphs.GRAPH_WARMUP], y[:, :graphs.GRAPH_WARMUP], atol=1e-3, rtol=1e-3)
         assert len(set(x[0].tolist())) > 10
         assert (x - y).abs().mean() < 0.1
+
+
+def test_after_a_failed_capture_a_process_tries_no_more(monkeypatch):
+    """A failed capture can leave torch's capture bookkeeping behind: later individuals in
+    the same process train eagerly."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.delenv(graphs.ENV_SWITCH, raising=False)
+    assert graphs.graphs_wanted("cuda")
+    monkeypatch.setattr(graphs.CudaGraphBackend, "failed", "an earlier capture in this process failed")
+    assert not graphs.graphs_wanted("cuda")

@@ -189,3 +189,50 @@ def test_a_member_that_fails_beside_the_others_is_retried_alone(ctx, monkeypatch
     assert [ev.id for ev in got] == ["g000-i00", "g000-i01", "g000-i02"]
     assert all(ev.status == "ok" for ev in got)
     assert [ev.stats["interleaved"] for ev in got] == [3, 1, 3]
+
+
+def test_a_failed_member_lets_go_of_its_nets_at_once(data, monkeypatch):
+    """Its exception comes back in its place, but without the frames holding its nets and
+    optimisers: the caller retries it alone with that memory free, not beside its ghost."""
+    import gc
+    import weakref
+
+    step, held = train.gan_step, []
+
+    def failing(run, inputs, pattern, amp):
+        if run.genome.training.lr_g == 1e-3:
+            held.append(weakref.ref(run.G))
+            raise RuntimeError("CUDA out of memory (injected)")
+        return step(run, inputs, pattern, amp)
+
+    monkeypatch.setattr(train, "gan_step", failing)
+    got = train_interleaved([tiny_genome(), tiny_genome(lr_g=1e-3)], data, steps=3, seeds=[0, 1])
+    assert isinstance(got[1], RuntimeError)
+    gc.collect()
+    assert held and held[0]() is None
+
+
+def test_timed_tasks_are_not_packed(ctx, monkeypatch):
+    """A time limit is each individual's own; a pack shares one clock."""
+    from evoart import fitness
+    from evoart.fitness import EvalTask
+
+    monkeypatch.setattr(ctx, "batched", False)
+    monkeypatch.setattr(ctx, "interleave", 8)
+    todo = [EvalTask(id=f"g000-i{i:02d}", genome=tiny_genome().to_dict(), seed=i, steps=3,
+                     budget_seconds=5.0 if i % 2 else None) for i in range(6)]
+    units = fitness.group_tasks(todo, ctx)
+    assert sorted(len(u) for u in units) == [1, 1, 1, 3]
+    assert all(t.budget_seconds is None for u in units if len(u) > 1 for t in u)
+
+
+def test_a_ray_cluster_sizes_packs_by_the_units_it_runs_at_once(ctx, monkeypatch):
+    from types import SimpleNamespace
+
+    from evoart.ray_executor import RayExecutor
+
+    monkeypatch.setattr(ctx, "interleave", 8)
+    cluster = SimpleNamespace(cluster_resources=lambda: {"GPU": 2.0, "CPU": 16.0})
+    on_gpus = SimpleNamespace(ctx=ctx, gpus=0.25, cpus=1, _ray=cluster)
+    on_cpus = SimpleNamespace(ctx=ctx, gpus=0.0, cpus=4, _ray=cluster)
+    assert RayExecutor.slots(on_gpus) == 8 and RayExecutor.slots(on_cpus) == 4
