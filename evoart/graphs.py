@@ -123,7 +123,7 @@ class CudaGraphBackend:
         CudaGraphBackend.failed = CudaGraphBackend.failed or "an earlier capture in this process failed"
         gen = torch.cuda.default_generators[self.device.index if self.device.index is not None
                                             else torch.cuda.current_device()]
-        if hasattr(gen, "graphsafe_set_state"):
+        if hasattr(gen, "graphsafe_set_state") and hasattr(gen, "clone_state"):
             gen.graphsafe_set_state(gen.clone_state())
 
 

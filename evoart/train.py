@@ -542,8 +542,9 @@ def train_interleaved(
                             # (and the step functions they ran): let them go now, not when the
                             # caller drops the exception, keeping where it was raised as a note
                             where = traceback.extract_tb(exc.__traceback__)[-1]
-                            exc.add_note(f"raised at {where.filename}:{where.lineno} ({where.name}), training "
-                                         f"individual {i} of {len(genomes)} interleaved")
+                            if hasattr(exc, "add_note"):  # Python 3.11 on
+                                exc.add_note(f"raised at {where.filename}:{where.lineno} ({where.name}), training "
+                                             f"individual {i} of {len(genomes)} interleaved")
                             out[i] = exc.with_traceback(None)
                             del runs[i], exc
         finally:
@@ -570,7 +571,7 @@ class _OwnRNG:
         self.gen = None
         if device.type == "cuda":
             gen = torch.cuda.default_generators[device.index if device.index is not None else torch.cuda.current_device()]
-            if hasattr(gen, "graphsafe_set_state"):
+            if hasattr(gen, "graphsafe_set_state") and hasattr(gen, "clone_state"):
                 self.gen = gen
                 self.original = gen.graphsafe_get_state()
                 self.cuda = [gen.clone_state() for _ in range(n)]  # each reseeded by its setup_gan
