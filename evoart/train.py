@@ -488,13 +488,14 @@ def train_interleaved(
 
     Each individual trains exactly as ``train_briefly`` trains it alone with its seed and
     init: its own generator draws its batches and latents, and torch's global RNG (noise
-    injection's) is set to its own state before each of its steps and kept after, so on
-    the CPU the results are identical, bit for bit, to training them one after another. ``progress(i, step, total)`` reports individual i.
-    ``budget_seconds`` is each individual's, and the individuals share the wall clock,
-    so each stops after ``budget_seconds x len(genomes)`` of it (one whose packmates stop
-    early gets more than its share: ``fitness.group_tasks`` never packs timed tasks). An individual whose
-    training raises (out of memory, a bad genome) gets the exception in its place in the
-    result, and the others go on."""
+    injection's) is its own (``_OwnRNG``), so on the CPU the results are identical, bit
+    for bit, to training them one after another. ``progress(i, step, total)`` reports
+    individual i. ``budget_seconds`` is each individual's, and the individuals share the
+    wall clock, so each stops after ``budget_seconds x len(genomes)`` of it (one whose
+    packmates stop early gets more than its share: ``fitness.group_tasks`` never packs
+    timed tasks). An individual whose training raises (out of memory, a bad genome) gets
+    the exception in its place in the result, without its traceback (the frames hold its
+    nets), and the others go on."""
     if precision not in ("fp32", "bf16"):
         raise PrecisionError(f"train_interleaved needs a resolved precision (fp32 or bf16), got {precision!r}")
     odd = [i for i, g in enumerate(genomes) if g.family != "gan"]
