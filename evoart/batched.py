@@ -50,6 +50,7 @@ from .train import (
     finish_gan,
     own_draws_only,
     setup_gan,
+    share,
 )
 
 
@@ -549,7 +550,9 @@ def _finish(group: _Group, row: int, step: int, steps: int, started: float, curv
     if run.G_ema is not None:
         _write_back(run.G_ema, group.pE, group.bE, row)
     run.ema_steps = group.ema_steps[row]
-    run.stats.group = len(curves)
     d_curve, g_curve = curves[group.members[row]]
-    return finish_gan(run, len(d_curve) if run.stats.status == "diverged" else step, steps, started,
-                      d_curve, g_curve)
+    trained = finish_gan(run, len(d_curve) if run.stats.status == "diverged" else step, steps, started,
+                         d_curve, g_curve)
+    trained.stats.group = len(curves)
+    share(trained.stats, len(curves))
+    return trained

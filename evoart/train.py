@@ -193,7 +193,7 @@ class TrainStats:
     reason: str = ""
     steps: int = 0                # generator steps taken now
     lineage_steps: int = 0        # generator steps including every ancestor's
-    seconds: float = 0.0
+    seconds: float = 0.0          # training wall time; a batched or interleaved member's share of its group's
     steps_per_second: float = 0.0
     precision: str = "fp32"       # what the forward passes ran in: "fp32" or "bf16"
     group: int = 1                # individuals trained together in one batched pass (evoart.batched)
@@ -537,6 +537,7 @@ def train_interleaved(
                         except StopIteration as done:
                             out[i] = done.value
                             out[i].stats.interleaved = len(genomes)
+                            share(out[i].stats, len(genomes))
                             del runs[i]
                         except Exception as exc:  # noqa: BLE001 - this individual fails, the others go on
                             # its nets, optimisers and graphs are held by the traceback's frames
@@ -554,6 +555,14 @@ def train_interleaved(
             for s in streams:
                 here.wait_stream(s)  # what the caller does next (scoring) sees finished nets
     return out
+
+
+def share(stats: TrainStats, members: int) -> None:
+    """A member of ``members`` trained at once (interleaved, or in a batched group): its
+    seconds are its share of their wall time, so that a run's steps over its seconds is
+    what the worker trained a second."""
+    stats.seconds /= members
+    stats.steps_per_second = stats.steps / stats.seconds if stats.seconds > 0 else 0.0
 
 
 class _OwnRNG:

@@ -221,3 +221,15 @@ def test_training_reads_the_device_at_its_checks_not_every_step(data, monkeypatc
         assert all(t.stats.steps == steps for t in out)
         counts.append(reads.count)
     assert counts[1] == counts[0], counts
+
+
+def test_a_groups_members_report_their_share_of_its_time(data):
+    """As interleaved individuals do: the members' seconds add up to no more than the
+    group's wall time, so the gallery's training speed is what the worker trained."""
+    import time
+
+    t0 = time.perf_counter()
+    group = train_group(members("layer", "dcgan"), data, steps=3, seeds=[3, 4, 5])
+    wall = time.perf_counter() - t0
+    assert all(t.stats.seconds <= wall / 3 for t in group), ([t.stats.seconds for t in group], wall)
+    assert all(t.stats.steps_per_second == pytest.approx(3 / t.stats.seconds) for t in group)

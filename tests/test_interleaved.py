@@ -68,6 +68,20 @@ def test_interleaved_individuals_train_bit_for_bit_as_alone(data):
     assert {(i, STEPS, STEPS) for i in range(3)} <= set(reports)
 
 
+def test_each_reports_its_share_of_the_time(data):
+    """Individuals trained at once share the wall clock: their seconds add up to no more
+    than it, so a run's steps over its seconds is what a worker trained a second (each
+    counting the whole wall would read N times slow)."""
+    import time
+
+    t0 = time.perf_counter()
+    together = train_interleaved([tiny_genome()] * 3, data, steps=40, seeds=[5, 6, 7])
+    wall = time.perf_counter() - t0
+    # each trained within the wall clock, beside two others: its share is at most a third
+    assert all(t.stats.seconds <= wall / 3 for t in together), ([t.stats.seconds for t in together], wall)
+    assert all(t.stats.steps_per_second == pytest.approx(t.stats.steps / t.stats.seconds) for t in together)
+
+
 def test_an_interleaved_child_continues_its_parent_as_alone(data):
     parent = train_briefly(three()[0], data, steps=4, seed=1)
     init = Init([parent.state], Inheritance.identity(three()[0]))
