@@ -13,12 +13,14 @@ leaves room for a rerun, then read the JSON (a run cut short still leaves what i
      (both patterns captured, the warm-up steps equal within 1e-3), and the speed of one
      32x32 ``dcgan-classic`` individual at batch 64, eager against graphed (the anchor:
      107 against 714 steps/s on an H100);
-  4. the population benchmark (``throughput.py --population``): naive against graphed
+  4. the scorers on the card (swd and the embedding) against the CPU's: equal to float
+     tolerance, and their time per individual on each;
+  5. the population benchmark (``throughput.py --population``): naive against graphed
      and batched, 32 individuals x 300 steps, a realistic mix and one signature;
-  5. interleaved training (``train.train_interleaved``): the realistic mix in packs of
+  6. interleaved training (``train.train_interleaved``): the realistic mix in packs of
      1, 4, 8 and 16 individuals, each on its own stream, 100 steps each: what
      ``--interleave``'s default should be;
-  6. several processes on one card, each training graphed individuals (1, 2 and 4), with
+  7. several processes on one card, each training graphed individuals (1, 2 and 4), with
      a time limit: aggregate steps/s, or which count hung (the unexplained multi-process
      CUDA-graph hang in ANCHORS); last, since a hang costs 60 s (larger counts are then skipped).
 
@@ -170,11 +172,42 @@ def main() -> None:
             raise AssertionError(f"interleaved training differs from alone: {diffs}")
         return {"diffs": diffs}
 
+    def metrics_on_device():
+        """The fitness scorers (swd and the random-CNN embedding on the card, as a CUDA
+        run builds them) against the same scorers on the CPU: equal to float tolerance,
+        and the time each takes per individual (128 fakes against 256 held-out images)."""
+        from evoart import metrics
+
+        gen = torch.Generator().manual_seed(1)
+        real, pool = data, torch.rand(512, 3, 32, 32, generator=gen) * 2 - 1
+        fakes = [torch.rand(128, 3, 32, 32, generator=gen) * 2 - 1 for _ in range(4)]
+        floors = metrics.measure_floors(metrics.build_scorers(real, seed=3), pool, 128, seed=3, repeats=3)
+        out, values = {}, {}
+        for where in ("cpu", args.device):
+            sc = metrics.build_metric("perceptual", real, seed=3, floors=floors, device=where)
+            sc.score_all(fakes[0])  # kernels and plans warm
+            _sync(args.device)
+            t0 = time.perf_counter()
+            values[where] = [sc.score_all(f) for f in fakes]
+            _sync(args.device)
+            out[f"ms_per_individual_{where}"] = round((time.perf_counter() - t0) / len(fakes) * 1e3, 1)
+        worst = {}
+        for key in ("perceptual", "swd", "rkid", "coverage", "density", "color"):
+            a = torch.tensor([v[key] for v in values["cpu"]], dtype=torch.float64)
+            b = torch.tensor([v[key] for v in values[args.device]], dtype=torch.float64)
+            worst[key] = float(((a - b).abs() / a.abs().clamp_min(1e-6)).max())
+        out["max_relative_diff"] = worst
+        out["cpu_threads"] = torch.get_num_threads()
+        if worst["swd"] > 1e-4 or worst["rkid"] > 1e-3 or worst["perceptual"] > 1e-3:
+            raise AssertionError(f"scores on {args.device} differ from the CPU's: {out}")
+        return out
+
     check("batched_equals_alone", same_losses)
     check("interleaved_equals_alone", interleaved_equals_alone)
     check("divergence_caught", nan_caught)
     check("graphs_equal_eager", graphs_equal_eager)
     check("graph_speed_32px_b64", graph_speed)
+    check("metrics_on_device", metrics_on_device)
     save()
 
     import throughput

@@ -97,9 +97,9 @@ def worker_threads(device: str, workers: int, threads: int = 1) -> int:
     """A pool worker's torch threads. On the CPU, ``threads`` (one: training is the CPU's
     work, and busy processes on default threads collapse). On a GPU, the machine's cores
     shared out among the workers: training runs on the card, and what still runs on the
-    CPU (scoring: SWD, the embedding, the ornaments; 0.3 s an individual on one thread)
-    would otherwise use one core of the many a GPU machine has, and cap the run at a few
-    individuals a second a worker."""
+    CPU (on CUDA, scoring's cheap rest: the ornaments and colour measures, 50 ms an
+    individual on one thread; on MPS all of scoring, 0.37 s) would otherwise use one core
+    of the many a GPU machine has."""
     if str(device).startswith(("cuda", "mps")):
         return max(threads, (os.cpu_count() or 1) // max(1, workers))
     return threads

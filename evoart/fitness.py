@@ -67,11 +67,18 @@ class EvalContext:
         state["_scorers"] = {}
         return state
 
+    @property
+    def metric_device(self) -> str | None:
+        """Where the scorers do their costly work: the run's card when it trains on CUDA
+        (``cuda`` or ``cuda:N``), else None, the CPU (on an MPS device some of the
+        metrics' float64 work would not run)."""
+        return self.device if str(self.device).startswith("cuda") else None
+
     def scorer(self, name: str):
         """The run's scorer of metric ``name``, built once: the registry gives each metric
         the parts of this context it declares (floors are measured only if one needs them)."""
         if name not in self._scorers:
-            context = {"features": self.features}
+            context = {"features": self.features, "device": self.metric_device}
             if "floors" in metrics.get_metric_info(name).context:
                 if self.floors is None:
                     self.floors = protocol_floors(self)
@@ -636,7 +643,8 @@ def protocol_floors(ctx: EvalContext, *, repeats: int = metrics.FLOOR_REPEATS,
             return cached["floors"]
     except (OSError, ValueError, KeyError):
         pass
-    scorers = metrics.build_scorers(ctx.holdout_images, seed=ctx.metric_seed, features=ctx.features)
+    scorers = metrics.build_scorers(ctx.holdout_images, seed=ctx.metric_seed, features=ctx.features,
+                                    device=ctx.metric_device)
     floors = metrics.measure_floors(scorers, ctx.train_images, ctx.samples, seed=ctx.metric_seed,
                                     repeats=repeats)
     out = {k: v.to_dict() for k, v in floors.items() if k not in _UNSTORED}

@@ -133,14 +133,18 @@ def test_a_newly_registered_metric_gets_the_context_it_declares(ctx, monkeypatch
     seen = {}
 
     @metrics.register_metric("probe", direction="lower", version=0, description="records its options",
-                             context=("features", "floors"))
-    def make_probe(real, *, seed, features=None, floors=None):
-        seen.update(seed=seed, features=features, floors=floors)
+                             context=("features", "floors", "device"))
+    def make_probe(real, *, seed, features=None, floors=None, device="unset"):
+        seen.update(seed=seed, features=features, floors=floors, device=device)
         return metrics.get_metric("color")(real, seed=seed)
 
     fresh = dataclasses.replace(ctx, _scorers={})
     assert fresh.scorer("probe").score(ctx.holdout_images[:8])["color"] >= 0
-    assert seen == {"seed": ctx.metric_seed, "features": None, "floors": ctx.floors}
+    assert seen == {"seed": ctx.metric_seed, "features": None, "floors": ctx.floors, "device": None}
+    # a run on a card scores on it (swd and the embedding, the costly parts); an MPS run on the CPU
+    for device, scored_on in (("cuda:1", "cuda:1"), ("cuda", "cuda"), ("mps", None)):
+        dataclasses.replace(ctx, device=device, _scorers={}).scorer("probe")
+        assert seen["device"] == scored_on, device
 
 
 def test_protocol_record_says_how_a_run_scores(ctx):

@@ -129,8 +129,9 @@ def test_build_metric_gives_each_metric_only_the_context_it_declares(real, held_
     everything = {"features": "no/such/extractor.pt2", "floors": None}
     scorer = build_metric("swd", real[:128], seed=0, **everything)
     assert scorer.score(held_out[:64]) == make_swd(real[:128], seed=0).score(held_out[:64])
-    assert get_metric_info("swd").context == ()
-    assert set(get_metric_info("perceptual").context) == {"floors", "floor_real", "n", "repeats", "features"}
+    assert get_metric_info("swd").context == ("device",)
+    assert set(get_metric_info("perceptual").context) == {"floors", "floor_real", "n", "repeats", "features",
+                                                          "device"}
     for info in list_metrics():
         assert set(info.context) <= set(CONTEXT_OPTIONS), info
 
@@ -652,3 +653,15 @@ def test_an_export_with_a_fixed_batch_size_is_refused_with_the_fix(tmp_path, hel
     emb = load_embedding(_save_export(tmp_path / "static.pt2", dynamic=False))
     with pytest.raises(MetricError, match="dynamic batch size"):
         emb(held_out[:5])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="scoring on a GPU needs a CUDA device")
+def test_scores_on_a_cuda_device_equal_the_cpus(perceptual_scorer, real):
+    """A run on a card scores there (swd and the random-CNN embedding): the same numbers
+    as on the CPU, to float rounding, with the same floors."""
+    on_card = make_perceptual(real[:192], seed=0, floors=perceptual_scorer.floors, device="cuda")
+    assert on_card.swd.real_sorted[0].device.type == "cuda"
+    for fake in (real[192:256], blur(real[192:256], 1.0), add_noise(real[192:256], 0.3, seed=2)):
+        cpu, card = perceptual_scorer.score_all(fake), on_card.score_all(fake)
+        for key in ("swd", "rkid", "coverage", "color", "perceptual"):
+            assert card[key] == pytest.approx(cpu[key], rel=1e-4, abs=1e-6), key

@@ -50,13 +50,14 @@ def make_coverage_from(embedded: EmbeddedReal, k: int) -> CoverageScorer:
     "coverage",
     direction="higher",
     version=1,
-    context=("features",),
+    context=("features", "device"),
     description=(
         "Coverage (Naeem et al. 2020, k=5) in the random-CNN embedding: share of real images "
         "with a generated image among their 5 nearest real neighbours. Falls with mode collapse."
     ),
 )
-def make_coverage(real: Tensor, *, seed: int, k: int = 5, features: str | None = None) -> CoverageScorer:
+def make_coverage(real: Tensor, *, seed: int, k: int = 5, features: str | None = None,
+                  device=None) -> CoverageScorer:
     """Build a coverage scorer for ``real`` (deterministic; ``seed`` is unused)."""
-    return make_coverage_from(embed_real(real, features), k)
+    return make_coverage_from(embed_real(real, features, device=device), k)
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -78,18 +79,39 @@ def _mean_std(x: Tensor) -> list[Tensor]:
     return [mean.flatten(1), std]
 
 
+@contextmanager
+def _full_fp32(device: torch.device | None) -> Iterator[None]:
+    """cuDNN's float32 convolutions in full float32, not TF32 (its default on Ampere and
+    later, 10 mantissa bits): the embedding is part of the metric's definition, so it
+    computes what the CPU computes, to rounding. Nothing to do off CUDA."""
+    if device is None or device.type != "cuda":
+        yield
+        return
+    was = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = was
+
+
 @dataclass
 class Embedding:
-    """Images (N, 3, H, W) in [-1, 1] -> features (N, D) float64; ``name`` identifies it."""
+    """Images (N, 3, H, W) in [-1, 1] -> features (N, D) float64 on the CPU; ``name``
+    identifies it. ``device``: where the module runs (images go there a batch at a time);
+    None runs it where the images are."""
 
     name: str
     module: Callable[[Tensor], Tensor] = field(repr=False)
+    device: torch.device | None = None
 
     def __call__(self, images: Tensor) -> Tensor:
         out = []
-        with torch.no_grad():
+        with torch.no_grad(), _full_fp32(self.device):
             for i in range(0, images.shape[0], _EMBED_BATCH):
-                f = self.module(images[i : i + _EMBED_BATCH].to(torch.float32))
+                batch = images[i : i + _EMBED_BATCH]
+                batch = batch.to(torch.float32) if self.device is None else batch.to(self.device, torch.float32)
+                f = self.module(batch)
                 if f.ndim == 4:  # a feature map: average over space
                     f = f.mean(dim=(2, 3))
                 if f.ndim != 2:
@@ -104,17 +126,21 @@ class Embedding:
         return feats
 
 
-def random_embedding() -> Embedding:
+def random_embedding(device: str | torch.device | None = None) -> Embedding:
     """The default embedding: a fixed random CNN (3x3 kernels, four stages),
     per-channel mean and standard deviation pooled at the input and after every stage
-    (710 dimensions)."""
+    (710 dimensions). Its weights are drawn on the CPU and moved to ``device`` (None:
+    the CPU, run where the images are), so every device embeds with the same net."""
     gen = torch.Generator().manual_seed(EMBEDDING_SEED)
+    where = torch.device(device) if device is not None else None
     nets = [_RandomCNN(k, widths, gen).eval() for k, widths in _RANDOM_CNNS]
+    if where is not None:
+        nets = [net.to(where) for net in nets]
 
     def embed(x: Tensor) -> Tensor:
         return torch.cat([net(x) for net in nets], dim=1)
 
-    return Embedding(RANDOM_EMBEDDING, embed)
+    return Embedding(RANDOM_EMBEDDING, embed, where)
 
 
 #: How to turn a model into the file ``--features`` asks for. The batch size must be
@@ -146,15 +172,19 @@ def embedding_name(features: str | None) -> str:
     return f"{'export' if _is_export(path) else 'torchscript'}:{file_digest(path)}"
 
 
-def load_embedding(features: str | None) -> Embedding:
+def load_embedding(features: str | None, device: str | torch.device | None = None) -> Embedding:
     """The random-CNN embedding, or a local ``torch.export`` (``.pt2``) feature extractor:
     it gets images (N, 3, H, W) in [-1, 1] and returns (N, D) features or (N, C, H, W)
     maps (averaged over space). Nothing is downloaded.
 
+    The random CNN runs on ``device``. A user's extractor runs on the CPU, where it was
+    loaded, whatever ``device`` says: an exported program may hold tensors made for one
+    device, and a metric must not fail half-way through a run.
+
     TorchScript (``.pt``) files are still read, with a ``FutureWarning`` (the
     deprecation category Python shows to users): torch has deprecated TorchScript."""
     if features is None:
-        return random_embedding()
+        return random_embedding(device)
     path = _extractor_path(features)
     kind = "torch.export" if _is_export(path) else "TorchScript"
     try:
@@ -183,7 +213,7 @@ def load_embedding(features: str | None) -> Embedding:
             raise MetricError(f"the feature extractor {features} failed on images shaped "
                               f"{tuple(x.shape)}: {exc}{hint}") from None
 
-    return Embedding(name, run)
+    return Embedding(name, run, torch.device("cpu"))
 
 
 # Smallest feature std a dimension is divided by when standardising (a feature that is
@@ -208,9 +238,12 @@ class EmbeddedReal:
         return (self.embedding(images) - self.mean) / self.std
 
 
-def embed_real(real: Tensor, features: str | None, embedding: Embedding | None = None) -> EmbeddedReal:
+def embed_real(real: Tensor, features: str | None, embedding: Embedding | None = None,
+               device: str | torch.device | None = None) -> EmbeddedReal:
+    """The real set's embedding (``device``: where the random CNN runs, see
+    :func:`load_embedding`); its features, and every fake set's, are kept on the CPU."""
     check_images(real, "real images", min_count=4)
-    emb = embedding or load_embedding(features)
+    emb = embedding or load_embedding(features, device)
     f = emb(real)
     mean = f.mean(dim=0)
     std = f.std(dim=0).clamp_min(_FEATURE_STD_FLOOR)

@@ -64,12 +64,17 @@ class PerceptualScorer:
 
 
 def build_scorers(
-    real: Tensor, *, seed: int, features: str | None = None, k: int = 5
+    real: Tensor, *, seed: int, features: str | None = None, k: int = 5, device=None
 ) -> dict[str, Scorer]:
-    """swd, rkid, coverage and color scorers for one real set, sharing one embedding."""
-    embedded = embed_real(real, features)
+    """swd, rkid, coverage and color scorers for one real set, sharing one embedding.
+
+    ``device`` (default: the real images' device) is where the costly parts run: swd
+    and the random-CNN embedding, nine tenths of an individual's scoring on a CPU. The
+    rest (color, the kernel and neighbour sums on the features) is cheap and stays on
+    the CPU in float64."""
+    embedded = embed_real(real, features, device=device)
     return {
-        "swd": make_swd(real, seed=seed),
+        "swd": make_swd(real, seed=seed, device=device),
         "rkid": make_rkid_from(embedded),
         "coverage": make_coverage_from(embedded, k),
         "color": make_color(real, seed=seed),
@@ -80,7 +85,7 @@ def build_scorers(
     "perceptual",
     direction="lower",
     version=1,
-    context=("floors", "floor_real", "n", "repeats", "features"),
+    context=("floors", "floor_real", "n", "repeats", "features", "device"),
     description=(
         "The fitness distance: swd, rkid and color, each as a z-score against its real-vs-real "
         "spread at the same sample count, summed as log(1 + max(0, z)). About 1 for real images."
@@ -95,11 +100,12 @@ def make_perceptual(
     n: int | None = None,
     repeats: int = FLOOR_REPEATS,
     features: str | None = None,
+    device=None,
 ) -> PerceptualScorer:
     """Build the combined scorer. Either pass ``floors`` (measured before, e.g. read from
     a run's record) or ``floor_real`` -- real images outside ``real`` -- and the fake
     sample count ``n`` to measure them here."""
-    scorers = build_scorers(real, seed=seed, features=features)
+    scorers = build_scorers(real, seed=seed, features=features, device=device)
     if floors is None:
         if floor_real is None or n is None:
             raise ValueError(

@@ -33,6 +33,8 @@ CONTEXT_OPTIONS: dict[str, str] = {
     "floor_real": "real images outside the reference set, to measure the floors from",
     "n": "the sample count the floors are measured at (the number of fakes scored)",
     "repeats": "how many real-vs-real draws each floor is measured over",
+    "device": "where the scorer does its costly work (a torch device such as 'cuda:0'); "
+              "None where the real images are",
 }
 
 

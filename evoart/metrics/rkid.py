@@ -65,15 +65,15 @@ def kid(a: Tensor, b: Tensor) -> float:
     "rkid",
     direction="lower",
     version=1,
-    context=("features",),
+    context=("features", "device"),
     description=(
         "Unbiased kernel distance (KID, cubic polynomial kernel, x1e3) between fake and real "
         "images in the embedding of two fixed random CNNs (or --features); 0 = same distribution."
     ),
 )
-def make_rkid(real: Tensor, *, seed: int, features: str | None = None) -> RKIDScorer:
+def make_rkid(real: Tensor, *, seed: int, features: str | None = None, device=None) -> RKIDScorer:
     """Build an rkid scorer for ``real``. ``seed`` is accepted for the registry's sake:
     the embedding is fixed (:data:`EMBEDDING_SEED`) and KID uses every pair, so nothing
     here is random."""
-    return make_rkid_from(embed_real(real, features))
+    return make_rkid_from(embed_real(real, features, device=device))
 
