@@ -561,12 +561,12 @@ def judge(
         D.load_state_dict(d_state)
         D.to(device)
         D.train() if bn_mode == "batch" else D.eval()
-        real_scores = D(real).float().cpu()
+        # one batch a generator (a batch-norm D normalises each apart), one read of them all
+        real_scores, *fake_scores = _read_scores([D(real)] + [D(fakes[g_id]) for g_id in targets])
         if not torch.isfinite(real_scores).all():
             continue
-        for g_id in targets:
-            fake_scores = torch.nan_to_num(D(fakes[g_id]).float().cpu(), nan=-float("inf"))
-            matrix[(d_id, g_id)] = metrics.pairwise_realism(fake_scores, real_scores)
+        for g_id, scores in zip(targets, fake_scores):
+            matrix[(d_id, g_id)] = metrics.pairwise_realism(torch.nan_to_num(scores, nan=-float("inf")), real_scores)
             roles[(d_id, g_id)] = wanted[(d_id, g_id)]
 
     critic_cells: dict[str, float] = {}
@@ -579,11 +579,11 @@ def judge(
         train_fakes = [to_float_tensor(samples_of[i][n:] if len(samples_of[i]) > n else samples_of[i][:n])
                        for i in order]
         net = train_critic(critic_real, train_fakes, steps=critic.steps, seed=critic.seed, device=device)
-        real_scores = net(real).float().cpu()
-        for head, g_id in enumerate(order):
-            fake_scores = torch.nan_to_num(net(fakes[g_id])[:, head].float().cpu(), nan=-float("inf"))
+        real_scores, *fake_scores = _read_scores([net(real)] + [net(fakes[g_id])[:, head]
+                                                               for head, g_id in enumerate(order)])
+        for head, (g_id, scores) in enumerate(zip(order, fake_scores)):
             critic_cells[g_id] = matrix[(critic.id, g_id)] = metrics.pairwise_realism(
-                fake_scores, real_scores[:, head])
+                torch.nan_to_num(scores, nan=-float("inf")), real_scores[:, head])
             roles[(critic.id, g_id)] = "critic"
     critic_seconds = time.perf_counter() - t0
 
@@ -595,6 +595,13 @@ def judge(
         cells = [v for (d, g), v in matrix.items() if g == g_id and roles[(d, g)] != "critic"]
         realism[g_id] = panel_realism(cells, critic_cells.get(g_id))
     return Judged(matrix, realism, roles, round(critic_seconds, 3))
+
+
+def _read_scores(outputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Score tensors on the device, brought to the host as float32 in one copy (one sync
+    on a GPU, where a read per generator judged was one each), in their own shapes."""
+    flat = torch.cat([o.float().reshape(-1) for o in outputs]).cpu()
+    return [part.reshape(o.shape) for part, o in zip(flat.split([o.numel() for o in outputs]), outputs)]
 
 
 def generate_samples(genome: Genome, generator_state: dict, ctx: EvalContext, n: int | None = None) -> np.ndarray:

@@ -188,6 +188,20 @@ def test_the_judge_matrix_leaves_out_self_judging_and_gives_shares(ctx, judged_p
         assert j.realism[g] == pytest.approx(float(np.median(mine)))  # no critic: the Ds' median
 
 
+def test_judging_reads_each_judges_scores_from_the_device_once(ctx, judged_population, monkeypatch):
+    """On a GPU each copy to the host waits for the card: a judge's scores of the real
+    images and of every generator it judges come back in one copy, not one a generator
+    (a judge of five generators made six), and the critic's likewise."""
+    copies = []
+    cpu = torch.Tensor.cpu
+    monkeypatch.setattr(torch.Tensor, "cpu", lambda t, *a, **k: copies.append(t.shape) or cpu(t, *a, **k))
+    j = judge(judged_population, ctx.holdout_images, n=24,
+              critic=fitness.Critic("critic-g000", seed=7, steps=2))
+    judges = {d for d, _ in j.matrix}
+    assert len(judges) == 5 and len(j.matrix) == 4 * 4 + 5  # four Ds judge four others; the critic all five
+    assert len(copies) == len(judges), copies
+
+
 @pytest.mark.slow  # one of make test-fast's slowest (2026-12-02, a slow hour: the suite at 3:18)
 def test_realism_rises_as_a_generator_trains(ctx, judged_population):
     judges = list(judged_population[:4])
