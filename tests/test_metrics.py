@@ -665,3 +665,26 @@ def test_scores_on_a_cuda_device_equal_the_cpus(perceptual_scorer, real):
         cpu, card = perceptual_scorer.score_all(fake), on_card.score_all(fake)
         for key in ("swd", "rkid", "coverage", "color", "perceptual"):
             assert card[key] == pytest.approx(cpu[key], rel=1e-4, abs=1e-6), key
+
+
+def test_scoring_on_a_card_turns_tf32_off_only_while_it_scores():
+    """cuDNN's default TF32 would make a card's SWD and embedding differ from the CPU's by
+    about 1e-3; the metrics turn it off while they run and give the training its setting back."""
+    from evoart.metrics._common import full_fp32
+
+    cudnn, cublas = torch.backends.cudnn, torch.backends.cuda.matmul
+    before = cudnn.allow_tf32, cublas.allow_tf32
+    cudnn.allow_tf32 = cublas.allow_tf32 = True
+    try:
+        for device in ("cuda", "cuda:1", torch.device("cuda:0")):
+            with full_fp32(device):
+                assert not cudnn.allow_tf32 and not cublas.allow_tf32
+            assert cudnn.allow_tf32 and cublas.allow_tf32
+        with pytest.raises(RuntimeError), full_fp32("cuda"):
+            raise RuntimeError("a scorer failed")
+        assert cudnn.allow_tf32 and cublas.allow_tf32
+        for device in ("cpu", None):
+            with full_fp32(device):
+                assert cudnn.allow_tf32  # nothing to change off CUDA
+    finally:
+        cudnn.allow_tf32, cublas.allow_tf32 = before

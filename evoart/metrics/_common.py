@@ -1,7 +1,10 @@
 """What every metric family shares: the user-facing error, image checks, seeded random
-streams, the fast row sort and the content digest of an image set."""
+streams, the fast row sort, full float32 on a GPU and the content digest of an image set."""
 
 from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -61,6 +64,23 @@ def sort_rows_(x: Tensor) -> Tensor:
         x.numpy().sort(axis=-1)
         return x
     return torch.sort(x, dim=-1).values
+
+
+@contextmanager
+def full_fp32(device: str | torch.device | None) -> Iterator[None]:
+    """Float32 convolutions and matrix products in full float32 on CUDA, not TF32 (cuDNN's
+    default for convolutions on Ampere and later: 10 mantissa bits). A metric's numbers are
+    part of its definition, so on a card it computes what the CPU computes, to rounding.
+    Nothing to do off CUDA."""
+    if device is None or torch.device(device).type != "cuda":
+        yield
+        return
+    conv, matmul = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = conv, matmul
 
 
 def tensor_digest(images: Tensor) -> str:

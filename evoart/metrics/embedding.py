@@ -6,16 +6,15 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..seeds import file_digest
-from ._common import MetricError, check_images, check_size
+from ._common import MetricError, check_images, check_size, full_fp32
 
 
 #: Seed of the random CNNs. A constant, not the run's seed: the embedding is part of
@@ -79,22 +78,6 @@ def _mean_std(x: Tensor) -> list[Tensor]:
     return [mean.flatten(1), std]
 
 
-@contextmanager
-def _full_fp32(device: torch.device | None) -> Iterator[None]:
-    """cuDNN's float32 convolutions in full float32, not TF32 (its default on Ampere and
-    later, 10 mantissa bits): the embedding is part of the metric's definition, so it
-    computes what the CPU computes, to rounding. Nothing to do off CUDA."""
-    if device is None or device.type != "cuda":
-        yield
-        return
-    was = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32 = was
-
-
 @dataclass
 class Embedding:
     """Images (N, 3, H, W) in [-1, 1] -> features (N, D) float64 on the CPU; ``name``
@@ -107,7 +90,7 @@ class Embedding:
 
     def __call__(self, images: Tensor) -> Tensor:
         out = []
-        with torch.no_grad(), _full_fp32(self.device):
+        with torch.no_grad(), full_fp32(self.device):
             for i in range(0, images.shape[0], _EMBED_BATCH):
                 batch = images[i : i + _EMBED_BATCH]
                 batch = batch.to(torch.float32) if self.device is None else batch.to(self.device, torch.float32)

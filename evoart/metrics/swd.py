@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._common import MetricError, check_images, check_size, seeded_generator, sort_rows_
+from ._common import MetricError, check_images, check_size, full_fp32, seeded_generator, sort_rows_
 from .pyramid import laplacian_pyramid, swd_num_levels
 from .registry import register_metric
 
@@ -211,7 +211,7 @@ class SWDScorer:
         """
         check_images(fake, "fake images")
         check_size(fake, self.image_size)
-        with torch.no_grad():
+        with torch.no_grad(), full_fp32(self.device):
             images = fake.detach().to(device=self.device, dtype=torch.float32)
             descs = self._level_descriptors(images, seeded_generator(self.seed, "swd/fake-patches"))
             m = descs[0].shape[0]
@@ -308,7 +308,7 @@ def make_swd(
         directions=directions,
         real_sorted=[],
     )
-    with torch.no_grad():
+    with torch.no_grad(), full_fp32(device):
         images = real.detach().to(device=device, dtype=torch.float32)
         descs = scorer._level_descriptors(images, seeded_generator(seed, "swd/real-patches"))
         scorer.real_sorted = [scorer._project_sorted(d, lvl) for lvl, d in enumerate(descs)]
