@@ -19,8 +19,9 @@ What a captured step may and may not do:
   learning-rate schedule, stays outside it;
 - optimisers must be capturable (``make_capturable``) and autocast's weight cache off.
 
-A capture that fails (an op that syncs, an unsupported kernel) is not fatal: that
-pattern runs eagerly from then on, through the same buffers, and ``failures`` says why.
+A capture that fails (an op that syncs, an unsupported kernel) is not fatal: the step
+runs eagerly from then on, every pattern of it, through the same buffers, and
+``failures`` says why.
 The backend is a parameter so that the logic (buffers, warm-up, patterns, cloning,
 fallback) is tested on the CPU with a stand-in that replays by calling the function
 again and writing into the captured outputs, as a graph does.
@@ -85,10 +86,11 @@ class CudaGraphBackend:
     def eager(self, fn: Callable[[], tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
         here = torch.cuda.current_stream(self.device)
         self.side.wait_stream(here)
-        with torch.cuda.stream(self.side):
-            out = fn()
-        here.wait_stream(self.side)
-        return out
+        try:
+            with torch.cuda.stream(self.side):
+                return fn()
+        finally:  # a step that raised still leaves no side-stream work behind its freed memory
+            here.wait_stream(self.side)
 
     def capture(self, fn: Callable[[], tuple[torch.Tensor, ...]]):
         # Not the torch.cuda.graph context: before each capture it synchronises the whole
@@ -145,6 +147,7 @@ class StepGraphs:
         self.static: list[torch.Tensor] | None = None
         self.graphs: dict[Hashable, tuple | None] = {}  # pattern -> (replay, outputs), None: eager
         self.failures: dict[Hashable, str] = {}
+        self.warmed: set[Hashable] = set()  # patterns that have run eagerly
         self.calls = self.replays = 0
 
     def _load(self, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -160,8 +163,14 @@ class StepGraphs:
     def __call__(self, inputs: Sequence[torch.Tensor], pattern: Hashable = None) -> tuple[torch.Tensor, ...]:
         static = self._load(inputs)
         self.calls += 1
-        if self.calls <= self.warmup:
+        # Warm-up, and a pattern's first step: every pattern runs eagerly before its capture
+        # (one with R1 every 4th D step is first met after the warm-up, and R1's double
+        # backward has lazy set-up of its own that must not happen inside a capture).
+        if self.calls <= self.warmup or (pattern not in self.warmed and pattern not in self.graphs):
+            self.warmed.add(pattern)
             return self.backend.eager(lambda: self.step(static, pattern))
+        if self.failures:  # after a failed capture every pattern runs eagerly (see _capture)
+            return self.step(static, pattern)
         if pattern not in self.graphs:
             self.graphs[pattern] = self._capture(static, pattern)
         captured = self.graphs[pattern]
@@ -173,6 +182,10 @@ class StepGraphs:
         return tuple(o.clone() for o in outputs)
 
     def _capture(self, static: list[torch.Tensor], pattern: Hashable):
+        """A pattern's graph, or None when its capture failed. After a failure every
+        pattern of this step runs eagerly: the backend gives the RNG a fresh state, copied
+        from the one the graphs captured before were registered with, so their replays and
+        the eager steps would walk over the same random numbers (noise injection)."""
         try:
             if self.before_capture is not None:
                 self.before_capture()

@@ -165,6 +165,55 @@ def test_the_losses_a_caller_keeps_are_not_overwritten_by_the_next_replay():
     assert steps.summary() == "1 captured, 4 replays"
 
 
+class Recording(ReplayByCalling):
+    """The stand-in, noting which pattern each eager step, capture and replay was."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.log: list[str] = []
+
+    def eager(self, fn):
+        self.log.append(f"eager {self.pattern}")
+        return super().eager(fn)
+
+    def capture(self, fn):
+        self.log.append(f"capture {self.pattern}")
+        replay, outputs = super().capture(fn)
+
+        def noted(pattern=self.pattern):
+            self.log.append(f"replay {pattern}")
+            replay()
+        return noted, outputs
+
+
+def stepped(backend, patterns, warmup=3):
+    steps = StepGraphs(lambda inputs, pattern: (inputs[0].sum(),), "cpu", backend=backend, warmup=warmup)
+    for i, p in enumerate(patterns):
+        backend.pattern = p
+        steps([torch.full((2,), float(i))], p)
+    return steps
+
+
+def test_a_pattern_first_met_after_the_warm_up_runs_eagerly_before_it_is_captured():
+    """One D step with R1 every 4th: the R1 pattern first comes at step 4, after the
+    three warm-up steps. Its first step runs eagerly (R1's double backward has lazy
+    set-up that must not happen inside a capture); it is captured at its second."""
+    rec = Recording(outputs=1)
+    steps = stepped(rec, ["a", "a", "a", "r1", "a", "a", "a", "r1", "a"])
+    assert rec.log == ["eager a"] * 3 + ["eager r1", "capture a", "replay a", "replay a", "replay a",
+                                          "capture r1", "replay r1", "replay a"]
+    assert steps.summary() == "2 captured, 5 replays"
+
+
+def test_after_a_failed_capture_every_pattern_of_the_step_runs_eagerly():
+    """A's graph was registered with the RNG state the failure replaced: replaying it beside
+    eager steps drawing from a copy of that state would repeat their random numbers."""
+    rec = Recording(outputs=1, captures_before_failing=1)  # the second capture (r1's) fails
+    steps = stepped(rec, ["a", "r1", "a", "r1", "a", "r1", "a"], warmup=2)
+    assert rec.log == ["eager a", "eager r1", "capture a", "replay a", "capture r1"]  # then all eager
+    assert steps.summary() == "1 captured, 1 replays; eager: RuntimeError: operation not permitted when stream is capturing"
+
+
 def test_a_step_whose_inputs_change_in_number_is_refused():
     steps = StepGraphs(lambda inputs, pattern: (inputs[0].sum(),), "cpu", backend=ReplayByCalling(outputs=1))
     steps([torch.ones(2)])
