@@ -127,11 +127,13 @@ def cpu_bf16_speedup(flags: set[str] | None = None) -> float | None:
 
 
 def bf16_supported(device: str) -> bool:
-    """Whether bf16 autocast pays on ``device``: on CUDA where torch says the device has
-    bf16, on the CPU where ``BF16_MEASURED`` puts its level above fp32's speed."""
+    """Whether bf16 autocast pays on ``device``: on a CUDA card with bf16 units (compute
+    capability 8.0, Ampere, or later), on the CPU where ``BF16_MEASURED`` puts its level
+    above fp32's speed. Not ``torch.cuda.is_bf16_supported()``: by default it says yes
+    where bf16 is only emulated (a V100, a T4), and it asks the current card, not ``device``."""
     kind = torch.device(device).type
     if kind == "cuda":
-        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+        return bool(torch.cuda.is_available() and torch.cuda.get_device_capability(torch.device(device)) >= (8, 0))
     if kind == "cpu":
         return (cpu_bf16_speedup() or 0.0) > 1.0
     return False
@@ -156,7 +158,7 @@ def resolve_precision(name: str = "auto", device: str = "cpu") -> str:
             measured = (f" (a training step ran at {speed:.2f}x fp32's speed on such a CPU, "
                         "docs/PERFORMANCE.md)" if speed is not None else "")
         else:
-            where, measured = f"torch reports no bf16 support on {device}", ""
+            where, measured = f"{device} has no bf16 units (a card before Ampere, compute capability 8.0)", ""
         raise PrecisionError(f"--precision bf16 was asked for, but {where}: bf16 would be emulated and slower "
                              f"than fp32{measured}. Use --precision fp32 (or auto, which picks fp32 here).")
     return "bf16"

@@ -109,6 +109,23 @@ def test_auto_picks_bf16_only_where_the_cpu_has_bf16_units(cpu_has):
     assert resolve_precision("fp32", "cpu") == "fp32"
 
 
+def test_auto_picks_bf16_only_on_cards_with_bf16_units(monkeypatch):
+    """Ampere (8.0) and later have bf16 units; a V100 (7.0) or a T4 (7.5) only emulates it,
+    which torch.cuda.is_bf16_supported() counts as support. Each card is asked about itself."""
+    capability = {0: (9, 0), 1: (7, 0)}  # an H200 beside a V100
+    asked = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_capability",
+                        lambda device=None: asked.append(device) or capability[device.index or 0])
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # what emulation says
+    assert resolve_precision("auto", "cuda:0") == "bf16"
+    assert resolve_precision("auto", "cuda:1") == "fp32"
+    with pytest.raises(PrecisionError, match=r"cuda:1 has no bf16 units \(a card before Ampere"):
+        resolve_precision("bf16", "cuda:1")
+    assert [d.index for d in asked] == [0, 1, 1]
+
+
 def test_bf16_on_a_cpu_without_bf16_units_is_refused_with_the_reason(cpu_has):
     cpu_has(NO_BF16)
     with pytest.raises(PrecisionError, match="avx512_bf16 nor amx_bf16") as info:
