@@ -181,10 +181,11 @@ def main() -> None:
         gen = torch.Generator().manual_seed(1)
         real, pool = data, torch.rand(512, 3, 32, 32, generator=gen) * 2 - 1
         fakes = [torch.rand(128, 3, 32, 32, generator=gen) * 2 - 1 for _ in range(4)]
-        floors = metrics.measure_floors(metrics.build_scorers(real, seed=3), pool, 128, seed=3, repeats=3)
+        on_cpu = metrics.build_metric("perceptual", real, seed=3, floor_real=pool, n=128, repeats=3)
         out, values = {}, {}
         for where in ("cpu", args.device):
-            sc = metrics.build_metric("perceptual", real, seed=3, floors=floors, device=where)
+            sc = on_cpu if where == "cpu" else metrics.build_metric("perceptual", real, seed=3, floors=on_cpu.floors,
+                                                                    device=where)
             sc.score_all(fakes[0])  # kernels and plans warm
             _sync(args.device)
             t0 = time.perf_counter()

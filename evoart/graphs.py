@@ -166,17 +166,14 @@ class StepGraphs:
         # Warm-up, and a pattern's first step: every pattern runs eagerly before its capture
         # (one with R1 every 4th D step is first met after the warm-up, and R1's double
         # backward has lazy set-up of its own that must not happen inside a capture).
-        if self.calls <= self.warmup or (pattern not in self.warmed and pattern not in self.graphs):
+        if self.calls <= self.warmup or pattern not in self.warmed:
             self.warmed.add(pattern)
             return self.backend.eager(lambda: self.step(static, pattern))
+        if pattern not in self.graphs and not self.failures:
+            self.graphs[pattern] = self._capture(static, pattern)
         if self.failures:  # after a failed capture every pattern runs eagerly (see _capture)
             return self.step(static, pattern)
-        if pattern not in self.graphs:
-            self.graphs[pattern] = self._capture(static, pattern)
-        captured = self.graphs[pattern]
-        if captured is None:
-            return self.step(static, pattern)
-        replay, outputs = captured
+        replay, outputs = self.graphs[pattern]
         replay()
         self.replays += 1
         return tuple(o.clone() for o in outputs)

@@ -81,20 +81,17 @@ def _mean_std(x: Tensor) -> list[Tensor]:
 @dataclass
 class Embedding:
     """Images (N, 3, H, W) in [-1, 1] -> features (N, D) float64 on the CPU; ``name``
-    identifies it. ``device``: where the module runs (images go there a batch at a time);
-    None runs it where the images are."""
+    identifies it. ``device``: where the module runs (images go there a batch at a time)."""
 
     name: str
     module: Callable[[Tensor], Tensor] = field(repr=False)
-    device: torch.device | None = None
+    device: torch.device = torch.device("cpu")
 
     def __call__(self, images: Tensor) -> Tensor:
         out = []
         with torch.no_grad(), full_fp32(self.device):
             for i in range(0, images.shape[0], _EMBED_BATCH):
-                batch = images[i : i + _EMBED_BATCH]
-                batch = batch.to(torch.float32) if self.device is None else batch.to(self.device, torch.float32)
-                f = self.module(batch)
+                f = self.module(images[i : i + _EMBED_BATCH].to(self.device, torch.float32))
                 if f.ndim == 4:  # a feature map: average over space
                     f = f.mean(dim=(2, 3))
                 if f.ndim != 2:
@@ -113,12 +110,10 @@ def random_embedding(device: str | torch.device | None = None) -> Embedding:
     """The default embedding: a fixed random CNN (3x3 kernels, four stages),
     per-channel mean and standard deviation pooled at the input and after every stage
     (710 dimensions). Its weights are drawn on the CPU and moved to ``device`` (None:
-    the CPU, run where the images are), so every device embeds with the same net."""
+    the CPU), so every device embeds with the same net."""
     gen = torch.Generator().manual_seed(EMBEDDING_SEED)
-    where = torch.device(device) if device is not None else None
-    nets = [_RandomCNN(k, widths, gen).eval() for k, widths in _RANDOM_CNNS]
-    if where is not None:
-        nets = [net.to(where) for net in nets]
+    where = torch.device(device if device is not None else "cpu")
+    nets = [_RandomCNN(k, widths, gen).eval().to(where) for k, widths in _RANDOM_CNNS]
 
     def embed(x: Tensor) -> Tensor:
         return torch.cat([net(x) for net in nets], dim=1)
@@ -196,7 +191,7 @@ def load_embedding(features: str | None, device: str | torch.device | None = Non
             raise MetricError(f"the feature extractor {features} failed on images shaped "
                               f"{tuple(x.shape)}: {exc}{hint}") from None
 
-    return Embedding(name, run, torch.device("cpu"))
+    return Embedding(name, run)
 
 
 # Smallest feature std a dimension is divided by when standardising (a feature that is
