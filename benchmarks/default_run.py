@@ -42,7 +42,7 @@ SHOWN = 12
 
 def evoart_command() -> list[str]:
     exe = Path(sys.executable).with_name("evoart")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "evoart.cli"]
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "evoart"]
 
 
 def run_default(out: Path, data: str, seed: int) -> tuple[Path, float | None]:

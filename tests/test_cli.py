@@ -304,3 +304,18 @@ def test_an_internal_bug_is_reported_as_one_and_exits_1_with_the_traceback_saved
 def test_evoart_errors_exit_2_and_show_their_message(tmp_path):
     result = CliRunner().invoke(main, ["evolve", str(tmp_path / "nope"), "--steps", "1"])
     assert result.exit_code == 2 and "Error:" in result.output and "does not exist" in result.output
+
+
+def test_python_dash_m_evoart_is_the_evoart_command(tmp_path):
+    """A checkout on PYTHONPATH without the console script (a lent GPU machine) runs the
+    same command as ``python -m evoart``, under its own name."""
+    import subprocess
+    import sys
+
+    got = subprocess.run([sys.executable, "-m", "evoart", "datasets", "list"], capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert got.returncode == 0, got.stderr
+    assert "shapes" in got.stdout
+    bad = subprocess.run([sys.executable, "-m", "evoart", "evolve", "--no-such-option"], capture_output=True,
+                         text=True, timeout=120, cwd=tmp_path)
+    assert bad.returncode == 2 and "Usage: evoart evolve" in bad.stderr

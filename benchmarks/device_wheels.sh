@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The wheels a lent GPU machine lacks for a real `evoart evolve` there, downloaded here
+# into .whl/ (ignored by git) for the device tool's `carry`. That machine's image has
+# Python 3.12, torch, numpy, pillow, click, rich, jinja2 and filelock, but not deap, nor
+# what deap 1.4.4 needs (moocore, cffi, pycparser), nor platformdirs (the device tool's
+# KINDS.md lists its packages). benchmarks/gpu_check.py needs none of these.
+#
+#   bash benchmarks/device_wheels.sh          # about 1.3 MB
+#
+# and, on the device, before the command (docs/PERFORMANCE.md, "A real run on the card"):
+#   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+#       --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:. || exit
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rm -rf .whl
+platforms=()
+for p in manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux1_x86_64; do
+    platforms+=(--platform "$p")
+done
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    "${platforms[@]}" -d .whl deap==1.4.4 moocore==0.3.2 cffi==2.1.1 pycparser==3.12 platformdirs==4.14.9
+ls -l .whl
