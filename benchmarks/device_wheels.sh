@@ -9,7 +9,7 @@
 #
 # and, on the device, before the command (docs/PERFORMANCE.md, "A real run on the card"):
 #   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-#       --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:. || exit
+#       --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD || exit
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf .whl
