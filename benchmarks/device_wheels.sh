@@ -7,7 +7,8 @@
 #
 #   bash benchmarks/device_wheels.sh          # about 1.3 MB
 #
-# and, on the device, before the command (docs/PERFORMANCE.md, "A real run on the card"):
+# benchmarks/gpu_session.sh installs them on the device (docs/PERFORMANCE.md, "A real run
+# on the card"), as:
 #   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
 #       --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD || exit
 set -euo pipefail
