@@ -67,6 +67,9 @@ def main() -> None:
     only = {n.strip() for n in args.only.split(",") if n.strip()}
     if only - set(CHECKS):
         ap.error(f"no check named {', '.join(sorted(only - set(CHECKS)))}; the checks are {', '.join(CHECKS)}")
+
+    def wanted(name: str) -> bool:
+        return not only or name in only
     cpu = args.device == "cpu"
     if cpu:
         torch.set_num_threads(1)  # the smoke beside other work: default threads collapse on 2 cores
@@ -76,11 +79,11 @@ def main() -> None:
         args.out.write_text(json.dumps(report, indent=1) + "\n")
 
     def check(name, fn, exact: bool = False) -> None:
-        if only and name not in only:
+        if not wanted(name):
             return
         t0 = time.perf_counter()
         try:
-            with _exact(exact):
+            with _exact(args.device) if exact else contextlib.nullcontext():
                 report["checks"][name] = {"ok": True, **fn()}
         except Exception as exc:
             report["checks"][name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}",
@@ -107,17 +110,17 @@ def main() -> None:
                dataclasses.replace(g, loss=LossGenes(leastsquares=1.0))]
     data = torch.rand(256, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
 
-    ten = 5 if cpu else 10  # the smoke's steps are fewer; the check interval still falls inside
+    compared = 5 if cpu else 10  # steps; the smoke's are fewer, the check interval still falls inside
 
     def curve_diffs(dtype):
         """Each member's largest loss difference, lone against grouped: at the first step
-        and over all ten (the curves keep 5 decimals)."""
+        and over all ``compared`` steps (the curves keep 5 decimals)."""
         before = torch.get_default_dtype()
         torch.set_default_dtype(dtype)
         try:
             d = data.to(dtype)
-            alone = [train_briefly(m, d, steps=ten, seed=i, device=args.device) for i, m in enumerate(members)]
-            group = train_group(members, d, steps=ten, seeds=[0, 1, 2], device=args.device, check_every=5)
+            alone = [train_briefly(m, d, steps=compared, seed=i, device=args.device) for i, m in enumerate(members)]
+            group = train_group(members, d, steps=compared, seeds=[0, 1, 2], device=args.device, check_every=5)
         finally:
             torch.set_default_dtype(before)
         diffs = []
@@ -257,7 +260,7 @@ def main() -> None:
     bench = argparse.Namespace(population=args.population or (4 if cpu else 32), steps=args.steps or (5 if cpu else 300),
                                device=args.device, precision="auto", threads=1, max_group=32, naive_sample=4,
                                interleave=8, out=args.out.with_name(args.out.stem + "-population.json"))
-    if not only or "population" in only:
+    if wanted("population"):
         report["population_json"] = str(bench.out)
         save()
         throughput.population_mode(bench)
@@ -325,20 +328,20 @@ def main() -> None:
 
 
 @contextlib.contextmanager
-def _exact(on: bool):
-    """Full fp32 (no TF32) and deterministic cuDNN kernels while ``on``; the settings are
-    given back afterwards. Nothing changes on the CPU."""
+def _exact(device: str):
+    """Full fp32 on a card (the scorers' ``full_fp32``: no TF32) and cuDNN's deterministic
+    kernels; the settings are given back afterwards. Nothing changes on the CPU."""
     import torch
 
-    b = torch.backends
-    saved = b.cudnn.allow_tf32, b.cuda.matmul.allow_tf32, b.cudnn.deterministic
-    if on:
-        b.cudnn.allow_tf32 = b.cuda.matmul.allow_tf32 = False
-        b.cudnn.deterministic = True
+    from evoart.metrics._common import full_fp32
+
+    saved = torch.backends.cudnn.deterministic
+    torch.backends.cudnn.deterministic = True
     try:
-        yield
+        with full_fp32(device):
+            yield
     finally:
-        b.cudnn.allow_tf32, b.cuda.matmul.allow_tf32, b.cudnn.deterministic = saved
+        torch.backends.cudnn.deterministic = saved
 
 
 def _dcgan_b64():

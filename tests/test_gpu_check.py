@@ -32,21 +32,23 @@ sys.meta_path.insert(0, _Missing())
 '''
 
 
-def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+def _blocked(tmp_path: Path, *command: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``python COMMAND`` from ``tmp_path`` with the blocker as its sitecustomize (so every
+    interpreter it spawns has it too) and the checkout on its path."""
     site = tmp_path / "site"
     site.mkdir(exist_ok=True)
     (site / "sitecustomize.py").write_text(BLOCKER)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]), "EVOART_CACHE": str(tmp_path / "cache")}
-    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), *args],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, *command], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    return _blocked(tmp_path, str(ROOT / "benchmarks" / "gpu_check.py"), *args)
 
 
 def test_the_blocker_really_hides_the_missing_packages(tmp_path):
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(BLOCKER)
-    env = {**os.environ, "PYTHONPATH": str(site)}
-    got = subprocess.run([sys.executable, "-c", "import deap"], env=env, capture_output=True, text=True)
+    got = _blocked(tmp_path, "-c", "import deap", timeout=60)
     assert got.returncode != 0 and "not on the device machine" in got.stderr
 
 
